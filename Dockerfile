@@ -1,0 +1,31 @@
+# certbot-sidecar: renews ACME certificates for an app container that binds 80/443 itself.
+# Build elsewhere with the default base; where nothing can be pulled, pass a local one:
+#   docker build --build-arg BASE_IMAGE=certbot-sidecar/base:trixie -t certbot-sidecar .
+ARG BASE_IMAGE=python:3.13-slim
+
+FROM ${BASE_IMAGE} AS build
+ARG UV_VERSION=0.13.9
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
+WORKDIR /src
+# Dependencies first, exactly as locked (hashes checked), so code changes reuse this layer.
+COPY pyproject.toml uv.lock README.md ./
+RUN /opt/uv/bin/uv export --frozen --no-dev --no-emit-project --no-header -o /tmp/requirements.txt \
+ && python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --quiet --no-deps --require-hashes -r /tmp/requirements.txt
+COPY sidecar ./sidecar
+RUN /opt/venv/bin/pip install --quiet --no-deps . \
+ && /opt/venv/bin/pip uninstall --quiet --yes pip \
+ && find /opt/venv -name '*.dist-info' -prune -o -name 'tests' -type d -prune -exec rm -rf {} +
+
+FROM ${BASE_IMAGE}
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# Runs as root: it binds port 80 for the challenge, talks to the Docker socket, and owns
+# /etc/letsencrypt like certbot does. See README "Privileges".
+VOLUME ["/etc/letsencrypt"]
+HEALTHCHECK --interval=1m --timeout=30s --start-period=10m --retries=3 CMD ["sidecar", "health"]
+ENTRYPOINT ["sidecar"]
+CMD ["run"]

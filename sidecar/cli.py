@@ -1,0 +1,181 @@
+"""The `sidecar` command: run (the daemon), renew, status, health, and certbot's hook callback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from sidecar import __version__, hooks, logs, settings
+from sidecar.certs import now_utc
+from sidecar.cycle import CycleResult, lineage_names, run_cycle, snapshot
+from sidecar.errors import ConfigError, SidecarError
+from sidecar.runner import CertbotRunner
+from sidecar.scheduler import Scheduler
+from sidecar.state import load_state
+from sidecar.status import health, rows, table
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from sidecar.containers import DockerContainers
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNEXPECTED = 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sidecar",
+        description="Keeps ACME certificates issued and renewed for app containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"certbot-sidecar {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="the daemon: a cycle now, then on the schedule (default)")
+    renew = sub.add_parser("renew", help="one cycle now")
+    renew.add_argument("--force", action="store_true", help="renew even if not due")
+    renew.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the whole cycle against the CA's test mode, nothing saved",
+    )
+    status = sub.add_parser("status", help="certificates, expiry, next renewal, last result")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("health", help="exit 0 when healthy (the image's HEALTHCHECK)")
+    hook = sub.add_parser("hook", help="called by certbot")
+    hook.add_argument("which", choices=["post"])
+    return parser
+
+
+def _certs(config: settings.Settings) -> dict[str, object]:
+    names = sorted({*lineage_names(config.config_dir), *(s.name for s in config.domains)})
+    return dict(snapshot(config.config_dir, names))
+
+
+def _preflight(config: settings.Settings) -> DockerContainers:
+    """Everything that can be checked before anything is touched."""
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = config.state_dir / ".write-test"
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"CONFIG_DIR {config.config_dir} is not writable: {error.strerror}"
+        ) from None
+    _certs(config)
+    control = hooks.control_for(config)
+    targets = control.targets()
+    logger.info("app containers: {}", ", ".join(t.name for t in targets) or "none found")
+    return control
+
+
+def _cycle(
+    config: settings.Settings,
+    runner: CertbotRunner,
+    control: DockerContainers,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> CycleResult:
+    return run_cycle(config, runner, control, force=force, dry_run=dry_run)
+
+
+def cmd_run(config: settings.Settings) -> int:
+    control = _preflight(config)
+    runner = CertbotRunner(config.acme_env, config.certbot_timeout)
+    scheduler = Scheduler(config, lambda: _cycle(config, runner, control))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("{} received: finishing up", signal.Signals(signum).name)
+        scheduler.stop()
+        runner.interrupt()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logger.info(
+        "certbot-sidecar {} watching {} certificate(s) on {}",
+        __version__,
+        len(config.domains),
+        config.acme_server,
+    )
+    scheduler.run()
+    return 0
+
+
+def cmd_renew(config: settings.Settings, *, force: bool, dry_run: bool) -> int:
+    control = _preflight(config)
+    runner = CertbotRunner(config.acme_env, config.certbot_timeout)
+    signal.signal(signal.SIGTERM, lambda *_: runner.interrupt())
+    result = _cycle(config, runner, control, force=force, dry_run=dry_run)
+    return 0 if result.ok else EXIT_FAILED
+
+
+def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
+    renew_before = (
+        timedelta(seconds=config.renew_before_expiry) if config.renew_before_expiry else None
+    )
+    items = rows(
+        snapshot(config.config_dir, list(_certs(config))),
+        load_state(config.state_dir),
+        now_utc(),
+        renew_before,
+    )
+    state = load_state(config.state_dir)
+    if as_json:
+        pass
+    else:
+        print(table(items))  # noqa: T201
+        if state.next_check_at:
+            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")  # noqa: T201
+    return 0
+
+
+def cmd_health(config: settings.Settings) -> int:
+    problems = health(
+        snapshot(config.config_dir, list(_certs(config))), load_state(config.state_dir), now_utc()
+    )
+    for problem in problems:
+        print(f"unhealthy: {problem}")  # noqa: T201
+    return 1 if problems else 0
+
+
+def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
+    if args.command == "run":
+        return cmd_run(config)
+    if args.command == "renew":
+        return cmd_renew(config, force=args.force, dry_run=args.dry_run)
+    if args.command == "status":
+        return cmd_status(config, as_json=args.json)
+    if args.command == "health":
+        return cmd_health(config)
+    hooks.start_app()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text"))
+    try:
+        config = settings.load()
+        logs.setup(config.log_level, config.log_format)
+        return dispatch(args, config)
+    except ConfigError as error:
+        logger.error("{}", error)
+        return EXIT_CONFIG
+    except SidecarError as error:
+        logger.error("{}", error)
+        return EXIT_FAILED
+    except Exception:  # noqa: BLE001 (the one place that turns a bug into a clear report)
+        logger.opt(exception=True).critical("An unexpected error occurred")
+        return EXIT_UNEXPECTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Container control: the only user of the Docker SDK, behind a small Protocol.
+
+Swarm services can implement the same Protocol later.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from loguru import logger
+
+from sidecar.errors import ConfigError, DockerError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+
+API_TIMEOUT = 30.0
+P = ParamSpec("P")
+R = TypeVar("R")
+_CONTAINER_ID = re.compile(r"/(?:docker/)?containers/([0-9a-f]{64})/")
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """A container as the sidecar sees it."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    running: bool
+    started_at: datetime = _EPOCH
+
+
+class ContainerControl(Protocol):
+    """What the renewal cycle needs from an orchestrator."""
+
+    def targets(self) -> list[ContainerInfo]: ...
+    def inspect(self, ident: str) -> ContainerInfo | None: ...
+    def stop(self, target: ContainerInfo) -> None: ...
+    def start(self, target: ContainerInfo) -> None: ...
+    def restart(self, target: ContainerInfo) -> None: ...
+
+
+def label_matches(labels: dict[str, str], selector: str) -> bool:
+    key, sep, value = selector.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def select_targets(
+    containers: Sequence[ContainerInfo],
+    names: Sequence[str],
+    label: str | None,
+    self_id: str | None,
+) -> list[ContainerInfo]:
+    """The configured containers: by name and/or label, never the sidecar itself."""
+    by_name = {c.name: c for c in containers}
+    if missing := [n for n in names if n not in by_name]:
+        raise ConfigError(f"APP_CONTAINERS: no container named {', '.join(missing)}")
+    chosen = {by_name[n].id: by_name[n] for n in names}
+    if label:
+        matched = [c for c in containers if label_matches(c.labels, label)]
+        if not matched and not names:
+            raise ConfigError(f"APP_LABEL: no container has the label {label}")
+        chosen.update({c.id: c for c in matched})
+    if self_id and self_id in chosen:
+        raise ConfigError(f"{chosen[self_id].name} is the sidecar itself; it must not be a target")
+    return sorted(chosen.values(), key=lambda c: c.name)
+
+
+def own_container_id(mountinfo: str) -> str | None:
+    """The id of the container this process runs in (works with host networking too)."""
+    match = _CONTAINER_ID.search(mountinfo)
+    return match[1] if match else None
+
+
+def parse_docker_time(raw: str) -> datetime:
+    """Docker's RFC 3339 timestamps have nanoseconds; datetime takes microseconds."""
+    if not raw or raw.startswith("0001-"):
+        return _EPOCH
+    head, _, frac = raw.rstrip("Z").partition(".")
+    micro = (frac[:6] or "0").ljust(6, "0")
+    return datetime.fromisoformat(f"{head}.{micro}+00:00")
+
+
+def _info(attrs: dict[str, Any]) -> ContainerInfo:
+    state = attrs.get("State", {})
+    return ContainerInfo(
+        id=attrs["Id"],
+        name=attrs["Name"].lstrip("/"),
+        labels=attrs.get("Config", {}).get("Labels") or {},
+        running=bool(state.get("Running")),
+        started_at=parse_docker_time(state.get("StartedAt", "")),
+    )
+
+
+class DockerContainers:
+    """ContainerControl over the Docker Engine API (DOCKER_HOST, TLS and socket proxies work)."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        label: str | None,
+        *,
+        stop_timeout: float | None,
+        start_timeout: float,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self._names = tuple(names)
+        self._label = label
+        self._stop_timeout = stop_timeout
+        self._start_timeout = start_timeout
+        self._client = client or connect()
+
+    def targets(self) -> list[ContainerInfo]:
+        listed = _call("list containers", self._client.api.containers, all=True)
+        infos = [x for x in (self.inspect(c["Id"]) for c in listed) if x is not None]
+        return select_targets(infos, self._names, self._label, _self_id())
+
+    def inspect(self, ident: str) -> ContainerInfo | None:
+        try:
+            return _info(_call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident))
+        except DockerError as error:
+            if isinstance(error.__cause__, docker.errors.NotFound):
+                return None
+            raise
+
+    def stop(self, target: ContainerInfo) -> None:
+        began = time.monotonic()
+        timeout = None if self._stop_timeout is None else int(self._stop_timeout)
+        _call(f"stop {target.name}", self._client.api.stop, target.id, timeout=timeout)
+        attrs = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
+        took = time.monotonic() - began
+        if attrs["State"].get("ExitCode") == 137:  # noqa: PLR2004
+            logger.warning(
+                "{} ignored its stop signal and was killed after {:.1f}s; add `init: true` to its "
+                "compose service or handle SIGTERM in the app",
+                target.name,
+                took,
+                container=target.name,
+            )
+        logger.info("stopped {} in {:.2f}s", target.name, took, container=target.name)
+
+    def start(self, target: ContainerInfo) -> None:
+        began = time.monotonic()
+        _call(f"start {target.name}", self._client.api.start, target.id)
+        self._wait_ready(target)
+        logger.info(
+            "started {} in {:.2f}s", target.name, time.monotonic() - began, container=target.name
+        )
+
+    def restart(self, target: ContainerInfo) -> None:
+        began = time.monotonic()
+        timeout = 10 if self._stop_timeout is None else int(self._stop_timeout)
+        _call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
+        self._wait_ready(target)
+        logger.info(
+            "restarted {} in {:.2f}s", target.name, time.monotonic() - began, container=target.name
+        )
+
+    def _wait_ready(self, target: ContainerInfo) -> None:
+        """Until it runs (and is healthy, where it has a healthcheck), or DockerError."""
+        deadline = time.monotonic() + self._start_timeout
+        while True:
+            state = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)[
+                "State"
+            ]
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Running") and health in (None, "healthy"):
+                return
+            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+                raise DockerError(
+                    f"{target.name} exited right after start "
+                    f"(exit code {state.get('ExitCode')}); see docker logs"
+                )
+            if time.monotonic() > deadline:
+                raise DockerError(
+                    f"{target.name} not {'healthy' if health else 'running'} "
+                    f"{self._start_timeout:.0f}s after start (START_TIMEOUT)"
+                )
+            time.sleep(0.1)
+
+
+def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
+    """A client from DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, checked with a ping."""
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise DockerError(f"cannot reach the Docker engine: {_reason(error)}") from None
+    return client
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    if "Permission denied" in text:
+        return "permission denied on the Docker socket (check the socket's group and mount)"
+    if "No such file" in text or "FileNotFoundError" in text:
+        return "no Docker socket (mount /var/run/docker.sock or set DOCKER_HOST)"
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def _call(what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    try:
+        return fn(*args, **kwargs)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise DockerError(f"Docker: {what} failed: {_reason(error)}") from error
+
+
+def _self_id() -> str | None:
+    try:
+        return own_container_id(Path("/proc/self/mountinfo").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def each(fn: Callable[[ContainerInfo], None], targets: Iterable[ContainerInfo]) -> list[str]:
+    """Apply `fn` to all targets at once; every one is tried; returns the errors."""
+    items = list(targets)
+    if not items:
+        return []
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        for target, future in [(t, pool.submit(fn, t)) for t in items]:
+            try:
+                future.result()
+            except DockerError as error:
+                errors.append(f"{target.name}: {error}")
+    return errors

@@ -1,0 +1,159 @@
+"""One renewal cycle: issue what is missing, renew what is due, and never leave the app down."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from loguru import logger
+
+from sidecar import recovery
+from sidecar.certs import CertInfo, now_utc, read_lineage_cert
+from sidecar.containers import ContainerControl, each
+from sidecar.errors import SidecarError
+from sidecar.files import exclusive_lock
+from sidecar.plan import changed_lineages, plan_cycle
+from sidecar.runner import CertbotResult, certonly_args, renew_args
+from sidecar.state import load_state, save_state
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sidecar.settings import Settings
+
+
+class Certbot(Protocol):
+    def run(self, args: list[str]) -> CertbotResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    changed: tuple[str, ...]
+    errors: tuple[str, ...]
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def lineage_names(config_dir: Path) -> list[str]:
+    """Every lineage certbot knows in this tree (renewal confs), configured or not."""
+    renewal = config_dir / "renewal"
+    return sorted(p.stem for p in renewal.glob("*.conf")) if renewal.is_dir() else []
+
+
+def snapshot(config_dir: Path, names: list[str]) -> dict[str, CertInfo | None]:
+    return {name: read_lineage_cert(config_dir, name) for name in names}
+
+
+def cert_written_at(config_dir: Path, name: str) -> datetime:
+    path = (config_dir / "live" / name / "cert.pem").resolve()
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def run_cycle(
+    config: Settings,
+    certbot: Certbot,
+    control: ContainerControl,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> CycleResult:
+    """Run one cycle under the lock; the cycle's outcome is saved for `status` and `health`."""
+    began = time.monotonic()
+    with exclusive_lock(config.state_dir / "lock"):
+        errors: list[str] = []
+        changed: tuple[str, ...] = ()
+        try:
+            changed = _cycle(config, certbot, control, errors, force=force, dry_run=dry_run)
+        except SidecarError as error:
+            errors.append(str(error))
+        result = CycleResult(changed, tuple(errors), time.monotonic() - began)
+        if not dry_run:
+            _save(config, result)
+    _log(result, dry_run=dry_run)
+    return result
+
+
+def _cycle(
+    config: Settings,
+    certbot: Certbot,
+    control: ContainerControl,
+    errors: list[str],
+    *,
+    force: bool,
+    dry_run: bool,
+) -> tuple[str, ...]:
+    if left := recovery.restore(config.state_dir, control):
+        logger.warning("started {} again: an earlier run had left them stopped", ", ".join(left))
+    names = sorted({*lineage_names(config.config_dir), *(s.name for s in config.domains)})
+    before = snapshot(config.config_dir, names)
+    plan = plan_cycle(config.domains, before)
+    try:
+        for spec in plan.issue:
+            logger.info(
+                "obtaining a certificate for {}", ", ".join(spec.domains), certificate=spec.name
+            )
+            _certbot(certbot, certonly_args(config, spec, dry_run=dry_run), spec.name, errors)
+        if plan.renew and not (force and len(plan.issue) == len(names)):
+            _certbot(certbot, renew_args(config, force=force, dry_run=dry_run), "renew", errors)
+    finally:
+        recovery.restore(config.state_dir, control)
+    if dry_run:
+        return ()
+    changed = changed_lineages(before, snapshot(config.config_dir, names))
+    if changed:
+        written = max(cert_written_at(config.config_dir, n) for n in changed)
+        errors += _reload_stale(control, written)
+    return changed
+
+
+def _certbot(certbot: Certbot, args: list[str], what: str, errors: list[str]) -> None:
+    result = certbot.run(args)
+    if not result.ok:
+        how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
+        errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}")
+
+
+def _reload_stale(control: ContainerControl, written: datetime) -> list[str]:
+    """Restart running targets started before the new certificate was written."""
+    stale = [t for t in control.targets() if t.running and t.started_at < written]
+    if stale:
+        logger.info("restarting {} to load the new certificate", ", ".join(t.name for t in stale))
+    return each(control.restart, stale)
+
+
+def _save(config: Settings, result: CycleResult) -> None:
+    state = load_state(config.state_dir)
+    at = now_utc()
+    save_state(
+        config.state_dir,
+        dataclasses.replace(
+            state,
+            last_cycle_at=at,
+            last_result="ok" if result.ok else "failed: " + "; ".join(result.errors),
+            last_success_at=at if result.ok else state.last_success_at,
+            failures=0 if result.ok else state.failures + 1,
+            renewed=result.changed or state.renewed,
+        ),
+    )
+
+
+def _log(result: CycleResult, *, dry_run: bool) -> None:
+    label = "dry run" if dry_run else "cycle"
+    if not result.ok:
+        for error in result.errors:
+            logger.error("{} failed: {}", label, error)
+    elif result.changed:
+        logger.success(
+            "{} done in {:.1f}s: new certificate for {}",
+            label,
+            result.duration,
+            ", ".join(result.changed),
+        )
+    else:
+        logger.info("{} done in {:.1f}s: nothing was due", label, result.duration)

@@ -1,0 +1,47 @@
+"""What certbot calls back: stop the app before the challenge, start it again afterwards."""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from sidecar import recovery, settings
+from sidecar.containers import DockerContainers, connect
+from sidecar.errors import SidecarError
+
+
+def control_for(config: settings.Settings) -> DockerContainers:
+    return DockerContainers(
+        config.app_containers,
+        config.app_label,
+        stop_timeout=config.stop_timeout,
+        start_timeout=config.start_timeout,
+    )
+
+
+def stop_app(reason: str) -> list[str]:
+    config = settings.load()
+    return recovery.stop_targets(config.state_dir, control_for(config), reason)
+
+
+def start_app() -> list[str]:
+    config = settings.load()
+    return recovery.restore(config.state_dir, control_for(config))
+
+
+def port_busy_message(port: int) -> str:
+    """Why port `port` could not be bound, naming the container that publishes it if any."""
+    holders = ""
+    try:
+        found = connect().api.containers(filters={"publish": str(port)})
+        holders = ", ".join(c["Names"][0].lstrip("/") for c in found)
+    except SidecarError as error:
+        logger.debug("cannot ask Docker who publishes port {}: {}", port, error)
+    who = (
+        f"container {holders} publishes it"
+        if holders
+        else (f"another process on the host holds it (`ss -ltnp 'sport = :{port}'` shows which)")
+    )
+    return (
+        f"port {port} is still in use after the app containers were stopped: {who}; "
+        "add that container to APP_CONTAINERS/APP_LABEL or free the port"
+    )

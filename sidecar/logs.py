@@ -1,0 +1,40 @@
+"""Logging set up once, in the entry point: loguru to stderr, stdlib loggers routed into it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+TEXT = "{time:YYYY-MM-DD HH:mm:ss.SSS!UTC}Z {level: <7} {message}{extra[extra_text]}"
+
+
+def _extra_text(record: Record) -> None:
+    fields = {k: v for k, v in record["extra"].items() if k not in ("source", "extra_text")}
+    record["extra"]["extra_text"] = "".join(
+        f" [{k}={v}]" for k, v in fields.items() if k == "certificate"
+    )
+
+
+class _Intercept(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
+
+
+def setup(level: str = "INFO", fmt: str = "text") -> None:
+    logger.remove()
+    logger.configure(patcher=_extra_text)
+    if fmt == "json":
+        logger.add(sys.stderr, level=level, serialize=True)
+    else:
+        logger.add(sys.stderr, level=level, format=TEXT, colorize=False)
+    logging.basicConfig(handlers=[_Intercept()], level=logging.WARNING, force=True)

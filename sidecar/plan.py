@@ -1,0 +1,43 @@
+"""What a renewal cycle must do: pure decisions over the configured and the existing lineages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sidecar.certs import CertInfo
+    from sidecar.settings import CertSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """`issue`: certificates to obtain with `certonly`; `renew`: run `certbot renew` too."""
+
+    issue: tuple[CertSpec, ...]
+    renew: bool
+
+
+def needs_issuance(spec: CertSpec, current: CertInfo | None) -> bool:
+    """No certificate yet, or its names differ from the configured ones."""
+    return current is None or set(current.names) != set(spec.domains)
+
+
+def plan_cycle(specs: tuple[CertSpec, ...], lineages: Mapping[str, CertInfo | None]) -> Plan:
+    """Issue what is missing or changed; renew every existing lineage (certbot decides if due)."""
+    issue = tuple(s for s in specs if needs_issuance(s, lineages.get(s.name)))
+    return Plan(issue=issue, renew=any(v is not None for v in lineages.values()))
+
+
+def changed_lineages(
+    before: Mapping[str, CertInfo | None],
+    after: Mapping[str, CertInfo | None],
+) -> tuple[str, ...]:
+    """Lineages whose current certificate is new since `before`."""
+    return tuple(
+        name
+        for name, cert in sorted(after.items())
+        if cert is not None and (before.get(name) is None or before[name] != cert)
+    )

@@ -1,0 +1,198 @@
+"""certbot as a subprocess: building its command lines (pure) and running them (the only
+subprocess user), with a timeout and its output logged line by line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from sidecar.errors import CertbotError
+
+if TYPE_CHECKING:
+    from sidecar.settings import CertSpec, Settings
+
+AUTHENTICATOR = "sidecar"
+POST_HOOK = "sidecar hook post"
+_SECRET_FLAGS = frozenset({"--eab-hmac-key"})
+KILL_GRACE = 15.0
+
+
+def common_args(settings: Settings, *, dry_run: bool) -> list[str]:
+    """Flags every certbot run of the sidecar gets."""
+    args = [
+        "--non-interactive",
+        "--agree-tos",
+        "--config-dir",
+        str(settings.config_dir),
+        "--work-dir",
+        str(settings.work_dir),
+        "--logs-dir",
+        str(settings.logs_dir),
+        "--server",
+        settings.acme_server,
+        "--authenticator",
+        AUTHENTICATOR,
+        "--installer",
+        "null",
+        "--http-01-port",
+        str(settings.http01_port),
+        "--post-hook",
+        POST_HOOK,
+    ]
+    if settings.http01_address:
+        args += ["--http-01-address", settings.http01_address]
+    if settings.email:
+        args += ["--email", settings.email, "--no-eff-email"]
+    else:
+        args += ["--register-unsafely-without-email"]
+    if settings.eab_kid and settings.eab_hmac_key:
+        args += [
+            "--eab-kid",
+            settings.eab_kid,
+            "--eab-hmac-key",
+            settings.eab_hmac_key.get_secret_value(),
+        ]
+    if settings.acme_profile:
+        args += ["--preferred-profile", settings.acme_profile]
+    if dry_run:
+        args.append("--dry-run")
+    return args
+
+
+def certonly_args(settings: Settings, spec: CertSpec, *, dry_run: bool = False) -> list[str]:
+    """Obtain (or re-obtain with new names) the lineage `spec.name`."""
+    args = ["certonly", "--cert-name", spec.name, "--key-type", settings.key_type]
+    if settings.key_type == "ecdsa":
+        args += ["--elliptic-curve", settings.elliptic_curve]
+    else:
+        args += ["--rsa-key-size", str(settings.rsa_key_size)]
+    for domain in spec.domains:
+        args += ["-d", domain]
+    return [*args, "--keep-until-expiring", "--expand", *common_args(settings, dry_run=dry_run)]
+
+
+def renew_args(settings: Settings, *, force: bool = False, dry_run: bool = False) -> list[str]:
+    """Renew every lineage that certbot's rules (lifetime, ARI, renew_before_expiry) make due."""
+    args = ["renew", "--no-random-sleep-on-renew"]
+    if force:
+        args.append("--force-renewal")
+    return [*args, *common_args(settings, dry_run=dry_run)]
+
+
+def redact(argv: list[str]) -> list[str]:
+    """The command line as it may be logged: secret values replaced."""
+    return ["***" if i > 0 and argv[i - 1] in _SECRET_FLAGS else arg for i, arg in enumerate(argv)]
+
+
+@dataclass(frozen=True, slots=True)
+class CertbotResult:
+    returncode: int
+    timed_out: bool
+    tail: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def summary(self) -> str:
+        """certbot's most telling output lines, for one error line."""
+        lines = [ln for ln in self.tail if not ln.startswith(("Saving debug log", "Ask for help"))]
+        return " | ".join(lines[-3:])
+
+
+def certbot_executable() -> str:
+    """certbot from the same environment as the sidecar."""
+    return str(Path(sys.executable).parent / "certbot")
+
+
+class CertbotRunner:
+    """Runs certbot; `terminate()` (from a signal handler) stops the current run cleanly."""
+
+    def __init__(self, env: dict[str, str], timeout: float) -> None:
+        self._env = env
+        self._timeout = timeout
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    def run(self, args: list[str]) -> CertbotResult:
+        argv = [certbot_executable(), *args]
+        logger.debug("running {}", " ".join(redact(argv)))
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+                env={**os.environ, **self._env, "PATH": path},
+            )
+        except OSError as error:
+            raise CertbotError(f"cannot run certbot: {error}") from None
+        with self._lock:
+            self._proc = proc
+        tail: deque[str] = deque(maxlen=20)
+        reader = threading.Thread(target=_pump, args=(proc, tail), daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(self._timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            logger.error(
+                "certbot ran longer than CERTBOT_TIMEOUT ({:.0f}s); stopping it", self._timeout
+            )
+            self.terminate()
+            proc.wait()
+        finally:
+            with self._lock:
+                self._proc = None
+        reader.join(5)
+        return CertbotResult(proc.returncode, timed_out, tuple(tail))
+
+    def interrupt(self) -> None:
+        """Ask the current certbot run to stop (safe from a signal handler)."""
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+
+    def terminate(self) -> None:
+        """SIGTERM certbot (it cleans up its challenge server), SIGKILL its group if it lingers."""
+        with self._lock:
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+
+
+def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def _pump(proc: subprocess.Popen[str], tail: deque[str]) -> None:
+    assert proc.stdout is not None  # noqa: S101
+    for raw in proc.stdout:
+        line = raw.rstrip()
+        if line:
+            tail.append(line)
+            logger.opt(colors=False).info("certbot: {}", line, source="certbot")

@@ -1,0 +1,228 @@
+"""Configuration: one frozen model read from environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sidecar.errors import ConfigError
+
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+SERVER_ALIASES = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_LABEL_SELECTOR = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_./-]*(=.*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class CertSpec:
+    """One certificate: its lineage name (the first domain) and all its names."""
+
+    name: str
+    domains: tuple[str, ...]
+
+
+def check_domain(name: str) -> str:
+    """Return the lower-cased name, or raise ValueError saying why it is not usable."""
+    domain = name.strip().lower().rstrip(".")
+    if domain.startswith("*."):
+        raise ValueError(f"{name!r}: wildcards need a DNS-01 challenge; HTTP-01 cannot issue them")
+    labels = domain.split(".")
+    if len(domain) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):  # noqa: PLR2004
+        raise ValueError(f"{name!r} is not a valid domain name")
+    if labels[-1].isdigit():
+        raise ValueError(f"{name!r}: IP addresses are not supported, use a domain name")
+    return domain
+
+
+def parse_domains(raw: str) -> tuple[CertSpec, ...]:
+    """`a.com,www.a.com;b.com` -> two certificates, named after their first domain."""
+    specs: list[CertSpec] = []
+    seen: set[str] = set()
+    for group in raw.split(";"):
+        names = tuple(dict.fromkeys(check_domain(n) for n in group.split(",") if n.strip()))
+        if not names:
+            continue
+        if dup := seen.intersection(names):
+            raise ValueError(f"{min(dup)!r} is listed in two certificates")
+        seen.update(names)
+        specs.append(CertSpec(names[0], names))
+    if not specs:
+        raise ValueError("no domain names given (example: DOMAINS=example.com,www.example.com)")
+    return tuple(specs)
+
+
+def parse_duration(raw: object) -> float:
+    """`90`, `90s`, `30m`, `12h`, `7d` -> seconds."""
+    if isinstance(raw, int | float):
+        return float(raw)
+    match = _DURATION.match(str(raw).lower())
+    if not match:
+        raise ValueError(f"{raw!r} is not a duration (examples: 90s, 30m, 12h, 7d)")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def _csv(raw: object) -> tuple[str, ...]:
+    if isinstance(raw, list | tuple):
+        return tuple(str(x) for x in raw)
+    return tuple(x.strip() for x in str(raw).split(",") if x.strip())
+
+
+Duration = Annotated[float, NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting comes from the environment variable of the same name, upper-cased."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    domains: Annotated[tuple[CertSpec, ...], NoDecode]
+    acme_server: str
+    email: str | None = None
+    acme_ca_bundle: Path | None = None
+    app_containers: Annotated[tuple[str, ...], NoDecode] = ()
+    app_label: str | None = None
+    stop_timeout: Duration | None = None
+    start_timeout: Duration = 120.0
+    http01_port: int = Field(80, ge=1, le=65535)
+    http01_address: str = ""
+    key_type: Literal["ecdsa", "rsa"] = "ecdsa"
+    elliptic_curve: Literal["secp256r1", "secp384r1", "secp521r1"] = "secp256r1"
+    rsa_key_size: Literal[2048, 3072, 4096] = 2048
+    acme_profile: str | None = None
+    check_interval: Duration = 12 * 3600.0
+    check_jitter: Duration = 3600.0
+    renew_before_expiry: Duration | None = None
+    certbot_timeout: Duration = 900.0
+    eab_kid: str | None = None
+    eab_hmac_key: SecretStr | None = None
+    eab_hmac_key_file: Path | None = None
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    config_dir: Path = Path("/etc/letsencrypt")
+    work_dir: Path = Path("/var/lib/letsencrypt")
+    logs_dir: Path = Path("/var/log/letsencrypt")
+
+    @field_validator("domains", mode="before")
+    @classmethod
+    def _domains(cls, raw: object) -> tuple[CertSpec, ...]:
+        return raw if isinstance(raw, tuple) else parse_domains(str(raw))
+
+    @field_validator("acme_server")
+    @classmethod
+    def _server(cls, raw: str) -> str:
+        value = SERVER_ALIASES.get(raw.strip().lower(), raw.strip())
+        if not value.startswith(("https://", "http://")):
+            choices = ", ".join(SERVER_ALIASES)
+            raise ValueError(f"{raw!r} is neither {choices} nor an ACME directory URL")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, raw: str | None) -> str | None:
+        if raw is not None and raw.strip() and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", raw):
+            raise ValueError(f"{raw!r} is not an e-mail address")
+        return raw.strip() or None if raw is not None else None
+
+    @field_validator("acme_ca_bundle", "eab_hmac_key_file")
+    @classmethod
+    def _readable_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a readable file")
+        return path
+
+    @field_validator("app_containers", mode="before")
+    @classmethod
+    def _containers(cls, raw: object) -> tuple[str, ...]:
+        names = _csv(raw)
+        for name in names:
+            if not _CONTAINER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid container name")
+        return tuple(n.lstrip("/") for n in names)
+
+    @field_validator("app_label")
+    @classmethod
+    def _label(cls, raw: str | None) -> str | None:
+        if raw is not None and raw.strip() and not _LABEL_SELECTOR.match(raw.strip()):
+            raise ValueError(f"{raw!r} is not a label selector (key or key=value)")
+        return raw.strip() or None if raw is not None else None
+
+    @field_validator(
+        "stop_timeout",
+        "start_timeout",
+        "check_interval",
+        "check_jitter",
+        "renew_before_expiry",
+        "certbot_timeout",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, raw: object) -> float | None:
+        return None if raw is None or raw == "" else parse_duration(raw)
+
+    @field_validator("start_timeout", "check_interval", "certbot_timeout", "renew_before_expiry")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    @field_validator("log_level", "log_format", "key_type", mode="before")
+    @classmethod
+    def _case(cls, raw: object, info: Any) -> object:  # noqa: ANN401
+        if not isinstance(raw, str):
+            return raw
+        return raw.upper() if info.field_name == "log_level" else raw.lower()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if not self.app_containers and not self.app_label:
+            raise ValueError("APP_CONTAINERS or APP_LABEL: set at least one to name the app")
+        if self.eab_hmac_key_file is not None and self.eab_hmac_key is None:
+            key = self.eab_hmac_key_file.read_text(encoding="utf-8").strip()
+            object.__setattr__(self, "eab_hmac_key", SecretStr(key))
+        if (self.eab_kid is None) != (self.eab_hmac_key is None):
+            raise ValueError("EAB_KID and EAB_HMAC_KEY (or EAB_HMAC_KEY_FILE) go together")
+        return self
+
+    @property
+    def acme_env(self) -> dict[str, str]:
+        """Environment for certbot: trust ACME_CA_BUNDLE when one is given."""
+        return {"REQUESTS_CA_BUNDLE": str(self.acme_ca_bundle)} if self.acme_ca_bundle else {}
+
+    @property
+    def state_dir(self) -> Path:
+        """The sidecar's own files on the shared volume (state, lock, recovery record)."""
+        return self.config_dir / "sidecar"
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad variable and the rule it breaks (never its value)."""
+    parts = []
+    for item in error.errors():
+        field = str(item["loc"][0]).upper() if item["loc"] else "configuration"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "missing":
+            parts.append(f"{field} is required")
+        else:
+            parts.append(f"{field}: {message}" if field != "configuration" else message)
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings, or raise ConfigError with one clear line."""
+    try:
+        if env is None:
+            return Settings()  # type: ignore[call-arg]
+        return Settings.model_validate({k.lower(): v for k, v in env.items()})
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None

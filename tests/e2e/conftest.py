@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import docker
+import pytest
+
+from tests.e2e.harness import E2E_LABEL, Stack, build_images
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    """The real Docker engine: e2e tests fail (never skip) when it cannot be reached."""
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except docker.errors.DockerException as error:
+        pytest.fail(f"e2e tests need a Docker engine: {error}")
+    build_images(client)
+    yield client
+    for container in client.containers.list(all=True, filters={"label": E2E_LABEL}):
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture
+def stack(client: docker.DockerClient, tmp_path: Path) -> Iterator[Stack]:
+    world = Stack(client, tmp_path)
+    yield world
+    world.cleanup()

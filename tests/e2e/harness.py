@@ -1,0 +1,199 @@
+"""Real parts for end-to-end tests: the Docker engine, Pebble, the demo app and the sidecar image."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+from cryptography import x509
+from docker.models.containers import Container
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "python:3.13-slim")
+SIDECAR_IMAGE = "certbot-sidecar:e2e"
+PEBBLE_IMAGE = "certbot-sidecar/pebble:e2e"
+APP_IMAGE = "certbot-sidecar/demo-app:e2e"
+E2E_LABEL = "certbot-sidecar.e2e"
+SOCKET = "/var/run/docker.sock"
+
+
+def build_images(client: docker.DockerClient) -> None:
+    """Build the three images from this checkout, on the configured base."""
+    for tag, context in ((SIDECAR_IMAGE, ROOT), (PEBBLE_IMAGE, ROOT / "config" / "pebble"),
+                         (APP_IMAGE, ROOT / "config" / "demo-app")):
+        client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE},
+                            rm=True, forcerm=True)
+
+
+def free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def wait_for(what: str, check: object, timeout: float = 60.0, every: float = 0.2) -> object:
+    """Poll `check()` until it returns something truthy; fail with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()  # type: ignore[operator]
+            if last:
+                return last
+        except (OSError, docker.errors.APIError) as error:
+            last = error
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def served_serial(port: int, name: str) -> int:
+    """The serial of the certificate the app presents for SNI `name` on 127.0.0.1:port."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, \
+            ctx.wrap_socket(raw, server_hostname=name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def disk_serial(le_dir: Path, name: str) -> int:
+    pem = (le_dir / "live" / name / "cert.pem").read_bytes()
+    return x509.load_pem_x509_certificate(pem).serial_number
+
+
+def disk_cert(le_dir: Path, name: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((le_dir / "live" / name / "cert.pem").read_bytes())
+
+
+@dataclass
+class Stack:
+    """One isolated test world: its own Pebble, app container, ports, volume dir and label."""
+
+    client: docker.DockerClient
+    tmp: Path
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    ports: list[int] = field(default_factory=lambda: free_ports(6))
+    containers: list[Container] = field(default_factory=list)
+
+    @property
+    def domain(self) -> str:
+        return f"app-{self.uid}.example.com"
+
+    @property
+    def le_dir(self) -> Path:
+        return self.tmp / "letsencrypt"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.tmp / "pebble-ca"
+
+    @property
+    def acme_url(self) -> str:
+        return f"https://localhost:{self.ports[0]}/dir"
+
+    @property
+    def http_port(self) -> int:
+        return self.ports[4]
+
+    @property
+    def https_port(self) -> int:
+        return self.ports[5]
+
+    @property
+    def app_label(self) -> str:
+        return f"certbot-sidecar.test={self.uid}"
+
+    def _run(self, image: str, name: str, **kwargs: object) -> Container:
+        labels = {E2E_LABEL: self.uid, **kwargs.pop("labels", {})}  # type: ignore[dict-item]
+        container = self.client.containers.run(
+            image, name=f"cbs-{name}-{self.uid}", detach=True, labels=labels, **kwargs)
+        self.containers.append(container)
+        return container
+
+    def start_pebble(self, validity: int = 7776000, http_port: int | None = None) -> Container:
+        self.ca_dir.mkdir(parents=True, exist_ok=True)
+        p = self.ports
+        env = {
+            "PEBBLE_LISTEN": f"127.0.0.1:{p[0]}", "PEBBLE_MANAGEMENT": f"127.0.0.1:{p[1]}",
+            "PEBBLE_DNS": f"127.0.0.1:{p[2]}", "PEBBLE_CHALLTEST_MANAGEMENT": f"127.0.0.1:{p[3]}",
+            "PEBBLE_HTTP_PORT": str(http_port or self.http_port),
+            "PEBBLE_VALIDITY_SECONDS": str(validity),
+        }
+        pebble = self._run(PEBBLE_IMAGE, "pebble", network_mode="host", environment=env,
+                           volumes={str(self.ca_dir): {"bind": "/pebble-ca", "mode": "rw"}})
+        wait_for("Pebble to answer", lambda: _healthy(pebble), timeout=60)
+        return pebble
+
+    def start_app(self, *, init: bool = True) -> Container:
+        self.le_dir.mkdir(parents=True, exist_ok=True)
+        return self._run(
+            APP_IMAGE, "app", environment={"CERT_NAME": self.domain},
+            labels={"certbot-sidecar.test": self.uid},
+            ports={"80/tcp": ("127.0.0.1", self.http_port), "443/tcp": ("127.0.0.1", self.https_port)},
+            volumes={str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "ro"}}, init=init,
+        )
+
+    def sidecar_env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "DOMAINS": self.domain, "ACME_SERVER": self.acme_url,
+            "ACME_CA_BUNDLE": "/pebble-ca/ca.pem", "APP_LABEL": self.app_label,
+            "HTTP01_PORT": str(self.http_port), "HTTP01_ADDRESS": "127.0.0.1",
+            "LOG_LEVEL": "DEBUG",
+        }
+        env.update(overrides)
+        return {k: v for k, v in env.items() if v is not None}
+
+    def sidecar(self, *command: str, **env: str) -> Container:
+        """Start the sidecar image (host network, the volume, the Docker socket)."""
+        self.le_dir.mkdir(parents=True, exist_ok=True)
+        return self._run(
+            SIDECAR_IMAGE, f"sidecar-{len(self.containers)}", command=list(command) or None,
+            network_mode="host", environment=self.sidecar_env(**env),
+            volumes={
+                str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "rw"},
+                str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
+                SOCKET: {"bind": SOCKET, "mode": "rw"},
+            },
+        )
+
+    def sidecar_once(self, *command: str, timeout: float = 300, **env: str) -> tuple[int, str]:
+        """Run a one-shot sidecar command; its exit code and its logs."""
+        container = self.sidecar(*command, **env)
+        code = container.wait(timeout=timeout)["StatusCode"]
+        return code, container.logs().decode(errors="replace")
+
+    def state(self, container: Container) -> dict[str, object]:
+        container.reload()
+        return container.attrs["State"]  # type: ignore[no-any-return]
+
+    def cleanup(self) -> None:
+        for container in reversed(self.containers):
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def _healthy(container: Container) -> bool:
+    container.reload()
+    state = container.attrs["State"]
+    if not state["Running"]:
+        logs = container.logs().decode(errors="replace")[-2000:]
+        raise AssertionError(f"{container.name} exited: {logs}")
+    return bool(state.get("Health", {}).get("Status") == "healthy")

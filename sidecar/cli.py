@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -129,11 +130,12 @@ def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
     )
     state = load_state(config.state_dir)
     if as_json:
-        pass
+        report = {"certificates": [r.to_json() for r in items], **state.to_json()}
+        print(json.dumps(report, indent=2))
     else:
-        print(table(items))  # noqa: T201
+        print(table(items))
         if state.next_check_at:
-            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")  # noqa: T201
+            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
     return 0
 
 
@@ -142,7 +144,7 @@ def cmd_health(config: settings.Settings) -> int:
         snapshot(config.config_dir, list(_certs(config))), load_state(config.state_dir), now_utc()
     )
     for problem in problems:
-        print(f"unhealthy: {problem}")  # noqa: T201
+        print(f"unhealthy: {problem}")
     return 1 if problems else 0
 
 

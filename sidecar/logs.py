@@ -34,7 +34,7 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     logger.remove()
     logger.configure(patcher=_extra_text)
     if fmt == "json":
-        logger.add(sys.stderr, level=level, serialize=True)
+        logger.add(sys.stderr, level=level, serialize=True, diagnose=False)
     else:
-        logger.add(sys.stderr, level=level, format=TEXT, colorize=False)
+        logger.add(sys.stderr, level=level, format=TEXT, colorize=False, diagnose=False)
     logging.basicConfig(handlers=[_Intercept()], level=logging.WARNING, force=True)

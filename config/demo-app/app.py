@@ -4,13 +4,14 @@ Serves plain HTTP on HTTP_PORT at once and HTTPS on HTTPS_PORT with the certbot
 lineage $LE_DIR/live/$CERT_NAME, waiting until that exists. The certificate is
 loaded once at start, like a real app; SIGHUP reloads it in place.
 """
-# ruff: noqa: INP001, CPY001, T201
+# ruff: noqa: INP001, T201
 
 from __future__ import annotations
 
 import os
 import signal
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,6 +49,11 @@ class Handler(BaseHTTPRequestHandler):
         log(f"{scheme} {self.client_address[0]} {fmt % args}")
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, _request: object, client_address: object) -> None:
+        log(f"error serving {client_address}: {sys.exc_info()[1]!r}")  # one line, no traceback
+
+
 def load(ctx: ssl.SSLContext) -> None:
     ctx.load_cert_chain(FULLCHAIN, PRIVKEY)
     cert = ssl._ssl._test_decode_cert(str(FULLCHAIN))  # type: ignore[attr-defined]  # noqa: SLF001
@@ -55,8 +61,8 @@ def load(ctx: ssl.SSLContext) -> None:
     log(f"loaded certificate serial {Handler.serial} from {LIVE}")
 
 
-def serve(port: int, ctx: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("", port), Handler)
+def serve(port: int, ctx: ssl.SSLContext | None = None) -> Server:
+    server = Server(("", port), Handler)
     if ctx is not None:
         # Handshake lazily in the request thread, so a slow client cannot block accept().
         server.socket = ctx.wrap_socket(

@@ -67,10 +67,12 @@ challtest=$!
 pebble -config pebble-config.json -dnsserver "$PEBBLE_DNS" &
 pebble=$!
 
-trap 'kill -TERM "$challtest" "$pebble" 2>/dev/null || true' TERM INT
+stopping=0
+trap 'stopping=1; kill -TERM "$challtest" "$pebble" 2>/dev/null || true' TERM INT
 status=0
 wait -n || status=$?   # returns when either process exits (or on SIGTERM)
 kill -TERM "$challtest" "$pebble" 2>/dev/null || true
 wait || true
-echo "pebble-entrypoint: stopping (status $status)"
+if ((stopping)); then status=0; elif ((status == 0)); then status=1; fi  # an unasked exit is a failure
+echo "pebble-entrypoint: stopped (exit $status)"
 exit "$status"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loguru import logger
 
-from sidecar import recovery, settings
+from sidecar import logs, recovery, settings
 from sidecar.containers import DockerContainers, connect
 from sidecar.errors import SidecarError
 
@@ -20,6 +20,7 @@ def control_for(config: settings.Settings) -> DockerContainers:
 
 def stop_app(reason: str) -> list[str]:
     config = settings.load()
+    logs.setup(config.log_level)
     return recovery.stop_targets(config.state_dir, control_for(config), reason)
 
 

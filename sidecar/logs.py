@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from loguru import logger
 if TYPE_CHECKING:
     from loguru import Record
 
+CHILD_ENV = "SIDECAR_IN_CERTBOT"
+CHILD_PREFIX = "@sidecar "
 TEXT = "{time:YYYY-MM-DD HH:mm:ss.SSS!UTC}Z {level: <7} {message}{extra[extra_text]}"
 
 
@@ -19,6 +22,19 @@ def _extra_text(record: Record) -> None:
     record["extra"]["extra_text"] = "".join(
         f" [{k}={v}]" for k, v in fields.items() if k == "certificate"
     )
+
+
+def relog(line: str) -> bool:
+    """Log a line a child sidecar wrote through certbot at its own level; False if it is not one."""
+    head, _, rest = line.strip().partition(CHILD_PREFIX)
+    if head or not rest:
+        return False
+    level, _, message = rest.partition(" ")
+    try:
+        logger.log(level, "{}", message)
+    except ValueError:
+        return False
+    return True
 
 
 class _Intercept(logging.Handler):
@@ -31,8 +47,18 @@ class _Intercept(logging.Handler):
 
 
 def setup(level: str = "INFO", fmt: str = "text") -> None:
+    """Log to stderr; inside certbot (plugin, hooks) in a form the parent sidecar re-logs."""
     logger.remove()
     logger.configure(patcher=_extra_text)
+    if os.environ.get(CHILD_ENV):
+        logger.add(
+            sys.stderr,
+            level=level,
+            format=CHILD_PREFIX + "{level} {message}",
+            colorize=False,
+            diagnose=False,
+        )
+        return  # inside certbot, its own stdlib logging stays as certbot set it up
     if fmt == "json":
         logger.add(sys.stderr, level=level, serialize=True, diagnose=False)
     else:

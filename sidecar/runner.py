@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from sidecar.errors import CertbotError
+from sidecar.logs import CHILD_ENV, relog
 
 if TYPE_CHECKING:
     from sidecar.settings import CertSpec, Settings
@@ -26,6 +28,10 @@ AUTHENTICATOR = "sidecar"
 POST_HOOK = "sidecar hook post"
 _SECRET_FLAGS = frozenset({"--eab-hmac-key"})
 KILL_GRACE = 15.0
+_NOISE = re.compile(
+    r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
+)
+_HOOK_OUTPUT = re.compile(r"^Hook '[a-z-]+' (ran with error output|reported output):")
 
 
 def common_args(settings: Settings, *, dry_run: bool) -> list[str]:
@@ -107,8 +113,9 @@ class CertbotResult:
 
     def summary(self) -> str:
         """certbot's most telling output lines, for one error line."""
-        lines = [ln for ln in self.tail if not ln.startswith(("Saving debug log", "Ask for help"))]
-        return " | ".join(lines[-3:])
+        lines = [ln.strip() for ln in self.tail if not _NOISE.match(ln)]
+        errors = [ln for ln in lines if "error" in ln.lower()]
+        return " | ".join(dict.fromkeys(errors[-2:] or lines[-2:]))
 
 
 def certbot_executable() -> str:
@@ -138,7 +145,7 @@ class CertbotRunner:
                 text=True,
                 bufsize=1,
                 start_new_session=True,
-                env={**os.environ, **self._env, "PATH": path},
+                env={**os.environ, **self._env, "PATH": path, CHILD_ENV: "1"},
             )
         except OSError as error:
             raise CertbotError(f"cannot run certbot: {error}") from None
@@ -193,6 +200,10 @@ def _pump(proc: subprocess.Popen[str], tail: deque[str]) -> None:
     assert proc.stdout is not None  # noqa: S101
     for raw in proc.stdout:
         line = raw.rstrip()
-        if line:
-            tail.append(line)
-            logger.opt(colors=False).info("certbot: {}", line, source="certbot")
+        if not line or relog(line):
+            continue
+        tail.append(line)
+        if _HOOK_OUTPUT.match(line):
+            logger.debug("certbot: {}", line)
+        else:
+            logger.info("certbot: {}", line)

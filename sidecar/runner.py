@@ -28,6 +28,7 @@ AUTHENTICATOR = "sidecar"
 POST_HOOK = "sidecar hook post"
 _SECRET_FLAGS = frozenset({"--eab-hmac-key"})
 KILL_GRACE = 15.0
+_SEPARATOR = re.compile(r"^[- ]+$")
 _NOISE = re.compile(
     r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
 )
@@ -203,7 +204,7 @@ def _pump(proc: subprocess.Popen[str], tail: deque[str]) -> None:
         if not line or relog(line):
             continue
         tail.append(line)
-        if _HOOK_OUTPUT.match(line):
+        if _HOOK_OUTPUT.match(line) or _SEPARATOR.match(line):
             logger.debug("certbot: {}", line)
         else:
             logger.info("certbot: {}", line)

@@ -74,7 +74,7 @@ def renewal_time(cert: CertInfo, renew_before_expiry: timedelta | None = None) -
 
 
 def is_due(cert: CertInfo, now: datetime, renew_before_expiry: timedelta | None = None) -> bool:
-    return now >= renewal_time(cert, renew_before_expiry)
+    return now > renewal_time(cert, renew_before_expiry)
 
 
 def read_lineage_cert(config_dir: Path, name: str) -> CertInfo | None:

@@ -16,6 +16,7 @@ from sidecar.containers import ContainerControl, each
 from sidecar.errors import SidecarError
 from sidecar.files import exclusive_lock
 from sidecar.plan import changed_lineages, plan_cycle
+from sidecar.renewal_conf import set_renew_before_expiry
 from sidecar.runner import CertbotResult, certonly_args, renew_args
 from sidecar.state import load_state, save_state
 
@@ -93,6 +94,10 @@ def _cycle(
     names = sorted({*lineage_names(config.config_dir), *(s.name for s in config.domains)})
     before = snapshot(config.config_dir, names)
     plan = plan_cycle(config.domains, before)
+    for name in lineage_names(config.config_dir):
+        path = config.config_dir / "renewal" / f"{name}.conf"
+        if set_renew_before_expiry(path, config.renew_before_expiry):
+            logger.info("set renew_before_expiry in {} (RENEW_BEFORE_EXPIRY)", path)
     try:
         for spec in plan.issue:
             logger.info(

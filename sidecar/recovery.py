@@ -45,12 +45,12 @@ def read_record(state_dir: Path) -> list[Stopped]:
 
 def stop_targets(state_dir: Path, control: ContainerControl, reason: str) -> list[str]:
     """Record, then stop the running targets; returns the names stopped."""
-    running = [t for t in control.targets() if t.running]
-    already = {s.id for s in read_record(state_dir)}
-    fresh = [t for t in running if t.id not in already]
+    fresh = [t for t in control.targets() if t.running]
     if not fresh:
         return []
-    entries = [*read_record(state_dir), *(Stopped(t.id, t.name, now_utc()) for t in fresh)]
+    ids = {t.id for t in fresh}
+    older = [s for s in read_record(state_dir) if s.id not in ids]  # still down from before
+    entries = [*older, *(Stopped(t.id, t.name, now_utc()) for t in fresh)]
     write_json(
         state_dir / RECORD,
         {

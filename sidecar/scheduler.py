@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from sidecar.certs import now_utc
+from sidecar.errors import LockedError
 from sidecar.state import load_state, save_state
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def next_delay(
     """
     if failures <= 0:
         return interval + rng.uniform(0, jitter)
-    backoff = min(interval, retry_base * 2 ** (failures - 1))
+    backoff = min(interval, retry_base * 2 ** min(failures - 1, 32))
     return rng.uniform(backoff / 2, backoff)
 
 
@@ -57,7 +58,10 @@ class Scheduler:
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            self._cycle()
+            try:
+                self._cycle()
+            except LockedError as error:
+                logger.warning("{}", error)
             if self._stopping.is_set():
                 break
             failures = load_state(self._config.state_dir).failures

@@ -129,9 +129,10 @@ class Settings(BaseSettings):
     @field_validator("email")
     @classmethod
     def _email(cls, raw: str | None) -> str | None:
-        if raw is not None and raw.strip() and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", raw):
-            raise ValueError(f"{raw!r} is not an e-mail address")
-        return raw.strip() or None if raw is not None else None
+        value = (raw or "").strip()
+        if value and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value or None
 
     @field_validator("acme_ca_bundle", "eab_hmac_key_file")
     @classmethod
@@ -176,7 +177,12 @@ class Settings(BaseSettings):
             raise ValueError("must be greater than zero")
         return value
 
-    @field_validator("log_level", "log_format", "key_type", mode="before")
+    @field_validator("rsa_key_size", mode="before")
+    @classmethod
+    def _int(cls, raw: object) -> object:
+        return int(raw) if isinstance(raw, str) and raw.strip().isdigit() else raw
+
+    @field_validator("log_level", "log_format", "key_type", "elliptic_curve", mode="before")
     @classmethod
     def _case(cls, raw: object, info: Any) -> object:  # noqa: ANN401
         if not isinstance(raw, str):

@@ -54,7 +54,7 @@ def rows(
                 cert.not_after,
                 (cert.not_after - now) / timedelta(days=1),
                 max(now, renewal_time(cert, renew_before)),
-                "renewed" if name in state.renewed else state.last_result,
+                "renewed" if name in state.renewed and not state.failures else state.last_result,
             )
         )
     return out

@@ -1,7 +1,8 @@
-"""Real parts for end-to-end tests: the Docker engine, Pebble, the demo app and the sidecar image."""
+"""Real parts for e2e tests: the Docker engine, Pebble, the demo app and the sidecar image."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -9,11 +10,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
 from cryptography import x509
-from docker.models.containers import Container
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "python:3.13-slim")
@@ -26,10 +30,14 @@ SOCKET = "/var/run/docker.sock"
 
 def build_images(client: docker.DockerClient) -> None:
     """Build the three images from this checkout, on the configured base."""
-    for tag, context in ((SIDECAR_IMAGE, ROOT), (PEBBLE_IMAGE, ROOT / "config" / "pebble"),
-                         (APP_IMAGE, ROOT / "config" / "demo-app")):
-        client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE},
-                            rm=True, forcerm=True)
+    for tag, context in (
+        (SIDECAR_IMAGE, ROOT),
+        (PEBBLE_IMAGE, ROOT / "config" / "pebble"),
+        (APP_IMAGE, ROOT / "config" / "demo-app"),
+    ):
+        client.images.build(
+            path=str(context), tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True, forcerm=True
+        )
 
 
 def free_ports(count: int) -> list[int]:
@@ -65,8 +73,10 @@ def served_serial(port: int, name: str) -> int:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, \
-            ctx.wrap_socket(raw, server_hostname=name) as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as tls,
+    ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der).serial_number
@@ -122,7 +132,8 @@ class Stack:
     def _run(self, image: str, name: str, **kwargs: object) -> Container:
         labels = {E2E_LABEL: self.uid, **kwargs.pop("labels", {})}  # type: ignore[dict-item]
         container = self.client.containers.run(
-            image, name=f"cbs-{name}-{self.uid}", detach=True, labels=labels, **kwargs)
+            image, name=f"cbs-{name}-{self.uid}", detach=True, labels=labels, **kwargs
+        )
         self.containers.append(container)
         return container
 
@@ -130,30 +141,46 @@ class Stack:
         self.ca_dir.mkdir(parents=True, exist_ok=True)
         p = self.ports
         env = {
-            "PEBBLE_LISTEN": f"127.0.0.1:{p[0]}", "PEBBLE_MANAGEMENT": f"127.0.0.1:{p[1]}",
-            "PEBBLE_DNS": f"127.0.0.1:{p[2]}", "PEBBLE_CHALLTEST_MANAGEMENT": f"127.0.0.1:{p[3]}",
+            "PEBBLE_LISTEN": f"127.0.0.1:{p[0]}",
+            "PEBBLE_MANAGEMENT": f"127.0.0.1:{p[1]}",
+            "PEBBLE_DNS": f"127.0.0.1:{p[2]}",
+            "PEBBLE_CHALLTEST_MANAGEMENT": f"127.0.0.1:{p[3]}",
             "PEBBLE_HTTP_PORT": str(http_port or self.http_port),
             "PEBBLE_VALIDITY_SECONDS": str(validity),
         }
-        pebble = self._run(PEBBLE_IMAGE, "pebble", network_mode="host", environment=env,
-                           volumes={str(self.ca_dir): {"bind": "/pebble-ca", "mode": "rw"}})
+        pebble = self._run(
+            PEBBLE_IMAGE,
+            "pebble",
+            network_mode="host",
+            environment=env,
+            volumes={str(self.ca_dir): {"bind": "/pebble-ca", "mode": "rw"}},
+        )
         wait_for("Pebble to answer", lambda: _healthy(pebble), timeout=60)
         return pebble
 
     def start_app(self, *, init: bool = True) -> Container:
         self.le_dir.mkdir(parents=True, exist_ok=True)
         return self._run(
-            APP_IMAGE, "app", environment={"CERT_NAME": self.domain},
+            APP_IMAGE,
+            "app",
+            environment={"CERT_NAME": self.domain},
             labels={"certbot-sidecar.test": self.uid},
-            ports={"80/tcp": ("127.0.0.1", self.http_port), "443/tcp": ("127.0.0.1", self.https_port)},
-            volumes={str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "ro"}}, init=init,
+            ports={
+                "80/tcp": ("127.0.0.1", self.http_port),
+                "443/tcp": ("127.0.0.1", self.https_port),
+            },
+            volumes={str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "ro"}},
+            init=init,
         )
 
     def sidecar_env(self, **overrides: str) -> dict[str, str]:
         env = {
-            "DOMAINS": self.domain, "ACME_SERVER": self.acme_url,
-            "ACME_CA_BUNDLE": "/pebble-ca/ca.pem", "APP_LABEL": self.app_label,
-            "HTTP01_PORT": str(self.http_port), "HTTP01_ADDRESS": "127.0.0.1",
+            "DOMAINS": self.domain,
+            "ACME_SERVER": self.acme_url,
+            "ACME_CA_BUNDLE": "/pebble-ca/ca.pem",
+            "APP_LABEL": self.app_label,
+            "HTTP01_PORT": str(self.http_port),
+            "HTTP01_ADDRESS": "127.0.0.1",
             "LOG_LEVEL": "DEBUG",
         }
         env.update(overrides)
@@ -163,8 +190,11 @@ class Stack:
         """Start the sidecar image (host network, the volume, the Docker socket)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
         return self._run(
-            SIDECAR_IMAGE, f"sidecar-{len(self.containers)}", command=list(command) or None,
-            network_mode="host", environment=self.sidecar_env(**env),
+            SIDECAR_IMAGE,
+            f"sidecar-{len(self.containers)}",
+            command=list(command) or None,
+            network_mode="host",
+            environment=self.sidecar_env(**env),
             volumes={
                 str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "rw"},
                 str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
@@ -184,10 +214,8 @@ class Stack:
 
     def cleanup(self) -> None:
         for container in reversed(self.containers):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
 
 
 def _healthy(container: Container) -> bool:

@@ -1,4 +1,4 @@
-"""The core promise against real parts: issue, renew with the app stopped and started, never down."""
+"""The core promise on real parts: issue, renew with the app stopped and started, never down."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ def test_first_issuance_stops_the_app_for_the_challenge_and_it_serves_the_new_ce
 
     assert stack.state(app)["Running"]
     assert started_at(stack, app) != before, "the app was not stopped for the challenge"
-    assert wait_for("the app to serve the cert",
-                    lambda: served_serial(stack.https_port, stack.domain) == serial)
+    assert wait_for(
+        "the app to serve the cert", lambda: served_serial(stack.https_port, stack.domain) == serial
+    )
     conf = (stack.le_dir / "renewal" / f"{stack.domain}.conf").read_text()
     assert "authenticator = sidecar" in conf
     assert "post_hook = sidecar hook post" in conf
@@ -98,7 +99,7 @@ def test_renewal_with_the_acme_server_down_leaves_the_app_running(stack: Stack):
 def _json_out(stack: Stack) -> str:
     code, out = stack.sidecar_once("status", "--json")
     assert code == 0, out
-    return out[out.index("{"):]
+    return out[out.index("{") :]
 
 
 def test_short_lived_certificate_is_renewed_by_the_schedule_without_force(stack: Stack):
@@ -108,11 +109,18 @@ def test_short_lived_certificate_is_renewed_by_the_schedule_without_force(stack:
     daemon = stack.sidecar("run", CHECK_INTERVAL="5s", CHECK_JITTER="0")
     first = wait_for("first issuance", lambda: _serial_or_none(stack), timeout=120)
 
-    second = wait_for("a renewal", lambda: (s := _serial_or_none(stack)) and s != first and s,
-                      timeout=200, every=1)
+    second = wait_for(
+        "a renewal",
+        lambda: (s := _serial_or_none(stack)) and s != first and s,
+        timeout=200,
+        every=1,
+    )
 
-    assert wait_for("renewed cert served",
-                    lambda: served_serial(stack.https_port, stack.domain) == second, timeout=30)
+    assert wait_for(
+        "renewed cert served",
+        lambda: served_serial(stack.https_port, stack.domain) == second,
+        timeout=30,
+    )
     assert "--force-renewal" not in daemon.logs().decode()
     assert stack.state(daemon)["Running"]
 

@@ -1,0 +1,209 @@
+"""Shared test data: certificates made with `cryptography`, a certbot tree, in-memory fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from sidecar import settings
+from sidecar.certs import CertInfo
+from sidecar.containers import ContainerInfo
+from sidecar.errors import DockerError
+from sidecar.runner import CertbotResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+T0 = datetime(2025, 3, 12, tzinfo=UTC)
+DAY = timedelta(days=1)
+ISSUER = "CN=Sidecar Test CA,O=certbot-sidecar tests"
+_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def make_pem(
+    names: tuple[str, ...] = ("example.com",),
+    not_before: datetime = T0,
+    not_after: datetime | None = None,
+    *,
+    key: CertificateIssuerPrivateKeyTypes | None = None,
+) -> bytes:
+    """A signed certificate for `names` (SAN), valid from `not_before` (90 days by default)."""
+    key = key or _KEY
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "none")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(x509.Name.from_rfc4514_string(ISSUER))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after or not_before + 90 * DAY)
+    )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def cert_info(
+    names: tuple[str, ...] = ("example.com",),
+    not_before: datetime = T0,
+    lifetime: timedelta = 90 * DAY,
+    serial: int = 1,
+) -> CertInfo:
+    """A CertInfo without a certificate behind it, for the pure decisions."""
+    return CertInfo(
+        serial=serial,
+        names=names,
+        issuer=ISSUER,
+        not_before=not_before,
+        not_after=not_before + lifetime,
+        key_type="ecdsa",
+    )
+
+
+def install_cert(
+    config_dir: Path,
+    name: str,
+    pem: bytes,
+    *,
+    written_at: datetime | None = None,
+) -> Path:
+    """Lay out a lineage as certbot does: archive/NAME/certN.pem, live/NAME/cert.pem -> it,
+    renewal/NAME.conf; returns the archive file (its mtime set to `written_at` if given)."""
+    archive = config_dir / "archive" / name
+    archive.mkdir(parents=True, exist_ok=True)
+    version = len(list(archive.glob("cert*.pem"))) + 1
+    target = archive / f"cert{version}.pem"
+    target.write_bytes(pem)
+    if written_at is not None:
+        os.utime(target, (written_at.timestamp(), written_at.timestamp()))
+    live = config_dir / "live" / name
+    live.mkdir(parents=True, exist_ok=True)
+    link = live / "cert.pem"
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(target, live))
+    renewal = config_dir / "renewal"
+    renewal.mkdir(parents=True, exist_ok=True)
+    conf = renewal / f"{name}.conf"
+    if not conf.exists():
+        conf.write_text(
+            f"version = 5.8.0\narchive_dir = {archive}\n\n[renewalparams]\n"
+            "authenticator = sidecar\n",
+            encoding="utf-8",
+        )
+    return target
+
+
+def make_settings(config_dir: Path, **env: str) -> settings.Settings:
+    """Valid settings rooted in `config_dir`; `env` adds or overrides variables."""
+    base = {
+        "DOMAINS": "example.com",
+        "ACME_SERVER": "https://acme.test/directory",
+        "APP_CONTAINERS": "web",
+        "CONFIG_DIR": str(config_dir),
+        "WORK_DIR": str(config_dir.parent / "work"),
+        "LOGS_DIR": str(config_dir.parent / "logs"),
+    }
+    return settings.load({**base, **env})
+
+
+def container(
+    name: str,
+    *,
+    running: bool = True,
+    started_at: datetime = T0,
+    labels: dict[str, str] | None = None,
+) -> ContainerInfo:
+    """A container with a Docker-like 64-hex id derived from its name."""
+    return ContainerInfo(
+        id=hashlib.sha256(name.encode()).hexdigest(),
+        name=name,
+        labels=labels or {},
+        running=running,
+        started_at=started_at,
+    )
+
+
+class FakeControl:
+    """ContainerControl in memory: records every call; `fail` makes an operation raise."""
+
+    def __init__(self, *containers: ContainerInfo) -> None:
+        self.containers = {c.id: c for c in containers}
+        self.calls: list[tuple[str, str]] = []
+        self.fail: set[tuple[str, str]] = set()
+        self.observe: Callable[[str, ContainerInfo], None] | None = None
+        self._lock = threading.Lock()
+
+    def targets(self) -> list[ContainerInfo]:
+        return sorted(self.containers.values(), key=lambda c: c.name)
+
+    def inspect(self, ident: str) -> ContainerInfo | None:
+        return self.containers.get(ident)
+
+    def stop(self, target: ContainerInfo) -> None:
+        self._apply("stop", target, running=False)
+
+    def start(self, target: ContainerInfo) -> None:
+        self._apply("start", target, running=True, started_at=datetime.now(UTC))
+
+    def restart(self, target: ContainerInfo) -> None:
+        self._apply("restart", target, running=True, started_at=datetime.now(UTC))
+
+    def _apply(self, op: str, target: ContainerInfo, **changes: object) -> None:
+        with self._lock:
+            self.calls.append((op, target.name))
+        if self.observe is not None:
+            self.observe(op, target)
+        if (op, target.name) in self.fail:
+            raise DockerError(f"{op} refused")
+        with self._lock:
+            self.containers[target.id] = dataclasses.replace(
+                self.containers[target.id],
+                **changes,  # type: ignore[arg-type]
+            )
+
+    def by_someone_else(self, name: str, **changes: object) -> None:
+        """Change a container behind the sidecar's back (an operator, a restart policy)."""
+        current = self.get(name)
+        self.containers[current.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+
+    def get(self, name: str) -> ContainerInfo:
+        return next(c for c in self.containers.values() if c.name == name)
+
+    def names(self, op: str) -> list[str]:
+        return sorted(name for what, name in self.calls if what == op)
+
+
+class FakeCertbot:
+    """Certbot: records each command line; `action` plays what the real run would do."""
+
+    def __init__(self, action: Callable[[list[str]], CertbotResult] | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.action = action
+
+    def run(self, args: list[str]) -> CertbotResult:
+        self.calls.append(args)
+        return self.action(args) if self.action else CertbotResult(0, timed_out=False)
+
+    @property
+    def commands(self) -> list[str]:
+        return [args[0] for args in self.calls]
+
+
+def value_after(args: list[str], flag: str) -> str:
+    """The value given to `flag` on a command line."""
+    return args[args.index(flag) + 1]

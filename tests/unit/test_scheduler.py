@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sidecar.cycle import CycleResult
+from sidecar.errors import LockedError
+from sidecar.scheduler import RETRY_BASE, Scheduler, next_delay
+from sidecar.state import State, load_state, save_state
+from tests.unit.helpers import make_settings
+
+HOUR = 3600.0
+INTERVAL = 12 * HOUR
+JITTER = HOUR
+
+
+def rng(seed: int = 7) -> random.Random:
+    return random.Random(seed)
+
+
+def test_after_success_the_next_cycle_is_the_interval_plus_jitter():
+    """CHECK_INTERVAL plus a random share of CHECK_JITTER."""
+    delays = [next_delay(INTERVAL, JITTER, 0, rng(seed)) for seed in range(200)]
+    assert all(INTERVAL <= d <= INTERVAL + JITTER for d in delays)
+    assert max(delays) - min(delays) > JITTER / 2
+
+
+def test_delay_is_reproducible_with_a_seeded_random():
+    """The same seed gives the same delay (the rng is the only source of chance)."""
+    assert next_delay(INTERVAL, JITTER, 0, rng()) == next_delay(INTERVAL, JITTER, 0, rng())
+    assert next_delay(INTERVAL, JITTER, 3, rng()) == next_delay(INTERVAL, JITTER, 3, rng())
+
+
+def test_without_jitter_the_interval_is_exact():
+    """CHECK_JITTER=0 schedules exactly every CHECK_INTERVAL."""
+    assert next_delay(INTERVAL, 0.0, 0, rng()) == INTERVAL
+
+
+def test_negative_failure_count_counts_as_success():
+    """Only a positive count backs off."""
+    assert next_delay(INTERVAL, 0.0, -1, rng()) == INTERVAL
+
+
+@pytest.mark.parametrize(
+    ("failures", "low", "high"),
+    [(1, 300.0, 600.0), (2, 600.0, 1200.0), (3, 1200.0, 2400.0), (4, 2400.0, 4800.0)],
+)
+def test_failures_back_off_exponentially_from_ten_minutes(failures, low, high):
+    """10 min, 20, 40, 80 ... each drawn from the upper half of its window."""
+    for seed in range(50):
+        assert low <= next_delay(INTERVAL, JITTER, failures, rng(seed)) <= high
+
+
+def test_backoff_never_exceeds_the_interval():
+    """However many failures, a retry comes at the latest after CHECK_INTERVAL."""
+    for failures in (7, 8, 20, 60):
+        for seed in range(20):
+            assert next_delay(INTERVAL, JITTER, failures, rng(seed)) <= INTERVAL
+    for seed in range(20):
+        assert next_delay(INTERVAL, JITTER, 8, rng(seed)) >= INTERVAL / 2
+
+
+def test_retry_base_is_configurable():
+    """A shorter base (used when CHECK_INTERVAL is short) scales the whole ladder."""
+    assert 30.0 <= next_delay(INTERVAL, JITTER, 1, rng(), retry_base=60.0) <= 60.0
+    assert 60.0 <= next_delay(INTERVAL, JITTER, 2, rng(), retry_base=60.0) <= 120.0
+
+
+def test_default_retry_base_is_ten_minutes():
+    """RETRY_BASE keeps retries far from the CA's failed-validation limits."""
+    assert RETRY_BASE == 600.0
+
+
+def test_backoff_survives_a_very_long_outage():
+    """After thousands of failures (short CHECK_INTERVAL, long outage) the delay is still capped."""
+    delay = next_delay(60.0, 0.0, 5000, rng(), retry_base=60.0)
+    assert 30.0 <= delay <= 60.0
+
+
+# Scheduler.run
+
+
+def ok() -> CycleResult:
+    return CycleResult(changed=(), errors=(), duration=0.0)
+
+
+def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
+    """SIGTERM while a cycle runs: the loop ends after it, nothing more is scheduled."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1d")
+    runs: list[int] = []
+
+    def cycle() -> CycleResult:
+        runs.append(1)
+        scheduler.stop()
+        return ok()
+
+    scheduler = Scheduler(config, cycle, rng())
+    scheduler.run()
+    assert len(runs) == 1
+    assert load_state(config.state_dir).next_check_at is None
+
+
+def test_stop_before_run_runs_no_cycle(tmp_path):
+    """A stop that arrives before the loop starts is honoured."""
+    scheduler = Scheduler(make_settings(tmp_path), lambda: pytest.fail("cycle ran"), rng())
+    scheduler.stop()
+    scheduler.run()
+
+
+def test_next_check_time_is_saved_after_each_cycle(tmp_path):
+    """`status` can show when the next check comes; cycles repeat after the delay."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="0.02s", CHECK_JITTER="0")
+    runs: list[datetime] = []
+
+    def cycle() -> CycleResult:
+        runs.append(datetime.now(UTC))
+        if len(runs) == 3:
+            scheduler.stop()
+        return ok()
+
+    scheduler = Scheduler(config, cycle, rng())
+    scheduler.run()
+    assert len(runs) == 3
+    saved = load_state(config.state_dir).next_check_at
+    assert saved is not None
+    assert runs[1] <= saved <= runs[2] + timedelta(seconds=1)
+    assert runs[2] - runs[0] >= timedelta(seconds=0.04)
+
+
+def test_next_check_keeps_the_rest_of_the_state(tmp_path):
+    """Saving the schedule does not overwrite what the cycle recorded."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="0.01s", CHECK_JITTER="0")
+    save_state(config.state_dir, State(last_result="ok", renewed=("example.com",)))
+    calls: list[int] = []
+
+    def cycle() -> CycleResult:
+        calls.append(1)
+        if len(calls) == 2:
+            scheduler.stop()
+        return ok()
+
+    scheduler = Scheduler(config, cycle, rng())
+    scheduler.run()
+    state = load_state(config.state_dir)
+    assert state.last_result == "ok"
+    assert state.renewed == ("example.com",)
+    assert state.next_check_at is not None
+
+
+def test_failures_in_the_state_file_make_the_wait_a_backoff(tmp_path):
+    """After failed cycles the wait is the backoff (base capped at a short interval), no jitter."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="0.2s", CHECK_JITTER="5s")
+    save_state(config.state_dir, State(failures=1))
+    ends: list[datetime] = []
+
+    def cycle() -> CycleResult:
+        if ends:
+            scheduler.stop()
+        ends.append(datetime.now(UTC))
+        return ok()
+
+    scheduler = Scheduler(config, cycle, rng())
+    scheduler.run()
+    at = load_state(config.state_dir).next_check_at
+    assert at is not None
+    assert timedelta(seconds=0.1) <= at - ends[0] <= timedelta(seconds=0.25)
+    assert ends[1] - ends[0] < timedelta(seconds=1)
+
+
+def test_cycle_skipped_for_a_held_lock_does_not_end_the_daemon(tmp_path):
+    """The lock message says the cycle is skipped; the daemon keeps its schedule."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="0.01s", CHECK_JITTER="0")
+    calls: list[int] = []
+
+    def cycle() -> CycleResult:
+        calls.append(1)
+        if len(calls) == 1:
+            raise LockedError("another renewal cycle is running")
+        scheduler.stop()
+        return ok()
+
+    scheduler = Scheduler(config, cycle, rng())
+    scheduler.run()
+    assert len(calls) == 2

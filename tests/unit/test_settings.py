@@ -1,0 +1,462 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from sidecar import settings
+from sidecar.errors import ConfigError
+from sidecar.settings import (
+    LETSENCRYPT,
+    LETSENCRYPT_STAGING,
+    CertSpec,
+    check_domain,
+    parse_domains,
+    parse_duration,
+)
+
+SECRET = "c2VjcmV0LWhtYWMta2V5LWRvLW5vdC1sb2c"
+BASE = {
+    "DOMAINS": "example.com",
+    "ACME_SERVER": "letsencrypt",
+    "APP_CONTAINERS": "web",
+}
+
+
+def load(**env: str) -> settings.Settings:
+    return settings.load({**BASE, **env})
+
+
+def load_error(**env: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        settings.load({**BASE, **env})
+    return str(caught.value)
+
+
+# check_domain
+
+
+def test_domain_is_lower_cased_and_loses_its_trailing_dot_and_spaces():
+    """Names are normalised the way certbot stores them."""
+    assert check_domain("  WWW.Example.COM. ") == "www.example.com"
+
+
+def test_wildcard_domain_is_rejected_with_the_reason():
+    """HTTP-01 cannot issue wildcards; the error says so."""
+    with pytest.raises(ValueError, match=r"wildcards need a DNS-01 challenge"):
+        check_domain("*.example.com")
+
+
+def test_ip_address_is_rejected_with_the_reason():
+    """An IPv4 address is not a domain; the error suggests using a name."""
+    with pytest.raises(ValueError, match=r"IP addresses are not supported"):
+        check_domain("192.0.2.10")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "localhost",
+        "-bad.example.com",
+        "bad-.example.com",
+        "under_score.example.com",
+        "a..example.com",
+        "exa mple.com",
+        "x" * 64 + ".com",
+        ".".join(["a" * 63] * 4) + ".com",
+        "::1",
+        "",
+    ],
+)
+def test_malformed_domain_is_rejected(name):
+    """Single labels, bad hyphens, empty or over-long labels and names are not domains."""
+    with pytest.raises(ValueError, match=r"is not a valid domain name"):
+        check_domain(name)
+
+
+@pytest.mark.parametrize("name", ["a" * 63 + ".com", "xn--bcher-kva.example", "1.example.com"])
+def test_edge_of_valid_domains_is_accepted(name):
+    """63-character labels, punycode and numeric leading labels are valid."""
+    assert check_domain(name) == name
+
+
+# parse_domains
+
+
+def test_domains_split_into_certificates_named_after_their_first_domain():
+    """`,` separates names of one certificate, `;` separates certificates."""
+    assert parse_domains("a.com, www.a.com; b.com") == (
+        CertSpec("a.com", ("a.com", "www.a.com")),
+        CertSpec("b.com", ("b.com",)),
+    )
+
+
+def test_repeated_name_in_one_certificate_is_kept_once_in_order():
+    """Duplicates (also by case) collapse; the first occurrence keeps its place."""
+    assert parse_domains("a.com,www.a.com,A.com") == (CertSpec("a.com", ("a.com", "www.a.com")),)
+
+
+def test_empty_groups_and_names_are_skipped():
+    """Stray separators do not create empty certificates."""
+    assert parse_domains(";a.com,,;;b.com;") == (
+        CertSpec("a.com", ("a.com",)),
+        CertSpec("b.com", ("b.com",)),
+    )
+
+
+def test_name_listed_in_two_certificates_is_rejected_naming_it():
+    """A name may belong to one lineage only."""
+    with pytest.raises(ValueError, match=r"'www.a.com' is listed in two certificates"):
+        parse_domains("a.com,www.a.com;b.com,WWW.A.COM")
+
+
+def test_no_domains_at_all_is_rejected_with_an_example():
+    """An empty DOMAINS explains the expected format."""
+    with pytest.raises(ValueError, match=r"no domain names given \(example: DOMAINS="):
+        parse_domains(" ; , ")
+
+
+# parse_duration
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("12h", 43200.0),
+        ("7d", 604800.0),
+        ("1.5h", 5400.0),
+        (" 7D ", 604800.0),
+        ("0", 0.0),
+        (45, 45.0),
+        (2.5, 2.5),
+    ],
+)
+def test_duration_is_read_in_seconds(raw, seconds):
+    """Plain seconds or a number with an s/m/h/d unit."""
+    assert parse_duration(raw) == seconds
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "-5s", "5w", "1h30m", "h"])
+def test_malformed_duration_is_rejected_with_examples(raw):
+    """Negative, compound and unknown units are refused, with examples of valid ones."""
+    with pytest.raises(ValueError, match=r"is not a duration \(examples: 90s, 30m, 12h, 7d\)"):
+        parse_duration(raw)
+
+
+# load: valid environments
+
+
+def test_minimal_environment_gets_the_documented_defaults():
+    """Only DOMAINS, ACME_SERVER and the app are required; the rest has defaults."""
+    config = load()
+    assert config.domains == (CertSpec("example.com", ("example.com",)),)
+    assert config.acme_server == LETSENCRYPT
+    assert config.app_containers == ("web",)
+    assert config.app_label is None
+    assert config.email is None
+    assert config.stop_timeout is None
+    assert config.start_timeout == 120.0
+    assert config.http01_port == 80
+    assert config.http01_address == ""
+    assert config.key_type == "ecdsa"
+    assert config.elliptic_curve == "secp256r1"
+    assert config.rsa_key_size == 2048
+    assert config.check_interval == 12 * 3600.0
+    assert config.check_jitter == 3600.0
+    assert config.renew_before_expiry is None
+    assert config.certbot_timeout == 900.0
+    assert config.eab_kid is None
+    assert config.eab_hmac_key is None
+    assert config.log_level == "INFO"
+    assert config.log_format == "text"
+    assert config.config_dir == Path("/etc/letsencrypt")
+    assert config.state_dir == Path("/etc/letsencrypt/sidecar")
+
+
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        ("letsencrypt", LETSENCRYPT),
+        (" LetsEncrypt-Staging ", LETSENCRYPT_STAGING),
+        ("https://pebble:14000/dir", "https://pebble:14000/dir"),
+        ("http://ca.internal/directory", "http://ca.internal/directory"),
+    ],
+)
+def test_acme_server_accepts_aliases_and_directory_urls(raw, url):
+    """The two Let's Encrypt aliases expand; any http(s) URL is used as given."""
+    assert load(ACME_SERVER=raw).acme_server == url
+
+
+def test_unknown_acme_server_is_rejected_listing_the_aliases():
+    """A bare word that is no alias names the choices."""
+    message = load_error(ACME_SERVER="pebble")
+    assert "ACME_SERVER: 'pebble' is neither letsencrypt, letsencrypt-staging nor" in message
+
+
+def test_variable_names_are_case_insensitive_and_unknown_ones_ignored():
+    """Keys are matched in any case; PATH and friends do not disturb validation."""
+    config = settings.load(
+        {"Domains": "a.example", "acme_server": "letsencrypt", "App_Label": "tls", "PATH": "/bin"}
+    )
+    assert config.domains[0].name == "a.example"
+    assert config.app_label == "tls"
+
+
+def test_durations_from_the_environment_take_units():
+    """CHECK_INTERVAL=6h and friends are read as seconds."""
+    config = load(
+        CHECK_INTERVAL="6h",
+        CHECK_JITTER="0",
+        STOP_TIMEOUT="30s",
+        START_TIMEOUT="2m",
+        RENEW_BEFORE_EXPIRY="30d",
+        CERTBOT_TIMEOUT="20m",
+    )
+    assert config.check_interval == 6 * 3600.0
+    assert config.check_jitter == 0.0
+    assert config.stop_timeout == 30.0
+    assert config.start_timeout == 120.0
+    assert config.renew_before_expiry == 30 * 86400.0
+    assert config.certbot_timeout == 1200.0
+
+
+def test_empty_stop_timeout_means_the_containers_own_and_zero_is_allowed():
+    """STOP_TIMEOUT="" leaves Docker's default; 0 kills at once and is valid."""
+    assert load(STOP_TIMEOUT="").stop_timeout is None
+    assert load(STOP_TIMEOUT="0").stop_timeout == 0.0
+
+
+@pytest.mark.parametrize(
+    "variable", ["CHECK_INTERVAL", "START_TIMEOUT", "CERTBOT_TIMEOUT", "RENEW_BEFORE_EXPIRY"]
+)
+def test_zero_interval_or_timeout_is_rejected(variable):
+    """Intervals and timeouts that must elapse cannot be zero."""
+    assert f"{variable}: must be greater than zero" in load_error(**{variable: "0"})
+
+
+def test_malformed_duration_variable_is_named_in_the_error():
+    """The error line says which variable holds the bad duration."""
+    assert "CHECK_INTERVAL: 'soon' is not a duration" in load_error(CHECK_INTERVAL="soon")
+
+
+def test_app_containers_are_a_comma_list_with_leading_slashes_dropped():
+    """Docker shows names as `/web`; both spellings name the same container."""
+    assert load(APP_CONTAINERS=" /web, db ,").app_containers == ("web", "db")
+
+
+def test_invalid_container_name_is_rejected():
+    """Names Docker would not accept are refused before any API call."""
+    assert "APP_CONTAINERS: 'we b' is not a valid container name" in load_error(
+        APP_CONTAINERS="web,we b"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [("com.example.tls", "com.example.tls"), (" tls=true ", "tls=true"), ("  ", None)],
+)
+def test_app_label_is_a_key_or_key_value_selector(raw, label):
+    """APP_LABEL is trimmed; blank means none."""
+    assert load(APP_LABEL=raw).app_label == label
+
+
+def test_app_label_without_key_is_rejected():
+    """`=value` selects nothing sensible."""
+    assert "APP_LABEL: '=x' is not a label selector" in load_error(APP_LABEL="=x")
+
+
+def test_app_is_required_by_name_or_label():
+    """Without APP_CONTAINERS or APP_LABEL the sidecar would not know what to stop."""
+    message = load_error(APP_CONTAINERS="")
+    assert "APP_CONTAINERS or APP_LABEL: set at least one" in message
+
+
+def test_label_alone_names_the_app():
+    """APP_LABEL without APP_CONTAINERS is enough."""
+    config = load(APP_CONTAINERS="", APP_LABEL="tls")
+    assert config.app_containers == ()
+    assert config.app_label == "tls"
+
+
+@pytest.mark.parametrize(("raw", "email"), [("ops@example.com", "ops@example.com"), ("", None)])
+def test_email_is_optional(raw, email):
+    """An address is kept; an empty EMAIL means none."""
+    assert load(EMAIL=raw).email == email
+
+
+@pytest.mark.parametrize("raw", ["ops", "ops@example", "@example.com", "o ps@example.com"])
+def test_malformed_email_is_rejected(raw):
+    """Something that is not an address is refused by name."""
+    assert "EMAIL:" in load_error(EMAIL=raw)
+    assert "is not an e-mail address" in load_error(EMAIL=raw)
+
+
+def test_enumerations_are_case_insensitive():
+    """LOG_LEVEL, LOG_FORMAT and KEY_TYPE accept any case."""
+    config = load(LOG_LEVEL="debug", LOG_FORMAT="JSON", KEY_TYPE="RSA")
+    assert (config.log_level, config.log_format, config.key_type) == ("DEBUG", "json", "rsa")
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [("LOG_LEVEL", "verbose"), ("KEY_TYPE", "ed25519"), ("ELLIPTIC_CURVE", "secp192r1")],
+)
+def test_values_outside_an_enumeration_are_rejected(variable, raw):
+    """Only the listed choices are accepted."""
+    assert f"{variable}: Input should be" in load_error(**{variable: raw})
+
+
+def test_http01_port_is_read_as_a_number():
+    """HTTP01_PORT=8080 (behind a port mapping) is an int."""
+    assert load(HTTP01_PORT="8080").http01_port == 8080
+
+
+@pytest.mark.parametrize("raw", ["0", "65536", "http"])
+def test_http01_port_outside_the_tcp_range_is_rejected(raw):
+    """Ports are 1..65535."""
+    assert "HTTP01_PORT:" in load_error(HTTP01_PORT=raw)
+
+
+def test_rsa_key_size_from_the_environment_is_accepted():
+    """RSA_KEY_SIZE=4096 selects 4096-bit RSA keys."""
+    assert load(KEY_TYPE="rsa", RSA_KEY_SIZE="4096").rsa_key_size == 4096
+
+
+def test_missing_required_variables_are_each_named():
+    """DOMAINS and ACME_SERVER are reported as required, in one line."""
+    with pytest.raises(ConfigError) as caught:
+        settings.load({"APP_CONTAINERS": "web"})
+    message = str(caught.value)
+    assert message.startswith("invalid configuration: ")
+    assert "DOMAINS is required" in message
+    assert "ACME_SERVER is required" in message
+
+
+def test_several_errors_come_as_one_line():
+    """Every bad variable is reported, joined on a single line."""
+    message = load_error(DOMAINS="*.example.com", HTTP01_PORT="0", LOG_FORMAT="xml")
+    assert "\n" not in message
+    assert message.count("; ") >= 2
+    assert "DOMAINS:" in message
+    assert "HTTP01_PORT:" in message
+    assert "LOG_FORMAT:" in message
+
+
+def test_config_error_does_not_chain_the_validation_error():
+    """The pydantic error (which carries input values) is not attached to the traceback."""
+    with pytest.raises(ConfigError) as caught:
+        settings.load({**BASE, "EAB_HMAC_KEY": SECRET})
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_settings_cannot_be_changed_after_loading():
+    """The model is frozen: validated once, then read only."""
+    config = load()
+    with pytest.raises(ValidationError):
+        config.http01_port = 81
+
+
+def test_load_without_a_dict_reads_the_process_environment(monkeypatch):
+    """`load()` is what the CLI calls: variables come from os.environ."""
+    monkeypatch.setenv("DOMAINS", "env.example.com")
+    monkeypatch.setenv("ACME_SERVER", "letsencrypt-staging")
+    monkeypatch.setenv("APP_LABEL", "tls")
+    config = settings.load()
+    assert config.domains == (CertSpec("env.example.com", ("env.example.com",)),)
+    assert config.acme_server == LETSENCRYPT_STAGING
+
+
+# external account binding and secrets
+
+
+def test_eab_kid_and_key_are_accepted_together():
+    """With both, certbot gets the key; it is held as a secret."""
+    config = load(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
+    assert config.eab_kid == "kid-1"
+    assert config.eab_hmac_key is not None
+    assert config.eab_hmac_key.get_secret_value() == SECRET
+
+
+def test_eab_key_is_read_from_its_file_and_trimmed(tmp_path):
+    """EAB_HMAC_KEY_FILE (a Docker secret) supplies the key; its newline is dropped."""
+    secret = tmp_path / "eab_hmac_key"
+    secret.write_text(f"{SECRET}\n", encoding="utf-8")
+    config = load(EAB_KID="kid-1", EAB_HMAC_KEY_FILE=str(secret))
+    assert config.eab_hmac_key is not None
+    assert config.eab_hmac_key.get_secret_value() == SECRET
+
+
+def test_eab_key_given_directly_wins_over_its_file(tmp_path):
+    """EAB_HMAC_KEY set explicitly is not replaced by the file's content."""
+    secret = tmp_path / "eab_hmac_key"
+    secret.write_text("from-file", encoding="utf-8")
+    config = load(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET, EAB_HMAC_KEY_FILE=str(secret))
+    assert config.eab_hmac_key is not None
+    assert config.eab_hmac_key.get_secret_value() == SECRET
+
+
+def test_eab_kid_without_a_key_is_rejected():
+    """Half an account binding is an error."""
+    assert "EAB_KID and EAB_HMAC_KEY (or EAB_HMAC_KEY_FILE) go together" in load_error(
+        EAB_KID="kid-1"
+    )
+
+
+def test_eab_key_without_kid_is_rejected_without_showing_the_key():
+    """The error explains the pairing and never prints the secret."""
+    message = load_error(EAB_HMAC_KEY=SECRET)
+    assert "go together" in message
+    assert SECRET not in message
+
+
+def test_eab_key_file_without_kid_is_rejected_without_showing_the_key(tmp_path):
+    """A key read from a file is not echoed either."""
+    secret = tmp_path / "eab_hmac_key"
+    secret.write_text(SECRET, encoding="utf-8")
+    message = load_error(EAB_HMAC_KEY_FILE=str(secret))
+    assert "go together" in message
+    assert SECRET not in message
+
+
+def test_secret_is_not_shown_when_another_variable_is_invalid():
+    """An unrelated error in the same environment does not leak the key."""
+    message = load_error(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET, HTTP01_PORT="eighty")
+    assert "HTTP01_PORT:" in message
+    assert SECRET not in message
+
+
+def test_missing_secret_file_is_rejected_naming_the_file(tmp_path):
+    """A *_FILE path that is no file is named, so the mount can be fixed."""
+    missing = tmp_path / "nope"
+    message = load_error(EAB_KID="kid-1", EAB_HMAC_KEY_FILE=str(missing))
+    assert f"EAB_HMAC_KEY_FILE: '{missing}' is not a readable file" in message
+
+
+def test_secret_is_masked_in_the_settings_repr():
+    """Logging the settings object does not print the key."""
+    config = load(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+
+
+def test_ca_bundle_is_passed_to_certbot_as_requests_ca_bundle(tmp_path):
+    """ACME_CA_BUNDLE (e.g. Pebble's root) becomes REQUESTS_CA_BUNDLE for certbot."""
+    bundle = tmp_path / "pebble.minica.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    assert load(ACME_CA_BUNDLE=str(bundle)).acme_env == {"REQUESTS_CA_BUNDLE": str(bundle)}
+    assert load().acme_env == {}
+
+
+def test_missing_ca_bundle_is_rejected(tmp_path):
+    """A bundle path that does not exist is an error, not a TLS failure later."""
+    assert "ACME_CA_BUNDLE:" in load_error(ACME_CA_BUNDLE=str(tmp_path / "missing.pem"))
+
+
+def test_state_dir_lives_on_the_certificate_volume(tmp_path):
+    """The sidecar's own files sit in CONFIG_DIR/sidecar, shared with certbot's tree."""
+    assert load(CONFIG_DIR=str(tmp_path)).state_dir == tmp_path / "sidecar"

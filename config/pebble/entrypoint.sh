@@ -23,6 +23,7 @@ if [[ "${1:-}" == healthcheck ]]; then
     | grep -q newAccount
   exit
 fi
+if (($#)); then exec "$@"; fi # e.g. `docker run IMAGE bash`
 
 # Throwaway CA + server certificate for Pebble's HTTPS listeners.
 mkdir -p "$PEBBLE_STATE_DIR" "$PEBBLE_CA_DIR"

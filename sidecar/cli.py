@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import __version__, hooks, logs, settings
+from sidecar import __version__, hooks, logs, preflight, recovery, settings
 from sidecar.certs import now_utc
 from sidecar.cycle import CycleResult, lineage_names, run_cycle, snapshot
 from sidecar.errors import ConfigError, SidecarError
@@ -60,20 +60,13 @@ def _certs(config: settings.Settings) -> dict[str, object]:
 
 
 def _preflight(config: settings.Settings) -> DockerContainers:
-    """Everything that can be checked before anything is touched."""
-    try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        probe = config.state_dir / ".write-test"
-        probe.write_text("ok", encoding="utf-8")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(
-            f"CONFIG_DIR {config.config_dir} is not writable: {error.strerror}"
-        ) from None
-    _certs(config)
+    """Start what an interrupted run left stopped, then check everything else before acting."""
+    preflight.check_writable(config)
     control = hooks.control_for(config)
-    targets = control.targets()
-    logger.info("app containers: {}", ", ".join(t.name for t in targets) or "none found")
+    if left := recovery.restore(config.state_dir, control):
+        logger.warning("started {} again: an earlier run had left them stopped", ", ".join(left))
+    preflight.check_tree(config)
+    preflight.check_targets(control)
     return control
 
 
@@ -85,13 +78,24 @@ def _cycle(
     force: bool = False,
     dry_run: bool = False,
 ) -> CycleResult:
-    return run_cycle(config, runner, control, force=force, dry_run=dry_run)
+    return run_cycle(
+        config,
+        runner,
+        control,
+        force=force,
+        dry_run=dry_run,
+        precheck=lambda: preflight.check_acme(config),
+    )
 
 
 def cmd_run(config: settings.Settings) -> int:
     control = _preflight(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
-    scheduler = Scheduler(config, lambda: _cycle(config, runner, control))
+    scheduler = Scheduler(
+        config,
+        lambda: _cycle(config, runner, control),
+        restore=lambda: recovery.settle(config.state_dir, control),
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("{} received: finishing up", signal.Signals(signum).name)

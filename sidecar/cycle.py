@@ -14,6 +14,7 @@ from sidecar import recovery
 from sidecar.certs import CertInfo, now_utc, read_lineage_cert
 from sidecar.containers import ContainerControl, each
 from sidecar.errors import SidecarError
+from sidecar.failures import Failure, classify
 from sidecar.files import exclusive_lock
 from sidecar.plan import changed_lineages, plan_cycle
 from sidecar.renewal_conf import set_renew_before_expiry
@@ -21,6 +22,7 @@ from sidecar.runner import CertbotResult, certonly_args, renew_args
 from sidecar.state import load_state, save_state
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from sidecar.settings import Settings
@@ -35,10 +37,21 @@ class CycleResult:
     changed: tuple[str, ...]
     errors: tuple[str, ...]
     duration: float
+    failures: tuple[Failure, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def permanent(self) -> bool:
+        """A failure the short backoff cannot fix (the CA said so): wait the full interval."""
+        return any(f.permanent for f in self.failures)
+
+    @property
+    def not_before(self) -> datetime | None:
+        """The latest retry time a CA gave (rate limits)."""
+        return max((f.not_before for f in self.failures if f.not_before), default=None)
 
 
 def lineage_names(config_dir: Path) -> list[str]:
@@ -63,17 +76,24 @@ def run_cycle(
     *,
     force: bool = False,
     dry_run: bool = False,
+    precheck: Callable[[], None] = lambda: None,
 ) -> CycleResult:
-    """Run one cycle under the lock; the cycle's outcome is saved for `status` and `health`."""
+    """Run one cycle under the lock; the cycle's outcome is saved for `status` and `health`.
+
+    `precheck` runs before anything is stopped (the CLI checks that the ACME server answers).
+    """
     began = time.monotonic()
     with exclusive_lock(config.state_dir / "lock"):
         errors: list[str] = []
+        failures: list[Failure] = []
         changed: tuple[str, ...] = ()
         try:
-            changed = _cycle(config, certbot, control, errors, force=force, dry_run=dry_run)
+            certbot_run = _CertbotCalls(certbot, errors, failures)
+            precheck()
+            changed = _cycle(config, certbot_run, control, errors, force=force, dry_run=dry_run)
         except SidecarError as error:
             errors.append(str(error))
-        result = CycleResult(changed, tuple(errors), time.monotonic() - began)
+        result = CycleResult(changed, tuple(errors), time.monotonic() - began, tuple(failures))
         if not dry_run:
             _save(config, result)
     _log(result, dry_run=dry_run)
@@ -82,7 +102,7 @@ def run_cycle(
 
 def _cycle(
     config: Settings,
-    certbot: Certbot,
+    certbot: _CertbotCalls,
     control: ContainerControl,
     errors: list[str],
     *,
@@ -103,9 +123,9 @@ def _cycle(
             logger.info(
                 "obtaining a certificate for {}", ", ".join(spec.domains), certificate=spec.name
             )
-            _certbot(certbot, certonly_args(config, spec, dry_run=dry_run), spec.name, errors)
+            certbot(certonly_args(config, spec, dry_run=dry_run), spec.name)
         if plan.renew and not (force and len(plan.issue) == len(names)):
-            _certbot(certbot, renew_args(config, force=force, dry_run=dry_run), "renew", errors)
+            certbot(renew_args(config, force=force, dry_run=dry_run), "renewal")
     finally:
         recovery.restore(config.state_dir, control)
     if dry_run:
@@ -117,11 +137,23 @@ def _cycle(
     return changed
 
 
-def _certbot(certbot: Certbot, args: list[str], what: str, errors: list[str]) -> None:
-    result = certbot.run(args)
-    if not result.ok:
+@dataclass(frozen=True, slots=True)
+class _CertbotCalls:
+    """Runs certbot and files each failure, classified, into the cycle's lists."""
+
+    certbot: Certbot
+    errors: list[str]
+    failures: list[Failure]
+
+    def __call__(self, args: list[str], what: str) -> None:
+        result = self.certbot.run(args)
+        if result.ok:
+            return
         how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
-        errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}")
+        failure = classify(result.tail)
+        self.failures.append(failure)
+        advice = f" ({failure.reason}: retrying will not fix this)" if failure.permanent else ""
+        self.errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}{advice}")
 
 
 def _reload_stale(control: ContainerControl, written: datetime) -> list[str]:

@@ -15,6 +15,7 @@ from loguru import logger
 
 from sidecar.certs import now_utc
 from sidecar.containers import ContainerControl, ContainerInfo, each
+from sidecar.errors import SidecarError
 from sidecar.files import read_json, write_json
 
 if TYPE_CHECKING:
@@ -92,3 +93,12 @@ def restore(state_dir: Path, control: ContainerControl) -> list[str]:
     if not errors:
         (state_dir / RECORD).unlink(missing_ok=True)
     return [t.name for t in todo]
+
+
+def settle(state_dir: Path, control: ContainerControl) -> bool:
+    """Try to start what the record names; True once nothing is left stopped because of us."""
+    try:
+        restore(state_dir, control)
+    except SidecarError as error:
+        logger.error("could not start the app containers again: {}", error)
+    return not read_record(state_dir)

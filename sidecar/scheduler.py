@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sidecar.settings import Settings
 
 RETRY_BASE = 600.0
+RESTORE_RETRY = 5.0
 
 
 def next_delay(
@@ -42,14 +43,40 @@ def next_delay(
     return rng.uniform(backoff / 2, backoff)
 
 
+def delay_after(
+    result: CycleResult | None,
+    failures: int,
+    config: Settings,
+    rng: random.Random,
+    now: datetime,
+) -> float:
+    """The wait after a cycle: backoff, unless the CA named a time or retrying cannot help."""
+    interval, jitter = config.check_interval, config.check_jitter
+    if result is not None and result.permanent:
+        return interval + rng.uniform(0, jitter)
+    delay = next_delay(interval, jitter, failures, rng, min(RETRY_BASE, interval))
+    if result is not None and result.not_before is not None:
+        delay = max(delay, (result.not_before - now).total_seconds() + rng.uniform(0, 60))
+    return delay
+
+
 class Scheduler:
-    """Runs `cycle` until `stop()`; a stop during the wait ends the loop at once."""
+    """Runs `cycle` until `stop()`; a stop during the wait ends the loop at once.
+
+    `restore` starts whatever the cycle could not start again (the Docker API was down, say); it
+    is retried every RESTORE_RETRY seconds until it reports that nothing is left stopped.
+    """
 
     def __init__(
-        self, config: Settings, cycle: Callable[[], CycleResult], rng: random.Random | None = None
+        self,
+        config: Settings,
+        cycle: Callable[[], CycleResult],
+        rng: random.Random | None = None,
+        restore: Callable[[], bool] = lambda: True,
     ) -> None:
         self._config = config
         self._cycle = cycle
+        self._restore = restore
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._stopping = threading.Event()
 
@@ -58,24 +85,34 @@ class Scheduler:
 
     def run(self) -> None:
         while not self._stopping.is_set():
+            result = None
             try:
-                self._cycle()
+                result = self._cycle()
             except LockedError as error:
                 logger.warning("{}", error)
+            self._restore_until_done()
             if self._stopping.is_set():
                 break
-            failures = load_state(self._config.state_dir).failures
-            delay = next_delay(
-                self._config.check_interval,
-                self._config.check_jitter,
-                failures,
-                self._rng,
-                min(RETRY_BASE, self._config.check_interval),
-            )
-            at = now_utc() + timedelta(seconds=delay)
-            state = load_state(self._config.state_dir)
-            save_state(self._config.state_dir, dataclasses.replace(state, next_check_at=at))
-            kind = f"retry after {failures} failure(s)" if failures else "next check"
-            logger.info("{} at {} (in {:.0f}s)", kind, at.isoformat(timespec="seconds"), delay)
-            self._stopping.wait(delay)
+            self._stopping.wait(self._schedule(result))
         logger.info("stopped")
+
+    def _restore_until_done(self) -> None:
+        while not self._restore():
+            logger.warning("app containers still stopped; trying again in {:.0f}s", RESTORE_RETRY)
+            if self._stopping.wait(RESTORE_RETRY):
+                return
+
+    def _schedule(self, result: CycleResult | None) -> float:
+        state = load_state(self._config.state_dir)
+        now = now_utc()
+        delay = delay_after(result, state.failures, self._config, self._rng, now)
+        at = now + timedelta(seconds=delay)
+        save_state(self._config.state_dir, dataclasses.replace(state, next_check_at=at))
+        if result is not None and result.permanent:
+            kind = "needs attention; next try"
+        elif state.failures:
+            kind = f"retry after {state.failures} failure(s)"
+        else:
+            kind = "next check"
+        logger.info("{} at {} (in {:.0f}s)", kind, at.isoformat(timespec="seconds"), delay)
+        return delay

@@ -226,7 +226,7 @@ def test_stopped_containers_are_started_again_when_certbot_fails(config, control
     assert not control.get("worker").running
     assert not (config.state_dir / RECORD).exists()
     (error,) = result.errors
-    assert error.startswith("certbot renew for renew failed (exit 1): ")
+    assert error.startswith("certbot renew for renewal failed (exit 1): ")
     assert "Error: connection refused" in error
 
 
@@ -235,7 +235,7 @@ def test_timed_out_certbot_is_reported_as_such(config, control):
     existing(config)
     fake = certbot(config, control, post_hook=False, result=CertbotResult(-15, timed_out=True))
     result = run_cycle(config, fake, control)
-    assert result.errors == ("certbot renew for renew timed out: ",)
+    assert result.errors == ("certbot renew for renewal timed out: ",)
     assert control.get("web").running
 
 
@@ -387,7 +387,7 @@ def test_failures_are_counted_and_reset_by_a_success(config, control):
     run_cycle(config, failing, control)
     second = load_state(config.state_dir)
     assert (first.failures, second.failures) == (1, 2)
-    assert second.last_result.startswith("failed: certbot renew for renew failed (exit 1)")
+    assert second.last_result.startswith("failed: certbot renew for renewal failed (exit 1)")
     assert second.last_success_at is None
     run_cycle(config, certbot(config, control), control)
     state = load_state(config.state_dir)

@@ -19,7 +19,7 @@ from sidecar.errors import ConfigError, SidecarError
 from sidecar.runner import CertbotRunner
 from sidecar.scheduler import Scheduler
 from sidecar.state import load_state
-from sidecar.status import health, rows, table
+from sidecar.status import failing, health, rows, table
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -144,11 +144,14 @@ def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
 
 
 def cmd_health(config: settings.Settings) -> int:
-    problems = health(
-        snapshot(config.config_dir, list(_certs(config))), load_state(config.state_dir), now_utc()
-    )
+    state = load_state(config.state_dir)
+    problems = health(snapshot(config.config_dir, list(_certs(config))), state, now_utc())
     for problem in problems:
         print(f"unhealthy: {problem}")
+    if warning := failing(state):
+        print(f"warning: {warning}")
+    if not problems:
+        print("healthy")
     return 1 if problems else 0
 
 

@@ -101,3 +101,14 @@ def health(
         elif state.failures and state.next_check_at and state.next_check_at > cert.not_after - zone:
             problems.append(f"{name}: renewal failing and the next attempt comes too late")
     return problems
+
+
+def failing(state: State) -> str | None:
+    """A line on repeated failures (not unhealthy while certificates are still far from expiry)."""
+    if not state.failures:
+        return None
+    when = state.next_check_at.isoformat(timespec="seconds") if state.next_check_at else "soon"
+    return (
+        f"renewal failing: {state.failures} failure(s) in a row, next attempt {when}; "
+        f"last: {state.last_result[:200]}"
+    )

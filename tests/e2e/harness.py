@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -158,17 +158,17 @@ class Stack:
         wait_for("Pebble to answer", lambda: _healthy(pebble), timeout=60)
         return pebble
 
-    def start_app(self, *, init: bool = True) -> Container:
+    def start_app(self, *, init: bool = True, publish_http: bool = True) -> Container:
         self.le_dir.mkdir(parents=True, exist_ok=True)
+        ports = {"443/tcp": ("127.0.0.1", self.https_port)}
+        if publish_http:
+            ports["80/tcp"] = ("127.0.0.1", self.http_port)
         return self._run(
             APP_IMAGE,
             "app",
             environment={"CERT_NAME": self.domain},
             labels={"certbot-sidecar.test": self.uid},
-            ports={
-                "80/tcp": ("127.0.0.1", self.http_port),
-                "443/tcp": ("127.0.0.1", self.https_port),
-            },
+            ports=ports,
             volumes={str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "ro"}},
             init=init,
         )
@@ -186,25 +186,35 @@ class Stack:
         env.update(overrides)
         return {k: v for k, v in env.items() if v is not None}
 
-    def sidecar(self, *command: str, **env: str) -> Container:
+    def sidecar(
+        self,
+        *command: str,
+        socket: bool = True,
+        volume_mode: str = "rw",
+        labels: dict[str, str] | None = None,
+        **env: str,
+    ) -> Container:
         """Start the sidecar image (host network, the volume, the Docker socket)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
+        volumes = {
+            str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": volume_mode},
+            str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
+        }
+        if socket:
+            volumes[SOCKET] = {"bind": SOCKET, "mode": "rw"}
         return self._run(
             SIDECAR_IMAGE,
             f"sidecar-{len(self.containers)}",
             command=list(command) or None,
             network_mode="host",
             environment=self.sidecar_env(**env),
-            volumes={
-                str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "rw"},
-                str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
-                SOCKET: {"bind": SOCKET, "mode": "rw"},
-            },
+            volumes=volumes,
+            labels=labels or {},
         )
 
-    def sidecar_once(self, *command: str, timeout: float = 300, **env: str) -> tuple[int, str]:
+    def sidecar_once(self, *command: str, timeout: float = 300, **options: Any) -> tuple[int, str]:
         """Run a one-shot sidecar command; its exit code and its logs."""
-        container = self.sidecar(*command, **env)
+        container = self.sidecar(*command, **options)
         code = container.wait(timeout=timeout)["StatusCode"]
         return code, container.logs().decode(errors="replace")
 

@@ -1,0 +1,94 @@
+"""Fault injectors for e2e tests, run in the test process on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+from typing import Self
+
+# What the sidecar may ask of the Docker API (as a socket proxy would allow, e.g. one that passes
+# only container list/inspect/start/stop/restart/kill): everything else gets 403.
+ALLOWED = re.compile(
+    rb"^(GET /(v[\d.]+/)?(_ping|version|containers/json|containers/[\w.-]+/json)"
+    rb"|HEAD /(v[\d.]+/)?_ping"
+    rb"|POST /(v[\d.]+/)?containers/[\w.-]+/(start|stop|restart|kill))[ ?]",
+)
+
+
+class _Server:
+    """A TCP listener on 127.0.0.1 handling each connection in a thread until `close()`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port: int = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:  # pragma: no cover - overridden
+        conn.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class BlackHole(_Server):
+    """Accepts connections and never answers: the CA's validation hangs while the app is down."""
+
+    def handle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while conn.recv(4096):
+                pass
+
+
+class DockerProxy(_Server):
+    """An allow-listing TCP proxy to the Docker socket (what DOCKER_HOST=tcp://... points at)."""
+
+    def __init__(self, port: int = 0, target: str = "/var/run/docker.sock") -> None:
+        self.target = target
+        self.denied: list[bytes] = []
+        super().__init__(port)
+
+    def handle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            head = conn.recv(65536)
+            if not ALLOWED.match(head):
+                self.denied.append(head.split(b"\r\n", 1)[0])
+                conn.sendall(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            line, _, rest = re.sub(rb"\r\nConnection: [^\r]*", b"", head).partition(b"\r\n")
+            upstream.sendall(line + b"\r\nConnection: close\r\n" + rest)
+            threading.Thread(target=_pipe, args=(conn, upstream), daemon=True).start()
+            _pipe(upstream, conn)
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)

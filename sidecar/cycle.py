@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar import recovery
+from sidecar import observe, recovery
 from sidecar.certs import CertInfo, now_utc, read_lineage_cert
 from sidecar.containers import ContainerControl, each
 from sidecar.errors import SidecarError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sidecar.settings import Settings
+    from sidecar.verify import Check
 
 
 class Certbot(Protocol):
@@ -38,6 +39,9 @@ class CycleResult:
     errors: tuple[str, ...]
     duration: float
     failures: tuple[Failure, ...] = ()
+    checks: tuple[Check, ...] = ()  # what the app served, per certificate/endpoint/name (VERIFY)
+    downtime: float | None = None  # seconds the app was down, when this cycle stopped it
+    restarted: tuple[str, ...] = ()  # targets restarted because they served an old certificate
 
     @property
     def ok(self) -> bool:
@@ -83,6 +87,7 @@ def run_cycle(
     `precheck` runs before anything is stopped (the CLI checks that the ACME server answers).
     """
     began = time.monotonic()
+    began_at = now_utc()
     with exclusive_lock(config.state_dir / "lock"):
         errors: list[str] = []
         failures: list[Failure] = []
@@ -95,6 +100,7 @@ def run_cycle(
             errors.append(str(error))
         result = CycleResult(changed, tuple(errors), time.monotonic() - began, tuple(failures))
         if not dry_run:
+            result = observe.after_cycle(config, control, result, began_at)
             _save(config, result)
     _log(result, dry_run=dry_run)
     return result
@@ -152,7 +158,9 @@ class _CertbotCalls:
         how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
         failure = classify(result.tail)
         self.failures.append(failure)
-        advice = f" ({failure.reason}: retrying will not fix this)" if failure.permanent else ""
+        advice = "" if failure.kind == "error" else f" ({failure.reason})"
+        if failure.permanent:
+            advice = f" ({failure.reason}: retrying soon will not fix this)"
         self.errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}{advice}")
 
 
@@ -182,15 +190,20 @@ def _save(config: Settings, result: CycleResult) -> None:
 
 def _log(result: CycleResult, *, dry_run: bool) -> None:
     label = "dry run" if dry_run else "cycle"
+    fields = {"event": label.replace(" ", "-"), "duration": round(result.duration, 3)}
     if not result.ok:
         for error in result.errors:
-            logger.error("{} failed: {}", label, error)
+            logger.error("{} failed: {}", label, error, outcome="failed", **fields)
     elif result.changed:
         logger.success(
             "{} done in {:.1f}s: new certificate for {}",
             label,
             result.duration,
             ", ".join(result.changed),
+            outcome="renewed",
+            **fields,
         )
     else:
-        logger.info("{} done in {:.1f}s: nothing was due", label, result.duration)
+        logger.info(
+            "{} done in {:.1f}s: nothing was due", label, result.duration, outcome="ok", **fields
+        )

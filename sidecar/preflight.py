@@ -62,6 +62,10 @@ def check_acme(config: Settings) -> None:
         if "newOrder" not in response.json():
             raise SidecarError(f"{config.acme_server} is not an ACME directory (no newOrder)")
     except requests.exceptions.SSLError as error:
+        if "CERTIFICATE_VERIFY_FAILED" not in str(error):
+            raise SidecarError(
+                f"ACME server {config.acme_server} unreachable: TLS failed"
+            ) from None
         raise SidecarError(
             f"ACME server {config.acme_server}: TLS not trusted ({_first(error)}); "
             "set ACME_CA_BUNDLE for a private CA"

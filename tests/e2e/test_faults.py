@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.e2e.faults import BlackHole, DockerProxy
-from tests.e2e.harness import disk_serial, served_serial, wait_for
+from tests.e2e.harness import disk_serial, free_ports, served_serial, wait_for
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -204,3 +204,32 @@ def test_broken_files_in_the_tree_are_named_before_anything_is_touched(stack: St
     assert code == 2, logs
     assert str(target).replace(str(stack.le_dir), "/etc/letsencrypt") in logs
     assert stack.state(app)["StartedAt"] == started
+
+
+def test_unreachable_acme_server_fails_before_the_app_is_stopped(stack: Stack):
+    """The CA does not answer: the cycle says so and nothing is stopped."""
+    stack.start_pebble()
+    app = stack.start_app()
+    started = stack.state(app)["StartedAt"]
+
+    closed = free_ports(1)[0]
+    code, logs = stack.sidecar_once("renew", ACME_SERVER=f"https://localhost:{closed}/dir")
+
+    assert code == 1, logs
+    assert "unreachable" in logs
+    assert stack.state(app)["StartedAt"] == started
+
+
+def test_secrets_never_reach_the_logs(stack: Stack):
+    """The EAB HMAC key, given as a file, appears in no log line even at DEBUG."""
+    stack.start_pebble()
+    stack.start_app()
+    secret = "c2VjcmV0LWhtYWMta2V5LWZvci1lYWItdGVzdHM"
+    (stack.ca_dir / "eab.key").write_text(secret)
+
+    _, logs = stack.sidecar_once(
+        "renew", EAB_KID="kid-1", EAB_HMAC_KEY_FILE="/pebble-ca/eab.key", LOG_LEVEL="TRACE"
+    )
+
+    assert "--eab-hmac-key ***" in logs
+    assert secret not in logs

@@ -43,6 +43,8 @@ def test_first_issuance_stops_the_app_for_the_challenge_and_it_serves_the_new_ce
     assert "authenticator = sidecar" in conf
     assert "post_hook = sidecar hook post" in conf
     assert isinstance(disk_cert(stack.le_dir, stack.domain).public_key(), ec.EllipticCurvePublicKey)
+    key = (stack.le_dir / "live" / stack.domain / "privkey.pem").resolve()
+    assert key.stat().st_mode & 0o077 == 0, "the private key must not be readable by others"
 
 
 def test_forced_renewal_restarts_the_app_which_then_serves_the_new_serial(stack: Stack):

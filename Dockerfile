@@ -5,12 +5,15 @@ ARG BASE_IMAGE=python:3.13-slim
 
 FROM ${BASE_IMAGE} AS build
 ARG UV_VERSION=0.13.9
+# Optional extras, e.g. EXTRAS=alerts for apprise (ALERT_URLS): 20 MB more.
+ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
 WORKDIR /src
 # Dependencies first, exactly as locked (hashes checked), so code changes reuse this layer.
 COPY pyproject.toml uv.lock README.md ./
-RUN /opt/uv/bin/uv export --frozen --no-dev --no-emit-project --no-header -o /tmp/requirements.txt \
+RUN /opt/uv/bin/uv export --frozen --no-dev --no-emit-project --no-header \
+    ${EXTRAS:+--extra "$EXTRAS"} -o /tmp/requirements.txt \
  && python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --quiet --no-deps --require-hashes -r /tmp/requirements.txt
 COPY sidecar ./sidecar

@@ -12,9 +12,20 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import __version__, hooks, logs, preflight, recovery, settings
+from sidecar import (
+    __version__,
+    dryrun,
+    hooks,
+    logs,
+    metrics,
+    observe,
+    preflight,
+    recovery,
+    settings,
+    tree,
+)
 from sidecar.certs import now_utc
-from sidecar.cycle import CycleResult, lineage_names, run_cycle, snapshot
+from sidecar.cycle import CycleResult, configured, lineage_names, run_cycle, snapshot
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.runner import CertbotRunner
 from sidecar.scheduler import Scheduler
@@ -24,6 +35,7 @@ from sidecar.status import failing, health, rows, table
 if TYPE_CHECKING:
     from types import FrameType
 
+    from sidecar.certs import CertInfo
     from sidecar.containers import DockerContainers
 
 EXIT_FAILED = 1
@@ -51,17 +63,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("health", help="exit 0 when healthy (the image's HEALTHCHECK)")
     hook = sub.add_parser("hook", help="called by certbot")
     hook.add_argument("which", choices=["post"])
+    adopt = sub.add_parser(
+        "adopt", help="make every renewal conf renewable here (done at every cycle too)"
+    )
+    adopt.add_argument("--check", action="store_true", help="print the plan, change nothing")
     return parser
 
 
-def _certs(config: settings.Settings) -> dict[str, object]:
-    names = sorted({*lineage_names(config.config_dir), *(s.name for s in config.domains)})
-    return dict(snapshot(config.config_dir, names))
+def _certs(config: settings.Settings) -> dict[str, CertInfo | None]:
+    names = sorted({*lineage_names(config.config_dir), *configured(config)})
+    return snapshot(config.config_dir, names, configured(config))
 
 
 def _preflight(config: settings.Settings) -> DockerContainers:
     """Start what an interrupted run left stopped, then check everything else before acting."""
     preflight.check_writable(config)
+    observe.prepare(config)
     control = hooks.control_for(config)
     if left := recovery.restore(config.state_dir, control):
         logger.warning("started {} again: an earlier run had left them stopped", ", ".join(left))
@@ -88,13 +105,23 @@ def _cycle(
     )
 
 
+def _sleep_light(seconds: float) -> None:
+    """Wait in a bare Python process (see sidecar.sleeper), then run the daemon again."""
+    sys.stderr.flush()
+    again = [sys.executable, "-m", "sidecar.cli", "run"]
+    sleeper = [sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}", "--", *again]
+    os.execv(sys.executable, sleeper)  # noqa: S606 (our own interpreter and module)
+
+
 def cmd_run(config: settings.Settings) -> int:
     control = _preflight(config)
+    metrics.serve(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
     scheduler = Scheduler(
         config,
         lambda: _cycle(config, runner, control),
         restore=lambda: recovery.settle(config.state_dir, control),
+        idle=None if config.metrics_port else _sleep_light,  # metrics need a live process
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -115,6 +142,8 @@ def cmd_run(config: settings.Settings) -> int:
 
 
 def cmd_renew(config: settings.Settings, *, force: bool, dry_run: bool) -> int:
+    if dry_run:
+        return cmd_dry_run(config)
     control = _preflight(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
     signal.signal(signal.SIGTERM, lambda *_: runner.interrupt())
@@ -122,30 +151,43 @@ def cmd_renew(config: settings.Settings, *, force: bool, dry_run: bool) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
+def cmd_dry_run(config: settings.Settings) -> int:
+    """Every step of a renewal against the CA's test mode, then a report of each step."""
+    observe.prepare(config)
+    runner = CertbotRunner(config.acme_env, config.certbot_timeout)
+    signal.signal(signal.SIGTERM, lambda *_: runner.interrupt())
+    report = dryrun.run(config, runner)
+    print(report.render(), flush=True)
+    return 0 if report.ok else EXIT_FAILED
+
+
 def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
     renew_before = (
         timedelta(seconds=config.renew_before_expiry) if config.renew_before_expiry else None
     )
     items = rows(
-        snapshot(config.config_dir, list(_certs(config))),
+        _certs(config),
         load_state(config.state_dir),
         now_utc(),
         renew_before,
     )
+    items = observe.with_served(config, items)
     state = load_state(config.state_dir)
     if as_json:
         report = {"certificates": [r.to_json() for r in items], **state.to_json()}
-        print(json.dumps(report, indent=2))
+        print(json.dumps({**report, **tree.inspect(config).to_json()}, indent=2))
     else:
         print(table(items))
         if state.next_check_at:
             print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
+        print(f"\nlineages:\n{tree.inspect(config).render()}")
     return 0
 
 
 def cmd_health(config: settings.Settings) -> int:
     state = load_state(config.state_dir)
-    problems = health(snapshot(config.config_dir, list(_certs(config))), state, now_utc())
+    problems = health(_certs(config), state, now_utc())
+    problems += observe.health_problems(config)
     for problem in problems:
         print(f"unhealthy: {problem}")
     if warning := failing(state):
@@ -164,6 +206,9 @@ def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
         return cmd_status(config, as_json=args.json)
     if args.command == "health":
         return cmd_health(config)
+    if args.command == "adopt":
+        print(tree.adopt_command(config, check=args.check))
+        return 0
     hooks.start_app()
     return 0
 

@@ -40,6 +40,7 @@ class ContainerInfo:
     labels: dict[str, str]
     running: bool
     started_at: datetime = _EPOCH
+    finished_at: datetime = _EPOCH  # when it last stopped (Docker's State.FinishedAt)
 
 
 class ContainerControl(Protocol):
@@ -50,6 +51,7 @@ class ContainerControl(Protocol):
     def stop(self, target: ContainerInfo) -> None: ...
     def start(self, target: ContainerInfo) -> None: ...
     def restart(self, target: ContainerInfo) -> None: ...
+    def signal(self, target: ContainerInfo, name: str) -> None: ...
 
 
 def label_matches(labels: dict[str, str], selector: str) -> bool:
@@ -101,6 +103,7 @@ def _info(attrs: dict[str, Any]) -> ContainerInfo:
         labels=attrs.get("Config", {}).get("Labels") or {},
         running=bool(state.get("Running")),
         started_at=parse_docker_time(state.get("StartedAt", "")),
+        finished_at=parse_docker_time(state.get("FinishedAt", "")),
     )
 
 
@@ -149,14 +152,27 @@ class DockerContainers:
                 took,
                 container=target.name,
             )
-        logger.info("stopped {} in {:.2f}s", target.name, took, container=target.name)
+        logger.info(
+            "stopped {} in {:.2f}s",
+            target.name,
+            took,
+            container=target.name,
+            event="stop",
+            duration=round(took, 3),
+        )
 
     def start(self, target: ContainerInfo) -> None:
         began = time.monotonic()
         _call(f"start {target.name}", self._client.api.start, target.id)
         self._wait_ready(target)
+        took = time.monotonic() - began
         logger.info(
-            "started {} in {:.2f}s", target.name, time.monotonic() - began, container=target.name
+            "started {} in {:.2f}s",
+            target.name,
+            took,
+            container=target.name,
+            event="start",
+            duration=round(took, 3),
         )
 
     def restart(self, target: ContainerInfo) -> None:
@@ -164,9 +180,20 @@ class DockerContainers:
         timeout = 10 if self._stop_timeout is None else int(self._stop_timeout)
         _call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
         self._wait_ready(target)
+        took = time.monotonic() - began
         logger.info(
-            "restarted {} in {:.2f}s", target.name, time.monotonic() - began, container=target.name
+            "restarted {} in {:.2f}s",
+            target.name,
+            took,
+            container=target.name,
+            event="restart",
+            duration=round(took, 3),
         )
+
+    def signal(self, target: ContainerInfo, name: str) -> None:
+        """Send a signal (e.g. SIGHUP: reload in place) to the container's main process."""
+        _call(f"signal {target.name}", self._client.api.kill, target.id, signal=name)
+        logger.info("sent {} to {}", name, target.name, container=target.name)
 
     def _wait_ready(self, target: ContainerInfo) -> None:
         """Until it runs (and is healthy, where it has a healthcheck), or DockerError."""

@@ -5,24 +5,25 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar import observe, recovery
+from sidecar import adopt, files_access, observe, recovery, tree
 from sidecar.certs import CertInfo, now_utc, read_lineage_cert
 from sidecar.containers import ContainerControl, each
-from sidecar.errors import SidecarError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.failures import Failure, classify
 from sidecar.files import exclusive_lock
-from sidecar.plan import changed_lineages, plan_cycle
+from sidecar.plan import changed_lineages, expected_renewals, plan_cycle
+from sidecar.plugin_env import EXPECTED_ENV
 from sidecar.renewal_conf import set_renew_before_expiry
 from sidecar.runner import CertbotResult, certonly_args, renew_args
 from sidecar.state import load_state, save_state
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection, Mapping
     from pathlib import Path
 
     from sidecar.settings import Settings
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class Certbot(Protocol):
-    def run(self, args: list[str]) -> CertbotResult: ...
+    def run(self, args: list[str], env: Mapping[str, str] | None = None) -> CertbotResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,26 @@ def lineage_names(config_dir: Path) -> list[str]:
     return sorted(p.stem for p in renewal.glob("*.conf")) if renewal.is_dir() else []
 
 
-def snapshot(config_dir: Path, names: list[str]) -> dict[str, CertInfo | None]:
-    return {name: read_lineage_cert(config_dir, name) for name in names}
+def snapshot(
+    config_dir: Path, names: list[str], strict: Collection[str] | None = None
+) -> dict[str, CertInfo | None]:
+    """Current certificate per lineage. A broken one raises ConfigError if it is in `strict`
+    (default: all); otherwise it is reported and counted as having none, so one broken old
+    lineage does not stop the renewal of the others."""
+    out: dict[str, CertInfo | None] = {}
+    for name in names:
+        try:
+            out[name] = read_lineage_cert(config_dir, name)
+        except ConfigError as error:
+            if strict is None or name in strict:
+                raise
+            logger.warning("{} (lineage {} is skipped)", error, name)
+            out[name] = None
+    return out
+
+
+def configured(config: Settings) -> frozenset[str]:
+    return frozenset(s.name for s in config.domains)
 
 
 def cert_written_at(config_dir: Path, name: str) -> datetime:
@@ -117,8 +136,9 @@ def _cycle(
 ) -> tuple[str, ...]:
     if left := recovery.restore(config.state_dir, control):
         logger.warning("started {} again: an earlier run had left them stopped", ", ".join(left))
+    adoption = tree.prepare(config, dry_run=dry_run)  # confs made renewable here (README)
     names = sorted({*lineage_names(config.config_dir), *(s.name for s in config.domains)})
-    before = snapshot(config.config_dir, names)
+    before = snapshot(config.config_dir, names, configured(config))
     plan = plan_cycle(config.domains, before)
     for name in lineage_names(config.config_dir):
         path = config.config_dir / "renewal" / f"{name}.conf"
@@ -131,15 +151,23 @@ def _cycle(
             )
             certbot(certonly_args(config, spec, dry_run=dry_run), spec.name)
         if plan.renew and not (force and len(plan.issue) == len(names)):
-            certbot(renew_args(config, force=force, dry_run=dry_run), "renewal")
+            args = renew_args(config, force=force, dry_run=dry_run)
+            skipped = adopt.ignored(adoption.decisions)
+            renewable = {n: c for n, c in before.items() if n not in skipped}
+            due = expected_renewals(renewable, now_utc(), _renew_before(config), force=force)
+            runs = adopt.renew_runs(args, adoption.decisions, config.acme_server)
+            for run in runs:  # one, unless forced with IGNORE_LINEAGES in effect
+                certbot(run, "renewal", {EXPECTED_ENV: str(due if len(runs) == 1 else 1)})
     finally:
+        if not dry_run:
+            files_access.apply_safely(config)  # FILES_UID/GID/PERMS, COMBINED_PEM
         recovery.restore(config.state_dir, control)
     if dry_run:
         return ()
-    changed = changed_lineages(before, snapshot(config.config_dir, names))
+    changed = changed_lineages(before, snapshot(config.config_dir, names, configured(config)))
     if changed:
         written = max(cert_written_at(config.config_dir, n) for n in changed)
-        errors += _reload_stale(control, written)
+        errors += _reload_stale(control, written, config.reload_signal)
     return changed
 
 
@@ -151,8 +179,8 @@ class _CertbotCalls:
     errors: list[str]
     failures: list[Failure]
 
-    def __call__(self, args: list[str], what: str) -> None:
-        result = self.certbot.run(args)
+    def __call__(self, args: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
+        result = self.certbot.run(args, env)
         if result.ok:
             return
         how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
@@ -164,12 +192,25 @@ class _CertbotCalls:
         self.errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}{advice}")
 
 
-def _reload_stale(control: ContainerControl, written: datetime) -> list[str]:
-    """Restart running targets started before the new certificate was written."""
+def _reload_stale(
+    control: ContainerControl, written: datetime, reload_signal: str | None
+) -> list[str]:
+    """Targets started before the new certificate was written: sent RELOAD_SIGNAL when the app
+    reloads in place, restarted otherwise."""
     stale = [t for t in control.targets() if t.running and t.started_at < written]
-    if stale:
-        logger.info("restarting {} to load the new certificate", ", ".join(t.name for t in stale))
+    if not stale:
+        return []
+    names = ", ".join(t.name for t in stale)
+    if reload_signal:
+        logger.info("sending {} to {} to load the new certificate", reload_signal, names)
+        return each(lambda t: control.signal(t, reload_signal), stale)
+    logger.info("restarting {} to load the new certificate", names)
     return each(control.restart, stale)
+
+
+def _renew_before(config: Settings) -> timedelta | None:
+    seconds = config.renew_before_expiry
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def _save(config: Settings, result: CycleResult) -> None:
@@ -205,5 +246,10 @@ def _log(result: CycleResult, *, dry_run: bool) -> None:
         )
     else:
         logger.info(
-            "{} done in {:.1f}s: nothing was due", label, result.duration, outcome="ok", **fields
+            "{} done in {:.1f}s: {}",
+            label,
+            result.duration,
+            "nothing was saved" if dry_run else "nothing was due",
+            outcome="ok",
+            **fields,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loguru import logger
 
-from sidecar import logs, recovery, settings
+from sidecar import files_access, logs, recovery, settings
 from sidecar.containers import DockerContainers, connect
 from sidecar.errors import SidecarError
 
@@ -26,6 +26,7 @@ def stop_app(reason: str) -> list[str]:
 
 def start_app() -> list[str]:
     config = settings.load()
+    files_access.apply_safely(config)  # the new files readable by the app before it starts
     return recovery.restore(config.state_dir, control_for(config))
 
 

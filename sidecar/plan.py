@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sidecar.certs import is_due
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime, timedelta
 
     from sidecar.certs import CertInfo
     from sidecar.settings import CertSpec
@@ -41,3 +44,15 @@ def changed_lineages(
         for name, cert in sorted(after.items())
         if cert is not None and (before.get(name) is None or before[name] != cert)
     )
+
+
+def expected_renewals(
+    lineages: Mapping[str, CertInfo | None],
+    now: datetime,
+    renew_before: timedelta | None,
+    *,
+    force: bool,
+) -> int:
+    """How many lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
+    existing = [c for c in lineages.values() if c is not None]
+    return len(existing) if force else sum(is_due(c, now, renew_before) for c in existing)

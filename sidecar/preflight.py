@@ -8,7 +8,7 @@ import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from loguru import logger
 
-from sidecar.cycle import lineage_names, snapshot
+from sidecar.cycle import configured, lineage_names, snapshot
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.renewal_conf import load_conf
 
@@ -25,6 +25,8 @@ def check_writable(config: Settings) -> None:
         probe = config.state_dir / ".write-test"
         probe.write_text("ok", encoding="utf-8")
         probe.unlink()
+        if config.challenge == "webroot":
+            config.webroot.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(
             f"CONFIG_DIR {config.config_dir} is not writable ({error.strerror}); "
@@ -33,15 +35,25 @@ def check_writable(config: Settings) -> None:
 
 
 def check_tree(config: Settings) -> None:
-    """Every renewal conf parses, every current certificate and private key loads."""
-    names = lineage_names(config.config_dir)
-    for name in names:
-        load_conf(config.config_dir / "renewal" / f"{name}.conf")
-    snapshot(config.config_dir, sorted({*names, *(s.name for s in config.domains)}))
-    for name in names:
-        key = config.config_dir / "live" / name / "privkey.pem"
-        if not key.exists():
-            continue
+    """The configured lineages' renewal confs, certificates and keys load (ConfigError if not);
+    a broken lineage outside DOMAINS is reported and left to the adoption step."""
+    wanted = configured(config)
+    for name in sorted({*lineage_names(config.config_dir), *wanted}):
+        try:
+            _check_lineage(config, name)
+        except ConfigError as error:
+            if name in wanted:
+                raise
+            logger.warning("{} (lineage {} is not in DOMAINS; it is skipped)", error, name)
+
+
+def _check_lineage(config: Settings, name: str) -> None:
+    conf = config.config_dir / "renewal" / f"{name}.conf"
+    if conf.exists():
+        load_conf(conf)
+    snapshot(config.config_dir, [name])
+    key = config.config_dir / "live" / name / "privkey.pem"
+    if key.exists():
         try:
             load_pem_private_key(key.read_bytes(), password=None)
         except (OSError, ValueError, TypeError) as error:

@@ -38,6 +38,11 @@ def set_renew_before_expiry(path: Path, seconds: float | None) -> bool:
     return True
 
 
+def save_conf(conf: Any, path: Path) -> None:  # noqa: ANN401
+    """Write a conf loaded with `load_conf` back in certbot's format (comments kept), atomically."""
+    _write(conf, path)
+
+
 def _write(conf: Any, path: Path) -> None:  # noqa: ANN401
     """Atomically, keeping the file's mode (certbot's confs are 0644 under a 0755 dir)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

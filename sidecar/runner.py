@@ -22,6 +22,8 @@ from sidecar.errors import CertbotError
 from sidecar.logs import CHILD_ENV, relog
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sidecar.settings import CertSpec, Settings
 
 AUTHENTICATOR = "sidecar"
@@ -33,6 +35,13 @@ _NOISE = re.compile(
     r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
 )
 _HOOK_OUTPUT = re.compile(r"^Hook '[a-z-]+' (ran with error output|reported output):")
+
+
+def _authenticator(settings: Settings) -> list[str]:
+    """Standalone with the app stopped (default), or the app's own webroot (cooperative)."""
+    if settings.challenge == "webroot":
+        return ["--authenticator", "webroot", "--webroot-path", str(settings.webroot)]
+    return ["--authenticator", AUTHENTICATOR]
 
 
 def common_args(settings: Settings, *, dry_run: bool) -> list[str]:
@@ -48,10 +57,9 @@ def common_args(settings: Settings, *, dry_run: bool) -> list[str]:
         str(settings.logs_dir),
         "--server",
         settings.acme_server,
-        "--authenticator",
-        AUTHENTICATOR,
+        *_authenticator(settings),
         "--installer",
-        "null",
+        AUTHENTICATOR,
         "--http-01-port",
         str(settings.http01_port),
         "--post-hook",
@@ -133,7 +141,8 @@ class CertbotRunner:
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
 
-    def run(self, args: list[str]) -> CertbotResult:
+    def run(self, args: list[str], env: Mapping[str, str] | None = None) -> CertbotResult:
+        """Run certbot with `args` (and `env` added to its environment) to its end or timeout."""
         argv = [certbot_executable(), *args]
         logger.debug("running {}", " ".join(redact(argv)))
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -146,7 +155,7 @@ class CertbotRunner:
                 text=True,
                 bufsize=1,
                 start_new_session=True,
-                env={**os.environ, **self._env, "PATH": path, CHILD_ENV: "1"},
+                env={**os.environ, **self._env, **(env or {}), "PATH": path, CHILD_ENV: "1"},
             )
         except OSError as error:
             raise CertbotError(f"cannot run certbot: {error}") from None

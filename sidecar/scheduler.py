@@ -63,6 +63,7 @@ def delay_after(
 class Scheduler:
     """Runs `cycle` until `stop()`; a stop during the wait ends the loop at once.
 
+    `idle`, when given, takes over the wait between cycles (the CLI execs a small sleeper).
     `restore` starts whatever the cycle could not start again (the Docker API was down, say); it
     is retried every RESTORE_RETRY seconds until it reports that nothing is left stopped.
     """
@@ -73,10 +74,12 @@ class Scheduler:
         cycle: Callable[[], CycleResult],
         rng: random.Random | None = None,
         restore: Callable[[], bool] = lambda: True,
+        idle: Callable[[float], None] | None = None,
     ) -> None:
         self._config = config
         self._cycle = cycle
         self._restore = restore
+        self._idle = idle
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._stopping = threading.Event()
 
@@ -93,7 +96,10 @@ class Scheduler:
             self._restore_until_done()
             if self._stopping.is_set():
                 break
-            self._stopping.wait(self._schedule(result))
+            delay = self._schedule(result)
+            if self._idle is not None and not self._stopping.is_set():
+                self._idle(delay)  # hands the wait to a lighter process (execs: no return)
+            self._stopping.wait(delay)
         logger.info("stopped")
 
     def _restore_until_done(self) -> None:

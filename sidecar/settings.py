@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sidecar.errors import ConfigError
+from sidecar.verify import Endpoint, parse_endpoints
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -21,6 +30,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _LABEL_SELECTOR = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_./-]*(=.*)?$")
+_LINEAGE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,9 @@ class Settings(BaseSettings):
     start_timeout: Duration = 120.0
     http01_port: int = Field(80, ge=1, le=65535)
     http01_address: str = ""
+    challenge: Literal["standalone", "webroot"] = "standalone"
+    webroot_path: Path | None = None
+    reload_signal: str | None = None
     key_type: Literal["ecdsa", "rsa"] = "ecdsa"
     elliptic_curve: Literal["secp256r1", "secp384r1", "secp521r1"] = "secp256r1"
     rsa_key_size: Literal[2048, 3072, 4096] = 2048
@@ -111,6 +124,34 @@ class Settings(BaseSettings):
     config_dir: Path = Path("/etc/letsencrypt")
     work_dir: Path = Path("/var/lib/letsencrypt")
     logs_dir: Path = Path("/var/log/letsencrypt")
+    ignore_lineages: Annotated[tuple[str, ...], NoDecode] = ()
+    files_uid: int | None = Field(None, ge=0, validation_alias=AliasChoices("files_uid", "puid"))
+    files_gid: int | None = Field(None, ge=0, validation_alias=AliasChoices("files_gid", "pgid"))
+    files_perms: Annotated[int | None, NoDecode] = None
+    combined_pem: bool = False
+    verify: Annotated[tuple[Endpoint, ...], NoDecode] = ()
+    verify_wait: Duration = 30.0
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"
+    webhook_url: SecretStr | None = None
+    alert_urls: SecretStr | None = None
+    alert_on_success: bool = False
+
+    @field_validator("reload_signal")
+    @classmethod
+    def _signal(cls, raw: str | None) -> str | None:
+        name = (raw or "").strip().upper()
+        if not name:
+            return None
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        if name not in signal.Signals.__members__:
+            raise ValueError(f"{raw!r} is not a signal name (example: SIGHUP)")
+        return name
+
+    @property
+    def webroot(self) -> Path:
+        """Where CHALLENGE=webroot puts challenge files (the app serves them; on the volume)."""
+        return self.webroot_path or self.config_dir / "webroot"
 
     @field_validator("domains", mode="before")
     @classmethod
@@ -188,6 +229,72 @@ class Settings(BaseSettings):
         if not isinstance(raw, str):
             return raw
         return raw.upper() if info.field_name == "log_level" else raw.lower()
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify(cls, raw: object) -> tuple[Endpoint, ...]:
+        return parse_endpoints(raw)
+
+    @field_validator("verify_wait", mode="before")
+    @classmethod
+    def _verify_wait(cls, raw: object) -> float:
+        return parse_duration(raw)
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _optional_port(cls, raw: object) -> object:
+        return None if isinstance(raw, str) and not raw.strip() else raw
+
+    @field_validator("webhook_url", "alert_urls", mode="before")
+    @classmethod
+    def _urls(cls, raw: object, info: Any) -> object:  # noqa: ANN401
+        """Only the form is checked here (never echoing the value: it may hold a token)."""
+        text = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw or "")
+        items = [u for u in re.split(r"[\s,]+", text.strip()) if u]
+        if not items:
+            return None
+        if info.field_name == "webhook_url" and (
+            len(items) > 1 or not re.match(r"^https?://[^/\s]+", items[0])
+        ):
+            raise ValueError("must be one http:// or https:// URL")
+        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S", items[0]):
+            raise ValueError("must start with a URL (scheme://...)")
+        return SecretStr(text.strip())
+
+    @field_validator("ignore_lineages", mode="before")
+    @classmethod
+    def _lineage_names(cls, raw: object) -> tuple[str, ...]:
+        names = _csv(raw)
+        for name in names:
+            if name != "*" and not _LINEAGE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a lineage name (renewal/NAME.conf) or *")
+        return names
+
+    @field_validator("files_uid", "files_gid", mode="before")
+    @classmethod
+    def _optional_id(cls, raw: object) -> object:
+        return None if isinstance(raw, str) and not raw.strip() else raw
+
+    @field_validator("files_perms", mode="before")
+    @classmethod
+    def _octal_mode(cls, raw: object) -> int | None:
+        if raw is None or isinstance(raw, int):
+            return raw
+        text = str(raw).strip().lower().removeprefix("0o")
+        if not text:
+            return None
+        if not re.fullmatch(r"[0-7]{3,4}", text) or int(text, 8) > 0o777:  # noqa: PLR2004
+            raise ValueError(f"{raw!r} is not a file mode (octal, e.g. 640 or 0644)")
+        mode = int(text, 8)
+        if mode & 0o111:
+            raise ValueError(f"{raw!r} makes certificate files executable")
+        return mode
+
+    @model_validator(mode="after")
+    def _ignored_not_listed(self) -> Settings:
+        if both := {s.name for s in self.domains}.intersection(self.ignore_lineages):
+            raise ValueError(f"IGNORE_LINEAGES: {min(both)!r} is listed in DOMAINS too")
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:

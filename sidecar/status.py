@@ -24,6 +24,10 @@ class Row:
     days_left: float | None
     next_renewal: datetime | None
     last_result: str
+    issuer: str = ""
+    next_check: datetime | None = None
+    served: bool | None = None  # the app serves this certificate (None: not checked, no VERIFY)
+    served_detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -33,7 +37,25 @@ class Row:
             "days_left": None if self.days_left is None else round(self.days_left, 2),
             "next_renewal": self.next_renewal.isoformat() if self.next_renewal else None,
             "last_result": self.last_result,
+            "issuer": self.issuer or None,
+            "next_check": self.next_check.isoformat() if self.next_check else None,
+            "served": {"match": self.served, "detail": self.served_detail or None},
         }
+
+
+def short_issuer(issuer: str) -> str:
+    """The issuer's common name (`CN=R11,O=Let's Encrypt,C=US` -> `R11`), else all of it."""
+    for part in issuer.split(","):
+        key, _, value = part.partition("=")
+        if key.strip().upper() == "CN" and value:
+            return value.strip()
+    return issuer
+
+
+def served_text(row: Row) -> str:
+    if row.served is None:
+        return "-"
+    return "yes" if row.served else "NO"
 
 
 def rows(
@@ -55,20 +77,35 @@ def rows(
                 (cert.not_after - now) / timedelta(days=1),
                 max(now, renewal_time(cert, renew_before)),
                 "renewed" if name in state.renewed and not state.failures else state.last_result,
+                issuer=cert.issuer,
+                next_check=state.next_check_at,
             )
         )
     return out
 
 
 def table(items: list[Row]) -> str:
-    head = ("CERTIFICATE", "NAMES", "NOT AFTER", "DAYS LEFT", "NEXT RENEWAL", "LAST RESULT")
+    head = (
+        "CERTIFICATE",
+        "NAMES",
+        "ISSUER",
+        "NOT AFTER",
+        "DAYS LEFT",
+        "NEXT CHECK",
+        "NEXT RENEWAL",
+        "SERVED",
+        "LAST RESULT",
+    )
     lines = [head] + [
         (
             r.certificate,
             ",".join(r.names) or "-",
+            short_issuer(r.issuer)[:30] or "-",
             r.not_after.strftime("%Y-%m-%d %H:%M") if r.not_after else "no certificate yet",
             f"{r.days_left:.1f}" if r.days_left is not None else "-",
+            r.next_check.strftime("%Y-%m-%d %H:%M") if r.next_check else "-",
             r.next_renewal.strftime("%Y-%m-%d %H:%M") if r.next_renewal else "at next check",
+            served_text(r),
             r.last_result[:60],
         )
         for r in items

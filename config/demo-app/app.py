@@ -2,7 +2,9 @@
 
 Serves plain HTTP on HTTP_PORT at once and HTTPS on HTTPS_PORT with the certbot
 lineage $LE_DIR/live/$CERT_NAME, waiting until that exists. The certificate is
-loaded once at start, like a real app; SIGHUP reloads it in place.
+loaded once at start, like a real app; SIGHUP reloads it in place. With
+ACME_WEBROOT set (the sidecar's CHALLENGE=webroot), it answers ACME challenges
+itself from that directory, through certbot-sidecar's appkit (copied beside it).
 """
 # ruff: noqa: INP001, T201
 
@@ -17,12 +19,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+from appkit import challenge_response  # certbot-sidecar's sidecar/appkit.py, copied beside us
+
 CERT_NAME = os.environ["CERT_NAME"]
 LE_DIR = Path(os.environ.get("LE_DIR", "/etc/letsencrypt"))
 HTTP_PORT = int(os.environ.get("HTTP_PORT", "80"))
 HTTPS_PORT = int(os.environ.get("HTTPS_PORT", "443"))
 LIVE = LE_DIR / "live" / CERT_NAME
 FULLCHAIN, PRIVKEY = LIVE / "fullchain.pem", LIVE / "privkey.pem"
+WEBROOT = os.environ.get("ACME_WEBROOT")
 
 
 def log(message: str) -> None:
@@ -33,13 +38,19 @@ class Handler(BaseHTTPRequestHandler):
     serial: ClassVar[str] = "none"  # hex serial of the certificate currently loaded
 
     def do_GET(self) -> None:
+        challenge = challenge_response(self.path) if WEBROOT else None
+        if challenge is not None:
+            self._reply(challenge, "application/octet-stream")
+            return
         if isinstance(self.connection, ssl.SSLSocket):
             body = f"hello from the demo app\nserial: {self.serial}\n"
         else:
             body = f"demo app: plain HTTP; HTTPS on port {HTTPS_PORT}\n"
-        data = body.encode()
+        self._reply(body.encode(), "text/plain; charset=utf-8")
+
+    def _reply(self, data: bytes, content_type: str) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

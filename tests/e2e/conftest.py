@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 import docker
 import pytest
 
-from tests.e2e.harness import E2E_LABEL, Stack, build_images
+from tests.e2e.harness import SESSION, SESSION_LABEL, Stack, build_images
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,7 +24,8 @@ def client() -> Iterator[docker.DockerClient]:
         pytest.fail(f"e2e tests need a Docker engine: {error}")
     build_images(client)
     yield client
-    for container in client.containers.list(all=True, filters={"label": E2E_LABEL}):
+    mine = f"{SESSION_LABEL}={SESSION}"
+    for container in client.containers.list(all=True, filters={"label": mine}):
         container.remove(force=True, v=True)
 
 

@@ -25,18 +25,25 @@ SIDECAR_IMAGE = "certbot-sidecar:e2e"
 PEBBLE_IMAGE = "certbot-sidecar/pebble:e2e"
 APP_IMAGE = "certbot-sidecar/demo-app:e2e"
 E2E_LABEL = "certbot-sidecar.e2e"
+SESSION_LABEL = "certbot-sidecar.e2e-session"
+SESSION = uuid.uuid4().hex[:12]  # this test process: its cleanup removes only its own
 SOCKET = "/var/run/docker.sock"
 
 
 def build_images(client: docker.DockerClient) -> None:
     """Build the three images from this checkout, on the configured base."""
-    for tag, context in (
-        (SIDECAR_IMAGE, ROOT),
-        (PEBBLE_IMAGE, ROOT / "config" / "pebble"),
-        (APP_IMAGE, ROOT / "config" / "demo-app"),
+    for tag, context, dockerfile, extras in (
+        (SIDECAR_IMAGE, ROOT, "Dockerfile", "alerts"),  # with apprise, to test ALERT_URLS
+        (PEBBLE_IMAGE, ROOT / "config" / "pebble", "Dockerfile", ""),
+        (APP_IMAGE, ROOT, "config/demo-app/Dockerfile", ""),
     ):
         client.images.build(
-            path=str(context), tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True, forcerm=True
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs={"BASE_IMAGE": BASE_IMAGE, "EXTRAS": extras},
+            rm=True,
+            forcerm=True,
         )
 
 
@@ -130,7 +137,7 @@ class Stack:
         return f"certbot-sidecar.test={self.uid}"
 
     def _run(self, image: str, name: str, **kwargs: object) -> Container:
-        labels = {E2E_LABEL: self.uid, **kwargs.pop("labels", {})}  # type: ignore[dict-item]
+        labels = {E2E_LABEL: self.uid, SESSION_LABEL: SESSION, **kwargs.pop("labels", {})}  # type: ignore[dict-item]
         container = self.client.containers.run(
             image, name=f"cbs-{name}-{self.uid}", detach=True, labels=labels, **kwargs
         )
@@ -158,7 +165,14 @@ class Stack:
         wait_for("Pebble to answer", lambda: _healthy(pebble), timeout=60)
         return pebble
 
-    def start_app(self, *, init: bool = True, publish_http: bool = True) -> Container:
+    def start_app(
+        self,
+        *,
+        init: bool = True,
+        publish_http: bool = True,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> Container:
         self.le_dir.mkdir(parents=True, exist_ok=True)
         ports = {"443/tcp": ("127.0.0.1", self.https_port)}
         if publish_http:
@@ -166,11 +180,12 @@ class Stack:
         return self._run(
             APP_IMAGE,
             "app",
-            environment={"CERT_NAME": self.domain},
+            environment={"CERT_NAME": self.domain, **(env or {})},
             labels={"certbot-sidecar.test": self.uid},
             ports=ports,
             volumes={str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "ro"}},
             init=init,
+            command=command,
         )
 
     def sidecar_env(self, **overrides: str) -> dict[str, str]:

@@ -163,6 +163,9 @@ class FakeControl:
     def restart(self, target: ContainerInfo) -> None:
         self._apply("restart", target, running=True, started_at=datetime.now(UTC))
 
+    def signal(self, target: ContainerInfo, name: str) -> None:
+        self._apply(f"signal {name}", target)
+
     def _apply(self, op: str, target: ContainerInfo, **changes: object) -> None:
         with self._lock:
             self.calls.append((op, target.name))
@@ -193,10 +196,12 @@ class FakeCertbot:
 
     def __init__(self, action: Callable[[list[str]], CertbotResult] | None = None) -> None:
         self.calls: list[list[str]] = []
+        self.envs: list[dict[str, str]] = []
         self.action = action
 
-    def run(self, args: list[str]) -> CertbotResult:
+    def run(self, args: list[str], env: dict[str, str] | None = None) -> CertbotResult:
         self.calls.append(args)
+        self.envs.append(env or {})
         return self.action(args) if self.action else CertbotResult(0, timed_out=False)
 
     @property

@@ -465,3 +465,14 @@ def test_certificate_write_time_is_taken_from_the_archive_file(tmp_path):
     written = datetime(2025, 3, 12, 10, 0, 0, 250000, tzinfo=UTC)
     install_cert(tmp_path, "a.example", make_pem(), written_at=written)
     assert cert_written_at(tmp_path, "a.example") == written
+
+
+def test_reload_signal_replaces_the_restart_of_a_stale_target(tmp_path):
+    """An app that reloads in place (RELOAD_SIGNAL) gets the signal, not a restart."""
+    config = make_settings(tmp_path / "le", DOMAINS=",".join(NAMES), RELOAD_SIGNAL="SIGHUP")
+    existing(config)
+    written = datetime.now(UTC) - timedelta(minutes=10)
+    control = FakeControl(container("web", started_at=T0))
+    fake = certbot(config, control, challenge=False, written_at=written)
+    run_cycle(config, fake, control)
+    assert control.calls == [("signal SIGHUP", "web")]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sidecar.plan import Plan, changed_lineages, needs_issuance, plan_cycle
+from datetime import UTC, datetime, timedelta
+
+from sidecar.plan import Plan, changed_lineages, expected_renewals, needs_issuance, plan_cycle
 from sidecar.settings import CertSpec
 from tests.unit.helpers import cert_info
 
@@ -89,3 +91,14 @@ def test_changed_lineages_are_sorted_by_name():
     after = {"z.example": cert_info(serial=2), "a.example": cert_info(serial=3)}
     before = {"z.example": cert_info(serial=1), "a.example": cert_info(serial=1)}
     assert changed_lineages(before, after) == ("a.example", "z.example")
+
+
+def test_expected_renewals_counts_what_certbot_will_renew():
+    """Due lineages by certbot's default rule; with --force every existing one."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    fresh = cert_info(not_before=now - timedelta(days=1))
+    old = cert_info(not_before=now - timedelta(days=80))
+    lineages = {"a": fresh, "b": old, "c": None}
+    assert expected_renewals(lineages, now, None, force=False) == 1
+    assert expected_renewals(lineages, now, None, force=True) == 2
+    assert expected_renewals(lineages, now, timedelta(days=90), force=False) == 2

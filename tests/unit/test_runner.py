@@ -59,10 +59,10 @@ def test_certonly_asks_for_an_rsa_key_of_the_configured_size(tmp_path):
 
 
 def test_every_run_uses_the_sidecar_authenticator_and_post_hook(config):
-    """Both commands answer challenges with the sidecar plugin and restart the app afterwards."""
+    """Both commands use the sidecar plugin (authenticator and installer) and its post-hook."""
     for args in (certonly_args(config, SPEC), renew_args(config)):
         assert value_after(args, "--authenticator") == AUTHENTICATOR == "sidecar"
-        assert value_after(args, "--installer") == "null"
+        assert value_after(args, "--installer") == "sidecar"
         assert value_after(args, "--post-hook") == POST_HOOK == "sidecar hook post"
         assert "--non-interactive" in args
         assert "--agree-tos" in args
@@ -252,3 +252,10 @@ def test_summary_of_a_silent_run_is_empty():
 def test_certbot_is_taken_from_the_sidecars_own_environment():
     """The certbot next to this Python runs, with the sidecar plugin installed."""
     assert Path(certbot_executable()) == Path(sys.executable).parent / "certbot"
+
+
+def test_webroot_challenge_uses_certbot_webroot_on_the_shared_volume(tmp_path):
+    """CHALLENGE=webroot (cooperative mode): certbot's webroot plugin, no stop of the app."""
+    args = renew_args(make_settings(tmp_path, CHALLENGE="webroot"))
+    assert value_after(args, "--authenticator") == "webroot"
+    assert value_after(args, "--webroot-path") == str(tmp_path / "webroot")

@@ -15,6 +15,7 @@ from sidecar.settings import (
     parse_domains,
     parse_duration,
 )
+from tests.unit.helpers import make_settings
 
 SECRET = "c2VjcmV0LWhtYWMta2V5LWRvLW5vdC1sb2c"
 BASE = {
@@ -460,3 +461,11 @@ def test_missing_ca_bundle_is_rejected(tmp_path):
 def test_state_dir_lives_on_the_certificate_volume(tmp_path):
     """The sidecar's own files sit in CONFIG_DIR/sidecar, shared with certbot's tree."""
     assert load(CONFIG_DIR=str(tmp_path)).state_dir == tmp_path / "sidecar"
+
+
+def test_reload_signal_takes_names_with_or_without_the_sig_prefix(tmp_path):
+    """RELOAD_SIGNAL=hup and SIGHUP are the same; an unknown name is a clear error."""
+    assert make_settings(tmp_path, RELOAD_SIGNAL="hup").reload_signal == "SIGHUP"
+    assert make_settings(tmp_path, RELOAD_SIGNAL="SIGUSR1").reload_signal == "SIGUSR1"
+    with pytest.raises(ConfigError, match="RELOAD_SIGNAL: 'SIGNOPE' is not a signal name"):
+        make_settings(tmp_path, RELOAD_SIGNAL="SIGNOPE")

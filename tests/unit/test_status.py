@@ -77,6 +77,9 @@ def test_row_json_has_iso_times_and_rounded_days():
         "days_left": 59.96,
         "next_renewal": "2025-05-11T00:00:00+00:00",
         "last_result": "ok",
+        "issuer": "CN=Sidecar Test CA,O=certbot-sidecar tests",
+        "next_check": None,
+        "served": {"match": None, "detail": None},
     }
 
 
@@ -90,6 +93,9 @@ def test_row_json_without_a_certificate_uses_nulls():
         "days_left": None,
         "next_renewal": None,
         "last_result": "never run",
+        "issuer": None,
+        "next_check": None,
+        "served": {"match": None, "detail": None},
     }
 
 
@@ -100,13 +106,19 @@ def test_table_has_a_header_and_aligned_columns_without_trailing_spaces():
     """Each column is as wide as its widest cell; missing values read as words or dashes."""
     items = rows({"a.example": A, "b.example": None}, State(last_result="ok"), NOW, None)
     header = (
-        "CERTIFICATE  NAMES                    NOT AFTER           DAYS LEFT  NEXT RENEWAL      "
-        "LAST RESULT"
+        "CERTIFICATE  NAMES                    ISSUER           NOT AFTER           DAYS LEFT  "
+        "NEXT CHECK  NEXT RENEWAL      SERVED  LAST RESULT"
     )
     assert table(items).splitlines() == [
         header,
-        "a.example    a.example,www.a.example  2025-06-10 00:00    60.0       2025-05-11 00:00  ok",
-        "b.example    -                        no certificate yet  -          at next check     ok",
+        (
+            "a.example    a.example,www.a.example  Sidecar Test CA  2025-06-10 00:00    60.0       "
+            "-           2025-05-11 00:00  -       ok"
+        ),
+        (
+            "b.example    -                        -                no certificate yet  -          "
+            "-           at next check     -       ok"
+        ),
     ]
 
 
@@ -119,7 +131,10 @@ def test_table_cuts_long_results():
 
 def test_empty_table_is_just_the_header():
     """No certificates configured: the header alone."""
-    assert table([]) == "CERTIFICATE  NAMES  NOT AFTER  DAYS LEFT  NEXT RENEWAL  LAST RESULT"
+    assert table([]) == (
+        "CERTIFICATE  NAMES  ISSUER  NOT AFTER  DAYS LEFT  NEXT CHECK  NEXT RENEWAL  SERVED  "
+        "LAST RESULT"
+    )
 
 
 # health

@@ -1,0 +1,3 @@
+"""What the sidecar tells its certbot plugin through the environment (shared by both sides)."""
+
+EXPECTED_ENV = "SIDECAR_EXPECTED_RENEWALS"  # renewals `certbot renew` should save in this run

@@ -1,0 +1,269 @@
+"""Verify after deploy: does the app actually serve the lineage's current certificate?
+
+A thin TLS probe (connect to each VERIFY endpoint, SNI per name, no chain verification) and a pure
+comparison with `certs.read_lineage_cert`. `check_served` adds the policy: poll for VERIFY_WAIT,
+restart the targets once when the app serves another certificate, poll again, then report.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from loguru import logger
+
+from sidecar.certs import CertInfo, parse_cert
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from sidecar.settings import CertSpec
+
+PROBE_TIMEOUT = 5.0
+POLL_EVERY = 1.0
+_ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9._-]+)):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the app answers TLS, as seen from the sidecar (host network: usually 127.0.0.1)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(raw: str) -> Endpoint:
+    """`127.0.0.1:443`, `localhost:8443`, `[::1]:443`, or a bare port (on 127.0.0.1)."""
+    text = raw.strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    match = _ENDPOINT.match(text)
+    port = int(match["port"]) if match else 0
+    if not match or not 1 <= port <= 65535:  # noqa: PLR2004
+        raise ValueError(f"{raw.strip()!r} is not host:port (example: 127.0.0.1:443)")
+    return Endpoint(match["v6"] or match["host"], port)
+
+
+def parse_endpoints(raw: object) -> tuple[Endpoint, ...]:
+    """Comma-separated endpoints; empty means verification is off."""
+    if isinstance(raw, tuple | list):
+        items = [x if isinstance(x, Endpoint) else parse_endpoint(str(x)) for x in raw]
+    else:
+        items = [parse_endpoint(x) for x in str(raw or "").split(",") if x.strip()]
+    return tuple(dict.fromkeys(items))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One probe: what `endpoint` served for SNI `name`, against lineage `certificate`."""
+
+    certificate: str
+    endpoint: str
+    name: str
+    expected: str  # serial (hex) of the lineage's current certificate
+    served: str | None = None  # serial (hex) the app presented, None when it did not answer
+    error: str | None = None  # why it did not answer
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.served == self.expected
+
+    @property
+    def mismatch(self) -> bool:
+        """It answered, with another certificate (a restart may load the current one)."""
+        return self.error is None and self.served != self.expected
+
+    def describe(self) -> str:
+        where = f"{self.endpoint} (SNI {self.name})"
+        if self.error is not None:
+            return f"{where} does not answer TLS: {self.error}"
+        if self.ok:
+            return f"{where} serves the current certificate (serial {self.expected})"
+        return f"{where} serves serial {self.served}, not the current {self.expected}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "certificate": self.certificate,
+            "endpoint": self.endpoint,
+            "name": self.name,
+            "expected_serial": self.expected,
+            "served_serial": self.served,
+            "error": self.error,
+            "match": self.ok,
+        }
+
+
+def compare(
+    certificate: str,
+    endpoint: Endpoint,
+    name: str,
+    current: CertInfo,
+    served: CertInfo | None,
+    *,
+    error: str | None = None,
+) -> Check:
+    """Pure: the served certificate is the current one when serial and issuer are the same."""
+    if served is None:
+        return Check(
+            certificate, str(endpoint), name, current.serial_hex, None, error or "no answer"
+        )
+    shown = served.serial_hex
+    if served.issuer != current.issuer:
+        shown += f" from {served.issuer}"
+    return Check(certificate, str(endpoint), name, current.serial_hex, shown)
+
+
+def served_cert(endpoint: Endpoint, name: str, timeout: float = PROBE_TIMEOUT) -> CertInfo:
+    """The leaf certificate presented on `endpoint` for SNI `name` (OSError/ValueError on failure).
+
+    No chain or name verification: the point is to compare, and the probe must also work for a
+    test CA or an expired certificate.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ValueError("no certificate presented")
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    return parse_cert(pem)
+
+
+Probe = Callable[[Endpoint, str], CertInfo]
+
+
+def probe_all(
+    specs: Sequence[CertSpec],
+    current: Mapping[str, CertInfo | None],
+    endpoints: Sequence[Endpoint],
+    probe: Probe = served_cert,
+) -> tuple[Check, ...]:
+    """Every name of every configured certificate that has a lineage, on every endpoint."""
+    checks = []
+    for spec in specs:
+        cert = current.get(spec.name)
+        if cert is None:
+            continue
+        for endpoint in endpoints:
+            for name in spec.domains:
+                try:
+                    checks.append(compare(spec.name, endpoint, name, cert, probe(endpoint, name)))
+                except (OSError, ValueError) as error:
+                    reason = _reason(error)
+                    checks.append(compare(spec.name, endpoint, name, cert, None, error=reason))
+    return tuple(checks)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed ({error.reason or error})"
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def wait_until_served(
+    run_checks: Callable[[], tuple[Check, ...]],
+    wait: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Check, ...]:
+    """Probe until every check is ok or `wait` seconds have passed; the last checks."""
+    deadline = clock() + wait
+    while True:
+        checks = run_checks()
+        if all(c.ok for c in checks) or clock() >= deadline:
+            return checks
+        sleep(min(POLL_EVERY, max(0.0, deadline - clock())))
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of verify-after-deploy for one cycle."""
+
+    checks: tuple[Check, ...]
+    restarted: tuple[str, ...] = ()  # targets restarted because the app served another certificate
+    errors: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def failures(checks: Sequence[Check]) -> list[str]:
+    """One error line per certificate whose checks failed (pure)."""
+    bad: dict[str, list[Check]] = {}
+    for check in checks:
+        if not check.ok:
+            bad.setdefault(check.certificate, []).append(check)
+    out = []
+    for name, items in bad.items():
+        first = items[0]
+        more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+        hint = (
+            "; is the app reading /etc/letsencrypt/live/" + name + "/?"
+            if first.mismatch
+            else "; is VERIFY the app's TLS address?"
+        )
+        out.append(f"{name}: {first.describe()}{more}{hint}")
+    return out
+
+
+def check_served(
+    run_checks: Callable[[], tuple[Check, ...]],
+    restart: Callable[[], tuple[list[str], list[str]]],
+    *,
+    wait: float,
+    may_restart: Callable[[tuple[Check, ...]], bool],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    """Poll; on a served mismatch restart the targets (if `may_restart`), poll again; report."""
+    checks = wait_until_served(run_checks, wait, sleep)
+    for check in checks:
+        log = logger.info if check.ok else logger.warning
+        log(
+            "{}",
+            check.describe(),
+            event="verify",
+            certificate=check.certificate,
+            outcome="match" if check.ok else ("mismatch" if check.mismatch else "unreachable"),
+        )
+    if all(c.ok for c in checks):
+        return Verification(checks)
+    restarted: list[str] = []
+    if any(c.mismatch for c in checks) and may_restart(checks):
+        logger.warning(
+            "the app still serves an old certificate; restarting it once to load the current one",
+            event="verify",
+            outcome="restart",
+        )
+        restarted, errors = restart()
+        if errors:
+            return Verification(checks, tuple(restarted), (*errors, *failures(checks)))
+        checks = wait_until_served(run_checks, wait, sleep)
+        for check in checks:
+            log = logger.success if check.ok else logger.error
+            log(
+                "after the restart: {}",
+                check.describe(),
+                event="verify",
+                certificate=check.certificate,
+                outcome="match" if check.ok else ("mismatch" if check.mismatch else "unreachable"),
+            )
+    return Verification(checks, tuple(restarted), tuple(failures(checks)))

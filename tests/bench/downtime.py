@@ -1,0 +1,267 @@
+"""Downtime benchmark: app outage per renewal, sidecar idle memory, image size — in ONE run.
+
+    uv run python -m tests.bench.downtime [--runs 5]
+
+Against Pebble (PEBBLE_VA_NOSLEEP=1), the same demo-app image, a probe doing a TLS handshake
+with the app every 20 ms. Scenarios:
+  A  plain certbot standalone with `--pre-hook "docker stop APP" --post-hook "docker start APP"`
+  B  the sidecar's default mode (`sidecar renew --force`)
+  C  cooperative mode (no stop: webroot challenge answered by the app, reload by signal)
+  D  three certificates due at once, default mode
+Prints per scenario the total outage, longest outage and number of outages (min/median/max),
+whether the new certificate was served afterwards; then idle RSS and image size. Last line:
+`downtime_ratio=<median total outage of B / median total outage of A>`.
+Uses the images the e2e tests build (set BASE_IMAGE as for the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import docker
+
+from tests.e2e.harness import (
+    ROOT,
+    SIDECAR_IMAGE,
+    Stack,
+    build_images,
+    disk_serial,
+    served_serial,
+)
+
+PROBE_EVERY = 0.02
+
+
+@dataclass
+class Probe:
+    """Handshakes with the app every 20 ms; outages are runs of failed handshakes."""
+
+    port: int
+    name: str
+    samples: list[tuple[float, bool]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                served_serial(self.port, self.name)
+                ok = True
+            except OSError:
+                ok = False
+            self.samples.append((began, ok))
+            self._stop.wait(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
+
+    def outages(self) -> list[float]:
+        """Each outage: from its first failed probe to the next successful one."""
+        out, start = [], None
+        for at, ok in self.samples:
+            if not ok and start is None:
+                start = at
+            elif ok and start is not None:
+                out.append(at - start)
+                start = None
+        if start is not None:
+            out.append(self.samples[-1][0] - start)
+        return out
+
+
+@dataclass
+class Run:
+    outages: list[float]
+    new_cert_served: bool
+
+    @property
+    def total(self) -> float:
+        return sum(self.outages)
+
+
+def settle(stack: Stack, names: list[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if served_serial(stack.https_port, names[0]) == disk_serial(stack.le_dir, names[0]):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the app does not serve its certificate")
+
+
+def measure(stack: Stack, names: list[str], renew: callable) -> Run:  # type: ignore[valid-type]
+    settle(stack, names)
+    old = disk_serial(stack.le_dir, names[0])
+    with Probe(stack.https_port, names[0]) as probe:
+        time.sleep(0.3)
+        renew()
+        settle(stack, names)
+        time.sleep(0.3)
+    new = disk_serial(stack.le_dir, names[0])
+    return Run(probe.outages(), new != old and served_serial(stack.https_port, names[0]) == new)
+
+
+def sidecar_renew(stack: Stack, **env: str) -> None:
+    code, logs = stack.sidecar_once("renew", "--force", **env)
+    if code:
+        raise RuntimeError(logs)
+
+
+def plain_certbot(stack: Stack, app_name: str, *command: str) -> None:
+    """certbot as people run it today: standalone, docker stop/start as pre/post hooks."""
+    certbot = shutil.which("certbot", path=str(Path(sys.executable).parent)) or "certbot"
+    done = subprocess.run(
+        [
+            certbot,
+            *command,
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            "--non-interactive",
+            "--no-random-sleep-on-renew",
+            "--config-dir",
+            str(stack.le_dir),
+            "--work-dir",
+            str(stack.tmp / "work"),
+            "--logs-dir",
+            str(stack.tmp / "logs"),
+            "--server",
+            stack.acme_url,
+            "--authenticator",
+            "standalone",
+            "--installer",
+            "null",
+            "--http-01-port",
+            str(stack.http_port),
+            "--http-01-address",
+            "127.0.0.1",
+            "--pre-hook",
+            f"docker stop {app_name}",
+            "--post-hook",
+            f"docker start {app_name}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REQUESTS_CA_BUNDLE": str(stack.ca_dir / "ca.pem")},
+    )
+    if done.returncode:
+        raise RuntimeError(done.stdout + done.stderr)
+
+
+def scenario(client: docker.DockerClient, label: str, runs: int, domains: int = 1) -> list[Run]:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(client, Path(tmp))
+        try:
+            names = [stack.domain] + [
+                f"extra{i}-{stack.uid}.example.com" for i in range(1, domains)
+            ]
+            stack.start_pebble()
+            cooperative = label == "C"
+            app = stack.start_app(env={"ACME_WEBROOT": "/etc/letsencrypt/webroot"})
+            env = {"DOMAINS": ";".join(names)}
+            if cooperative:
+                env |= {"CHALLENGE": "webroot", "RELOAD_SIGNAL": "SIGHUP"}
+            if label == "A":  # the lineage made by host certbot, as the plain approach does
+                plain_certbot(stack, app.name, "certonly", "-d", names[0])
+            else:
+                code, logs = stack.sidecar_once("renew", **env)
+                if code:
+                    raise RuntimeError(logs)
+            renew = {
+                "A": lambda: plain_certbot(stack, app.name, "renew", "--force-renewal"),
+                "B": lambda: sidecar_renew(stack, **env),
+                "C": lambda: sidecar_renew(stack, **env),
+                "D": lambda: sidecar_renew(stack, **env),
+            }[label]
+            return [measure(stack, names, renew) for _ in range(runs)]
+        finally:
+            stack.cleanup()
+
+
+def idle_rss_mb(client: docker.DockerClient) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(client, Path(tmp))
+        try:
+            stack.start_pebble()
+            stack.start_app()
+            daemon = stack.sidecar("run", CHECK_INTERVAL="1h", LOG_LEVEL="INFO")
+            deadline = time.monotonic() + 120
+            while "next check at" not in daemon.logs().decode():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(daemon.logs().decode())
+                time.sleep(0.5)
+            time.sleep(2)
+            status = daemon.exec_run(["cat", "/proc/1/status"]).output.decode()
+            rss_kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS"))
+            return rss_kb / 1024
+        finally:
+            stack.cleanup()
+
+
+def stats(values: list[float]) -> str:
+    return f"{min(values):.2f}/{statistics.median(values):.2f}/{max(values):.2f}"
+
+
+def report(label: str, what: str, runs: list[Run]) -> float:
+    totals = [r.total for r in runs]
+    longest = [max(r.outages, default=0.0) for r in runs]
+    counts = [float(len(r.outages)) for r in runs]
+    served = sum(r.new_cert_served for r in runs)
+    print(
+        f"{label} {what}: total outage s {stats(totals)}  longest s {stats(longest)}  "
+        f"outages {stats(counts)}  new cert served {served}/{len(runs)}",
+        flush=True,
+    )
+    return statistics.median(totals)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    client = docker.from_env(timeout=300)
+    build_images(client)
+    print(
+        f"min/median/max over {args.runs} runs, probe every {PROBE_EVERY * 1000:.0f} ms", flush=True
+    )
+    a = report("A", "plain pre/post hooks", scenario(client, "A", args.runs))
+    b = report("B", "sidecar default mode", scenario(client, "B", args.runs))
+    report("C", "cooperative mode (webroot + SIGHUP)", scenario(client, "C", args.runs))
+    report("D", "three certificates due at once", scenario(client, "D", args.runs, domains=3))
+    print(f"idle RSS of the sidecar: {idle_rss_mb(client):.1f} MB")
+    base = os.environ.get("BASE_IMAGE", "python:3.13-slim")
+    default, _ = client.images.build(
+        path=str(ROOT), tag="certbot-sidecar:bench", buildargs={"BASE_IMAGE": base}, rm=True
+    )
+    slim = default.attrs["Size"] / 1e6
+    full = client.images.get(SIDECAR_IMAGE).attrs["Size"] / 1e6
+    base_size = client.images.get(base).attrs["Size"] / 1e6
+    print(
+        f"image size: {slim:.0f} MB (base {base} {base_size:.0f} MB + {slim - base_size:.0f} MB; "
+        f"with EXTRAS=alerts {full:.0f} MB)"
+    )
+    print(f"downtime_ratio={b / a:.3f}" if a else "downtime_ratio=nan")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

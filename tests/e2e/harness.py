@@ -144,7 +144,9 @@ class Stack:
         self.containers.append(container)
         return container
 
-    def start_pebble(self, validity: int = 7776000, http_port: int | None = None) -> Container:
+    def start_pebble(
+        self, validity: int = 7776000, http_port: int | None = None, **extra: str
+    ) -> Container:
         self.ca_dir.mkdir(parents=True, exist_ok=True)
         p = self.ports
         env = {
@@ -154,6 +156,7 @@ class Stack:
             "PEBBLE_CHALLTEST_MANAGEMENT": f"127.0.0.1:{p[3]}",
             "PEBBLE_HTTP_PORT": str(http_port or self.http_port),
             "PEBBLE_VALIDITY_SECONDS": str(validity),
+            **extra,
         }
         pebble = self._run(
             PEBBLE_IMAGE,

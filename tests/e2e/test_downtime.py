@@ -72,3 +72,24 @@ def test_app_that_ignores_sigterm_is_reported_with_the_fix(stack: Stack):
     assert code == 0, logs
     assert "ignored its stop signal" in logs
     assert "init: true" in logs
+
+
+def test_reused_authorization_means_no_stop_only_a_restart_to_load_the_new_cert(stack: Stack):
+    """The CA reuses the valid authorization: no challenge, so no stop; the app is restarted."""
+    stack.start_pebble(PEBBLE_AUTHZREUSE="100")
+    app = stack.start_app()
+    code, logs = stack.sidecar_once("renew")
+    assert code == 0, logs
+    old = disk_serial(stack.le_dir, stack.domain)
+    wait_for("old cert served", lambda: served_serial(stack.https_port, stack.domain) == old)
+    started = stack.state(app)["StartedAt"]
+
+    code, logs = stack.sidecar_once("renew", "--force")
+
+    assert code == 0, logs
+    assert "stopping" not in logs
+    assert "restarting cbs-app" in logs
+    new = disk_serial(stack.le_dir, stack.domain)
+    assert new != old
+    assert stack.state(app)["StartedAt"] != started
+    assert wait_for("new cert served", lambda: served_serial(stack.https_port, stack.domain) == new)

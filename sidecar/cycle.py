@@ -137,10 +137,11 @@ def _cycle(
     if left := recovery.restore(config.state_dir, control):
         logger.warning("started {} again: an earlier run had left them stopped", ", ".join(left))
     adoption = tree.prepare(config, dry_run=dry_run)  # confs made renewable here (README)
-    names = sorted({*lineage_names(config.config_dir), *(s.name for s in config.domains)})
+    lineages = lineage_names(config.config_dir)
+    names = sorted({*lineages, *configured(config)})
     before = snapshot(config.config_dir, names, configured(config))
     plan = plan_cycle(config.domains, before)
-    for name in lineage_names(config.config_dir):
+    for name in lineages:
         path = config.config_dir / "renewal" / f"{name}.conf"
         if set_renew_before_expiry(path, config.renew_before_expiry):
             logger.info("set renew_before_expiry in {} (RENEW_BEFORE_EXPIRY)", path)

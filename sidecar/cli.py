@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from sidecar import (
 )
 from sidecar.certs import now_utc
 from sidecar.cycle import CycleResult, configured, lineage_names, run_cycle, snapshot
-from sidecar.errors import ConfigError, SidecarError
+from sidecar.errors import ConfigError, DockerError, SidecarError
 from sidecar.runner import CertbotRunner
 from sidecar.scheduler import Scheduler
 from sidecar.state import load_state
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from sidecar.certs import CertInfo
     from sidecar.containers import DockerContainers
 
+DOCKER_RETRY = 10.0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNEXPECTED = 70
@@ -50,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"certbot-sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="the daemon: a cycle now, then on the schedule (default)")
+    run = sub.add_parser("run", help="the daemon: a cycle now, then on the schedule (default)")
+    run.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # after a sleep
     renew = sub.add_parser("renew", help="one cycle now")
     renew.add_argument("--force", action="store_true", help="renew even if not due")
     renew.add_argument(
@@ -108,13 +111,28 @@ def _cycle(
 def _sleep_light(seconds: float) -> None:
     """Wait in a bare Python process (see sidecar.sleeper), then run the daemon again."""
     sys.stderr.flush()
-    again = [sys.executable, "-m", "sidecar.cli", "run"]
+    again = [sys.executable, "-m", "sidecar.cli", "run", "--resume"]
     sleeper = [sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}", "--", *again]
     os.execv(sys.executable, sleeper)  # noqa: S606 (our own interpreter and module)
 
 
-def cmd_run(config: settings.Settings) -> int:
-    control = _preflight(config)
+def _preflight_resumed(config: settings.Settings) -> DockerContainers | None:
+    """After a sleep the setup was fine once: wait out a Docker API outage instead of exiting."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    while True:
+        try:
+            return _preflight(config)
+        except DockerError as error:
+            logger.error("{}; trying again in {:.0f}s", error, DOCKER_RETRY)
+            if stopping.wait(DOCKER_RETRY):
+                return None
+
+
+def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
+    control = _preflight_resumed(config) if resume else _preflight(config)
+    if control is None:
+        return 0
     metrics.serve(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
     scheduler = Scheduler(
@@ -199,7 +217,7 @@ def cmd_health(config: settings.Settings) -> int:
 
 def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
     if args.command == "run":
-        return cmd_run(config)
+        return cmd_run(config, resume=args.resume)
     if args.command == "renew":
         return cmd_renew(config, force=args.force, dry_run=args.dry_run)
     if args.command == "status":

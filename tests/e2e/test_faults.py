@@ -233,3 +233,26 @@ def test_secrets_never_reach_the_logs(stack: Stack):
 
     assert "--eab-hmac-key ***" in logs
     assert secret not in logs
+
+
+def test_daemon_waking_to_a_dead_docker_api_waits_for_it_instead_of_exiting(stack: Stack):
+    """After a sleep (`run --resume`) a Docker API outage is waited out, then the cycle runs."""
+    stack.start_pebble()
+    stack.start_app()
+    port = free_ports(1)[0]
+    daemon = stack.sidecar(
+        "run", "--resume", socket=False, DOCKER_HOST=f"tcp://127.0.0.1:{port}", CHECK_INTERVAL="1h"
+    )
+    wait_for("the retry", lambda: "trying again in" in daemon.logs().decode(), timeout=60)
+    assert running(stack, daemon)
+
+    with DockerProxy(port):
+        wait_for("the first cycle", lambda: _serial(stack), timeout=90)
+    assert running(stack, daemon)
+
+
+def _serial(stack: Stack) -> int | None:
+    try:
+        return disk_serial(stack.le_dir, stack.domain)
+    except FileNotFoundError:
+        return None

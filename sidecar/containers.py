@@ -5,6 +5,8 @@ Swarm services can implement the same Protocol later.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,7 @@ from loguru import logger
 from sidecar.errors import ConfigError, DockerError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 
 API_TIMEOUT = 30.0
@@ -219,13 +221,31 @@ class DockerContainers:
 
 
 def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
-    """A client from DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, checked with a ping."""
+    """A client from DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, checked with a ping.
+
+    requests lets REQUESTS_CA_BUNDLE (set for certbot when ACME_CA_BUNDLE is given) override the
+    CA of DOCKER_CERT_PATH, so the client is built without it and then ignores the environment.
+    """
     try:
-        client = docker.from_env(timeout=int(timeout))
+        with _without(*_CA_BUNDLE_VARS):
+            client = docker.from_env(timeout=int(timeout))
+        client.api.trust_env = False
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise DockerError(f"cannot reach the Docker engine: {_reason(error)}") from None
     return client
+
+
+_CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@contextlib.contextmanager
+def _without(*names: str) -> Iterator[None]:
+    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _reason(error: Exception) -> str:

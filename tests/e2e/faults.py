@@ -6,7 +6,10 @@ import contextlib
 import re
 import socket
 import threading
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    import ssl
 
 # What the sidecar may ask of the Docker API (as a socket proxy would allow, e.g. one that passes
 # only container list/inspect/start/stop/restart/kill): everything else gets 403.
@@ -64,14 +67,19 @@ class BlackHole(_Server):
 class DockerProxy(_Server):
     """An allow-listing TCP proxy to the Docker socket (what DOCKER_HOST=tcp://... points at)."""
 
-    def __init__(self, port: int = 0, target: str = "/var/run/docker.sock") -> None:
+    def __init__(
+        self, port: int = 0, target: str = "/var/run/docker.sock", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.target = target
+        self.tls = tls
         self.denied: list[bytes] = []
         super().__init__(port)
 
     def handle(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError), conn:
-            head = conn.recv(65536)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            head = _read_request(conn)
             if not ALLOWED.match(head):
                 self.denied.append(head.split(b"\r\n", 1)[0])
                 conn.sendall(
@@ -82,8 +90,26 @@ class DockerProxy(_Server):
             upstream.connect(self.target)
             line, _, rest = re.sub(rb"\r\nConnection: [^\r]*", b"", head).partition(b"\r\n")
             upstream.sendall(line + b"\r\nConnection: close\r\n" + rest)
-            threading.Thread(target=_pipe, args=(conn, upstream), daemon=True).start()
-            _pipe(upstream, conn)
+            _pipe(upstream, conn)  # one request per connection: only the answer flows back
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One whole HTTP request: the head, then Content-Length bytes of body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    match = re.search(rb"\r\nContent-Length: *(\d+)", head, re.IGNORECASE)
+    length = int(match[1]) if match else 0
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
+import ssl
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.e2e.faults import BlackHole, DockerProxy
 from tests.e2e.harness import disk_serial, free_ports, served_serial, wait_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from docker.models.containers import Container
 
     from tests.e2e.harness import Stack
@@ -256,3 +264,109 @@ def _serial(stack: Stack) -> int | None:
         return disk_serial(stack.le_dir, stack.domain)
     except FileNotFoundError:
         return None
+
+
+def _tls_material(folder: Path) -> ssl.SSLContext:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as `docker` expects
+    them in DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem); returns the server's context."""
+    folder.mkdir(parents=True)
+    now = datetime.now(UTC)
+
+    def issue(
+        name: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: tuple[x509.Name, object],
+        **ext: x509.ExtensionType,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name.from_rfc4514_string(name))
+            .issuer_name(issuer[0])
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=1))
+        )
+        for value in ext.values():
+            critical = isinstance(value, x509.BasicConstraints | x509.KeyUsage)
+            builder = builder.add_extension(value, critical=critical)
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+        if name != issuer[0].rfc4514_string():
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key())  # type: ignore[attr-defined]
+            builder = builder.add_extension(aki, critical=False)
+        return builder.sign(issuer[1], hashes.SHA256())  # type: ignore[arg-type]
+
+    def pem(item: object) -> bytes:
+        if isinstance(item, x509.Certificate):
+            return item.public_bytes(serialization.Encoding.PEM)
+        return item.private_bytes(  # type: ignore[attr-defined,no-any-return]
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca_name = x509.Name.from_rfc4514_string("CN=test docker CA")
+    ca = issue(
+        "CN=test docker CA",
+        ca_key,
+        (ca_name, ca_key),
+        bc=x509.BasicConstraints(ca=True, path_length=None),
+        ku=x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=True,
+            crl_sign=True,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+    )
+    server = issue(
+        "CN=127.0.0.1",
+        server_key,
+        (ca_name, ca_key),
+        san=x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+    )
+    client = issue(
+        "CN=sidecar",
+        client_key,
+        (ca_name, ca_key),
+        eku=x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+    )
+    for name, item in (
+        ("ca.pem", ca),
+        ("cert.pem", client),
+        ("key.pem", client_key),
+        ("server.pem", server),
+        ("server-key.pem", server_key),
+    ):
+        (folder / name).write_bytes(pem(item))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server-key.pem")
+    context.load_verify_locations(folder / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def test_docker_host_over_tls_with_client_certificates_works(stack: Stack):
+    """DOCKER_HOST=tcp://..., DOCKER_TLS_VERIFY, DOCKER_CERT_PATH: a TLS-protected engine."""
+    stack.start_pebble()
+    stack.start_app()
+    context = _tls_material(stack.ca_dir / "docker")
+    with DockerProxy(tls=context) as proxy:
+        code, logs = stack.sidecar_once(
+            "renew",
+            socket=False,
+            DOCKER_HOST=f"tcp://127.0.0.1:{proxy.port}",
+            DOCKER_TLS_VERIFY="1",
+            DOCKER_CERT_PATH="/pebble-ca/docker",
+        )
+    assert code == 0, logs
+    assert "stopping cbs-app" in logs
+    serial = disk_serial(stack.le_dir, stack.domain)
+    assert wait_for("served", lambda: served_serial(stack.https_port, stack.domain) == serial)

@@ -154,43 +154,20 @@ class DockerContainers:
                 took,
                 container=target.name,
             )
-        logger.info(
-            "stopped {} in {:.2f}s",
-            target.name,
-            took,
-            container=target.name,
-            event="stop",
-            duration=round(took, 3),
-        )
+        _log_done("stop", target, took)
 
     def start(self, target: ContainerInfo) -> None:
         began = time.monotonic()
         _call(f"start {target.name}", self._client.api.start, target.id)
         self._wait_ready(target)
-        took = time.monotonic() - began
-        logger.info(
-            "started {} in {:.2f}s",
-            target.name,
-            took,
-            container=target.name,
-            event="start",
-            duration=round(took, 3),
-        )
+        _log_done("start", target, time.monotonic() - began)
 
     def restart(self, target: ContainerInfo) -> None:
         began = time.monotonic()
         timeout = 10 if self._stop_timeout is None else int(self._stop_timeout)
         _call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
         self._wait_ready(target)
-        took = time.monotonic() - began
-        logger.info(
-            "restarted {} in {:.2f}s",
-            target.name,
-            took,
-            container=target.name,
-            event="restart",
-            duration=round(took, 3),
-        )
+        _log_done("restart", target, time.monotonic() - began)
 
     def signal(self, target: ContainerInfo, name: str) -> None:
         """Send a signal (e.g. SIGHUP: reload in place) to the container's main process."""
@@ -218,6 +195,22 @@ class DockerContainers:
                     f"{self._start_timeout:.0f}s after start (START_TIMEOUT)"
                 )
             time.sleep(0.1)
+
+
+_PAST = {"stop": "stopped", "start": "started", "restart": "restarted"}
+
+
+def _log_done(event: str, target: ContainerInfo, took: float) -> None:
+    """One line per container operation, with stable fields for JSON logs."""
+    logger.info(
+        "{} {} in {:.2f}s",
+        _PAST[event],
+        target.name,
+        took,
+        container=target.name,
+        event=event,
+        duration=round(took, 3),
+    )
 
 
 def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:

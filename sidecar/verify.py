@@ -235,15 +235,7 @@ def check_served(
 ) -> Verification:
     """Poll; on a served mismatch restart the targets (if `may_restart`), poll again; report."""
     checks = wait_until_served(run_checks, wait, sleep)
-    for check in checks:
-        log = logger.info if check.ok else logger.warning
-        log(
-            "{}",
-            check.describe(),
-            event="verify",
-            certificate=check.certificate,
-            outcome="match" if check.ok else ("mismatch" if check.mismatch else "unreachable"),
-        )
+    _log_checks(checks, "", "INFO", "WARNING")
     if all(c.ok for c in checks):
         return Verification(checks)
     restarted: list[str] = []
@@ -257,13 +249,19 @@ def check_served(
         if errors:
             return Verification(checks, tuple(restarted), (*errors, *failures(checks)))
         checks = wait_until_served(run_checks, wait, sleep)
-        for check in checks:
-            log = logger.success if check.ok else logger.error
-            log(
-                "after the restart: {}",
-                check.describe(),
-                event="verify",
-                certificate=check.certificate,
-                outcome="match" if check.ok else ("mismatch" if check.mismatch else "unreachable"),
-            )
+        _log_checks(checks, "after the restart: ", "SUCCESS", "ERROR")
     return Verification(checks, tuple(restarted), tuple(failures(checks)))
+
+
+def _log_checks(checks: tuple[Check, ...], prefix: str, ok_level: str, bad_level: str) -> None:
+    for check in checks:
+        outcome = "match" if check.ok else ("mismatch" if check.mismatch else "unreachable")
+        logger.log(
+            ok_level if check.ok else bad_level,
+            "{}{}",
+            prefix,
+            check.describe(),
+            event="verify",
+            certificate=check.certificate,
+            outcome=outcome,
+        )

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -180,17 +179,8 @@ def cmd_dry_run(config: settings.Settings) -> int:
 
 
 def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
-    renew_before = (
-        timedelta(seconds=config.renew_before_expiry) if config.renew_before_expiry else None
-    )
-    items = rows(
-        _certs(config),
-        load_state(config.state_dir),
-        now_utc(),
-        renew_before,
-    )
-    items = observe.with_served(config, items)
     state = load_state(config.state_dir)
+    items = observe.with_served(config, rows(_certs(config), state, now_utc(), config.renew_before))
     if as_json:
         report = {"certificates": [r.to_json() for r in items], **state.to_json()}
         print(json.dumps({**report, **tree.inspect(config).to_json()}, indent=2))

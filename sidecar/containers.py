@@ -229,6 +229,14 @@ def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
     return client
 
 
+def publishers(port: int) -> list[str]:
+    """Names of the containers that publish host port `port` (who holds it, if Docker knows)."""
+    found = _call(
+        f"list publishers of {port}", connect().api.containers, filters={"publish": str(port)}
+    )
+    return [c["Names"][0].lstrip("/") for c in found]
+
+
 _CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 

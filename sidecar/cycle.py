@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
@@ -155,7 +155,7 @@ def _cycle(
             args = renew_args(config, force=force, dry_run=dry_run)
             skipped = adopt.ignored(adoption.decisions)
             renewable = {n: c for n, c in before.items() if n not in skipped}
-            due = expected_renewals(renewable, now_utc(), _renew_before(config), force=force)
+            due = expected_renewals(renewable, now_utc(), config.renew_before, force=force)
             runs = adopt.renew_runs(args, adoption.decisions, config.acme_server)
             for run in runs:  # one, unless forced with IGNORE_LINEAGES in effect
                 certbot(run, "renewal", {EXPECTED_ENV: str(due if len(runs) == 1 else 1)})
@@ -207,11 +207,6 @@ def _reload_stale(
         return each(lambda t: control.signal(t, reload_signal), stale)
     logger.info("restarting {} to load the new certificate", names)
     return each(control.restart, stale)
-
-
-def _renew_before(config: Settings) -> timedelta | None:
-    seconds = config.renew_before_expiry
-    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def _save(config: Settings, result: CycleResult) -> None:

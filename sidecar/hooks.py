@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from loguru import logger
 
 from sidecar import files_access, logs, recovery, settings
-from sidecar.containers import DockerContainers, connect
+from sidecar.containers import DockerContainers, publishers
 from sidecar.errors import SidecarError
 
 
@@ -18,24 +20,31 @@ def control_for(config: settings.Settings) -> DockerContainers:
     )
 
 
-def stop_app(reason: str) -> list[str]:
+@functools.cache
+def _in_certbot() -> tuple[settings.Settings, DockerContainers]:
+    """Settings and Docker client, made once per certbot process: the start that follows the
+    stop (in the same process, while the app is down) reuses them instead of reconnecting."""
     config = settings.load()
     logs.setup(config.log_level)
-    return recovery.stop_targets(config.state_dir, control_for(config), reason)
+    return config, control_for(config)
+
+
+def stop_app(reason: str) -> list[str]:
+    config, control = _in_certbot()
+    return recovery.stop_targets(config.state_dir, control, reason)
 
 
 def start_app() -> list[str]:
-    config = settings.load()
+    config, control = _in_certbot()
     files_access.apply_safely(config)  # the new files readable by the app before it starts
-    return recovery.restore(config.state_dir, control_for(config))
+    return recovery.restore(config.state_dir, control)
 
 
 def port_busy_message(port: int) -> str:
     """Why port `port` could not be bound, naming the container that publishes it if any."""
     holders = ""
     try:
-        found = connect().api.containers(filters={"publish": str(port)})
-        holders = ", ".join(c["Names"][0].lstrip("/") for c in found)
+        holders = ", ".join(publishers(port))
     except SidecarError as error:
         logger.debug("cannot ask Docker who publishes port {}: {}", port, error)
     who = (

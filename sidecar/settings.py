@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -147,6 +148,12 @@ class Settings(BaseSettings):
         if name not in signal.Signals.__members__:
             raise ValueError(f"{raw!r} is not a signal name (example: SIGHUP)")
         return name
+
+    @property
+    def renew_before(self) -> timedelta | None:
+        """RENEW_BEFORE_EXPIRY as a timedelta (None: certbot's lifetime rule)."""
+        seconds = self.renew_before_expiry
+        return None if seconds is None else timedelta(seconds=seconds)
 
     @property
     def webroot(self) -> Path:

@@ -9,6 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from sidecar import settings
 from sidecar.certs import CertInfo
 from sidecar.containers import ContainerInfo
-from sidecar.errors import DockerError
+from sidecar.errors import ConfigError, DockerError
 from sidecar.runner import CertbotResult
 
 if TYPE_CHECKING:
@@ -212,3 +213,18 @@ class FakeCertbot:
 def value_after(args: list[str], flag: str) -> str:
     """The value given to `flag` on a command line."""
     return args[args.index(flag) + 1]
+
+
+SETTINGS_BASE = {"DOMAINS": "example.com", "ACME_SERVER": "letsencrypt", "APP_CONTAINERS": "web"}
+
+
+def load(**env: str) -> settings.Settings:
+    """Settings from a minimal valid environment plus `env`."""
+    return settings.load({**SETTINGS_BASE, **env})
+
+
+def load_error(**env: str) -> str:
+    """The one-line error those settings give."""
+    with pytest.raises(ConfigError) as caught:
+        settings.load({**SETTINGS_BASE, **env})
+    return str(caught.value)

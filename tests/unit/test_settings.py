@@ -15,24 +15,9 @@ from sidecar.settings import (
     parse_domains,
     parse_duration,
 )
-from tests.unit.helpers import make_settings
+from tests.unit.helpers import SETTINGS_BASE, load, load_error, make_settings
 
 SECRET = "c2VjcmV0LWhtYWMta2V5LWRvLW5vdC1sb2c"
-BASE = {
-    "DOMAINS": "example.com",
-    "ACME_SERVER": "letsencrypt",
-    "APP_CONTAINERS": "web",
-}
-
-
-def load(**env: str) -> settings.Settings:
-    return settings.load({**BASE, **env})
-
-
-def load_error(**env: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        settings.load({**BASE, **env})
-    return str(caught.value)
 
 
 # check_domain
@@ -350,7 +335,7 @@ def test_several_errors_come_as_one_line():
 def test_config_error_does_not_chain_the_validation_error():
     """The pydantic error (which carries input values) is not attached to the traceback."""
     with pytest.raises(ConfigError) as caught:
-        settings.load({**BASE, "EAB_HMAC_KEY": SECRET})
+        settings.load({**SETTINGS_BASE, "EAB_HMAC_KEY": SECRET})
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
 

@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar import settings
-from sidecar.errors import ConfigError
-
-BASE = {"DOMAINS": "example.com", "ACME_SERVER": "letsencrypt", "APP_CONTAINERS": "web"}
-
-
-def load(**env: str) -> settings.Settings:
-    return settings.load({**BASE, **env})
-
-
-def load_error(**env: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        settings.load({**BASE, **env})
-    return str(caught.value)
+from tests.unit.helpers import load, load_error
 
 
 def test_defaults_leave_lineages_renewed_and_certbots_modes_alone():

@@ -9,6 +9,12 @@ ARG UV_VERSION=0.13.9
 ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
+# tini as PID 1: it holds every signal from its first instruction, passes SIGTERM on to the sidecar,
+# and reaps orphaned processes (certbot's hooks). Static, so the final stage needs no apt.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tini >/dev/null \
+ && cp /usr/bin/tini-static /opt/tini \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, exactly as locked (hashes checked), so code changes reuse this layer.
 COPY pyproject.toml uv.lock README.md ./
@@ -23,6 +29,7 @@ RUN /opt/venv/bin/pip install --quiet --no-deps . \
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/tini /usr/local/bin/tini
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -30,5 +37,7 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 # /etc/letsencrypt like certbot does. See README "Privileges".
 VOLUME ["/etc/letsencrypt"]
 HEALTHCHECK --interval=1m --timeout=30s --start-period=10m --retries=3 CMD ["sidecar", "health"]
-ENTRYPOINT ["sidecar"]
+# -s: reaps as a subreaper also under `docker run --init`; -e 143: a SIGTERM that ends the sidecar
+# before its handler is in place (the first milliseconds) is a clean stop, exit code 0.
+ENTRYPOINT ["tini", "-s", "-e", "143", "--", "sidecar"]
 CMD ["run"]

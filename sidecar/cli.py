@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -22,6 +20,7 @@ from sidecar import (
     preflight,
     recovery,
     settings,
+    shutdown,
     tree,
 )
 from sidecar.certs import now_utc
@@ -33,8 +32,6 @@ from sidecar.state import load_state
 from sidecar.status import failing, health, rows, table
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from sidecar.certs import CertInfo
     from sidecar.containers import DockerContainers
 
@@ -108,29 +105,29 @@ def _cycle(
 
 
 def _sleep_light(seconds: float) -> None:
-    """Wait in a bare Python process (see sidecar.sleeper), then run the daemon again."""
-    sys.stderr.flush()
-    again = [sys.executable, "-m", "sidecar.cli", "run", "--resume"]
-    sleeper = [sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}", "--", *again]
-    os.execv(sys.executable, sleeper)  # noqa: S606 (our own interpreter and module)
+    """Wait in a bare Python process (see sidecar.sleeper), then run the daemon again; returns
+    only when a stop is requested before the exec."""
+    again = [sys.executable, "-m", "sidecar", "run", "--resume"]
+    shutdown.become([sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}", "--", *again])
 
 
 def _preflight_resumed(config: settings.Settings) -> DockerContainers | None:
     """After a sleep the setup was fine once: wait out a Docker API outage instead of exiting."""
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    while True:
+    while not shutdown.REQUEST.requested:
         try:
             return _preflight(config)
         except DockerError as error:
             logger.error("{}; trying again in {:.0f}s", error, DOCKER_RETRY)
-            if stopping.wait(DOCKER_RETRY):
-                return None
+            shutdown.REQUEST.wait(DOCKER_RETRY)
+    return None
 
 
 def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
-    control = _preflight_resumed(config) if resume else _preflight(config)
-    if control is None:
+    control = None
+    if not shutdown.REQUEST.requested:
+        control = _preflight_resumed(config) if resume else _preflight(config)
+    if control is None or shutdown.REQUEST.requested:
+        logger.info("{} received: stopped", shutdown.REQUEST.name)
         return 0
     metrics.serve(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
@@ -140,14 +137,6 @@ def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
         restore=lambda: recovery.settle(config.state_dir, control),
         idle=None if config.metrics_port else _sleep_light,  # metrics need a live process
     )
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("{} received: finishing up", signal.Signals(signum).name)
-        scheduler.stop()
-        runner.interrupt()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     logger.info(
         "certbot-sidecar {} watching {} certificate(s) on {}",
         __version__,
@@ -163,19 +152,22 @@ def cmd_renew(config: settings.Settings, *, force: bool, dry_run: bool) -> int:
         return cmd_dry_run(config)
     control = _preflight(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
-    signal.signal(signal.SIGTERM, lambda *_: runner.interrupt())
     result = _cycle(config, runner, control, force=force, dry_run=dry_run)
-    return 0 if result.ok else EXIT_FAILED
+    return _interrupted() or (0 if result.ok else EXIT_FAILED)
+
+
+def _interrupted() -> int:
+    """128 + the signal's number when a one-shot command was stopped by SIGTERM or SIGINT."""
+    return 128 + shutdown.REQUEST.signum if shutdown.REQUEST.signum else 0
 
 
 def cmd_dry_run(config: settings.Settings) -> int:
     """Every step of a renewal against the CA's test mode, then a report of each step."""
     observe.prepare(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
-    signal.signal(signal.SIGTERM, lambda *_: runner.interrupt())
     report = dryrun.run(config, runner)
     print(report.render(), flush=True)
-    return 0 if report.ok else EXIT_FAILED
+    return _interrupted() or (0 if report.ok else EXIT_FAILED)
 
 
 def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
@@ -237,7 +229,3 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 (the one place that turns a bug into a clear report)
         logger.opt(exception=True).critical("An unexpected error occurred")
         return EXIT_UNEXPECTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

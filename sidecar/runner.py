@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from sidecar import shutdown
 from sidecar.errors import CertbotError
 from sidecar.logs import CHILD_ENV, relog
 
@@ -25,11 +26,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from sidecar.settings import CertSpec, Settings
+    from sidecar.shutdown import StopRequest
 
 AUTHENTICATOR = "sidecar"
 POST_HOOK = "sidecar hook post"
 _SECRET_FLAGS = frozenset({"--eab-hmac-key"})
-KILL_GRACE = 15.0
+KILL_GRACE = 15.0  # after CERTBOT_TIMEOUT
+STOP_GRACE = 4.0  # after a stop request: the whole exit fits in Docker's 10 s grace
+WAIT_STEP = 0.05
 _SEPARATOR = re.compile(r"^[- ]+$")
 _NOISE = re.compile(
     r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
@@ -115,10 +119,11 @@ class CertbotResult:
     returncode: int
     timed_out: bool
     tail: tuple[str, ...] = field(default=())
+    stopped: bool = False  # ended (or never started) because the sidecar was asked to stop
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.stopped
 
     def summary(self) -> str:
         """certbot's most telling output lines, for one error line."""
@@ -133,16 +138,21 @@ def certbot_executable() -> str:
 
 
 class CertbotRunner:
-    """Runs certbot; `terminate()` (from a signal handler) stops the current run cleanly."""
+    """Runs certbot to its end, its timeout, or the process's stop request (SIGTERM/SIGINT):
+    then certbot gets SIGTERM (it closes its challenge server), and SIGKILL if it lingers."""
 
-    def __init__(self, env: dict[str, str], timeout: float) -> None:
+    def __init__(
+        self, env: dict[str, str], timeout: float, stop: StopRequest | None = None
+    ) -> None:
         self._env = env
         self._timeout = timeout
-        self._proc: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
+        self._stop = stop or shutdown.REQUEST
 
     def run(self, args: list[str], env: Mapping[str, str] | None = None) -> CertbotResult:
-        """Run certbot with `args` (and `env` added to its environment) to its end or timeout."""
+        """Run certbot with `args` (and `env` added to its environment); never after a stop
+        request (the result says `stopped`)."""
+        if self._stop.requested:
+            return CertbotResult(-1, timed_out=False, stopped=True)
         argv = [certbot_executable(), *args]
         logger.debug("running {}", " ".join(redact(argv)))
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -154,51 +164,45 @@ class CertbotRunner:
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
-                start_new_session=True,
+                start_new_session=True,  # a Ctrl-C on the terminal reaches the sidecar only
                 env={**os.environ, **self._env, **(env or {}), "PATH": path, CHILD_ENV: "1"},
             )
         except OSError as error:
             raise CertbotError(f"cannot run certbot: {error}") from None
-        with self._lock:
-            self._proc = proc
         tail: deque[str] = deque(maxlen=20)
         reader = threading.Thread(target=_pump, args=(proc, tail), daemon=True)
         reader.start()
-        timed_out = False
-        try:
-            proc.wait(self._timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            logger.error(
-                "certbot ran longer than CERTBOT_TIMEOUT ({:.0f}s); stopping it", self._timeout
-            )
-            self.terminate()
-            proc.wait()
-        finally:
-            with self._lock:
-                self._proc = None
+        ended = self._wait(proc)
         reader.join(5)
-        return CertbotResult(proc.returncode, timed_out, tuple(tail))
+        return CertbotResult(
+            proc.returncode, timed_out=ended == "timeout", tail=tuple(tail), stopped=ended == "stop"
+        )
 
-    def interrupt(self) -> None:
-        """Ask the current certbot run to stop (safe from a signal handler)."""
-        with self._lock:
-            proc = self._proc
-        if proc is not None and proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
+    def _wait(self, proc: subprocess.Popen[str]) -> str | None:
+        """Until certbot exits (None), or its timeout or a stop request ends it."""
+        deadline = time.monotonic() + self._timeout
+        while proc.poll() is None:
+            if self._stop.wait(min(WAIT_STEP, max(0.0, deadline - time.monotonic()))):
+                logger.info("{} received: stopping certbot", self._stop.name)
+                _end(proc, STOP_GRACE)
+                return "stop"
+            if time.monotonic() >= deadline:
+                logger.error(
+                    "certbot ran longer than CERTBOT_TIMEOUT ({:.0f}s); stopping it", self._timeout
+                )
+                _end(proc, KILL_GRACE)
+                return "timeout"
+        return None
 
-    def terminate(self) -> None:
-        """SIGTERM certbot (it cleans up its challenge server), SIGKILL its group if it lingers."""
-        with self._lock:
-            proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + KILL_GRACE
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
+
+def _end(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM certbot's process group; SIGKILL it after `grace` seconds."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
 
 
 def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:

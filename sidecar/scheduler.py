@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from sidecar import shutdown
 from sidecar.certs import now_utc
 from sidecar.errors import LockedError
 from sidecar.state import load_state, save_state
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from sidecar.cycle import CycleResult
     from sidecar.settings import Settings
+    from sidecar.shutdown import StopRequest
 
 RETRY_BASE = 600.0
 RESTORE_RETRY = 5.0
@@ -61,7 +62,8 @@ def delay_after(
 
 
 class Scheduler:
-    """Runs `cycle` until `stop()`; a stop during the wait ends the loop at once.
+    """Runs `cycle` until the stop request (SIGTERM, SIGINT, or `stop()`); a stop during the
+    wait ends the loop at once.
 
     `idle`, when given, takes over the wait between cycles (the CLI execs a small sleeper).
     `restore` starts whatever the cycle could not start again (the Docker API was down, say); it
@@ -75,32 +77,34 @@ class Scheduler:
         rng: random.Random | None = None,
         restore: Callable[[], bool] = lambda: True,
         idle: Callable[[float], None] | None = None,
+        *,
+        stopping: StopRequest | None = None,
     ) -> None:
         self._config = config
         self._cycle = cycle
         self._restore = restore
         self._idle = idle
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
-        self._stopping = threading.Event()
+        self._stopping = stopping or shutdown.REQUEST
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.request()
 
     def run(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopping.requested:
             result = None
             try:
                 result = self._cycle()
             except LockedError as error:
                 logger.warning("{}", error)
             self._restore_until_done()
-            if self._stopping.is_set():
+            if self._stopping.requested:
                 break
             delay = self._schedule(result)
-            if self._idle is not None and not self._stopping.is_set():
-                self._idle(delay)  # hands the wait to a lighter process (execs: no return)
+            if self._idle is not None:
+                self._idle(delay)  # hands the wait to a lighter process (returns on a stop)
             self._stopping.wait(delay)
-        logger.info("stopped")
+        logger.info("{} received: stopped", self._stopping.name)
 
     def _restore_until_done(self) -> None:
         while not self._restore():

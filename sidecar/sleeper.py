@@ -3,29 +3,37 @@
 Between cycles `sidecar run` execs this module (same PID, so `docker stop` still reaches it): it
 imports nothing beyond the standard library, so the idle container holds about 8 MB instead of
 the 50 MB that pydantic, cryptography and the Docker SDK take once loaded. SIGTERM or SIGINT end
-it at once with exit code 0; when the time is up it execs the command given after `--`.
+it at once with exit code 0, also one that arrived while the daemon was exec'ing into it; when the
+time is up it execs the command given after `--`, holding the signals back across that exec.
 
     python -m sidecar.sleeper SECONDS -- COMMAND...
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import time
+
+from sidecar import shutdown
 
 
 def main(argv: list[str]) -> int:
-    seconds, sep, *command = argv
-    if sep != "--" or not command:
+    shutdown.install()  # first: a signal pending from before the exec is handled here
+    seconds, command = _parse(argv)
+    if command is None:
         sys.stderr.write("usage: python -m sidecar.sleeper SECONDS -- COMMAND...\n")
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    time.sleep(max(0.0, float(seconds)))
-    os.execv(command[0], command)  # noqa: S606 (the sidecar's own command line)
-    return 0  # pragma: no cover - execv does not return
+    if not shutdown.REQUEST.wait(seconds):
+        shutdown.become(command)  # returns only when a stop came meanwhile
+    return 0
+
+
+def _parse(argv: list[str]) -> tuple[float, list[str] | None]:
+    if len(argv) < 3 or argv[1] != "--":  # noqa: PLR2004
+        return 0.0, None
+    try:
+        return float(argv[0]), argv[2:]
+    except ValueError:
+        return 0.0, None
 
 
 if __name__ == "__main__":

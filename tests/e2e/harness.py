@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "python:3.13-slim")
-SIDECAR_IMAGE = "certbot-sidecar:e2e"
-PEBBLE_IMAGE = "certbot-sidecar/pebble:e2e"
-APP_IMAGE = "certbot-sidecar/demo-app:e2e"
+TAG = os.environ.get("E2E_IMAGE_TAG", "e2e")  # another tag keeps parallel checkouts apart
+SIDECAR_IMAGE = f"certbot-sidecar:{TAG}"
+PEBBLE_IMAGE = f"certbot-sidecar/pebble:{TAG}"
+APP_IMAGE = f"certbot-sidecar/demo-app:{TAG}"
 E2E_LABEL = "certbot-sidecar.e2e"
 SESSION_LABEL = "certbot-sidecar.e2e-session"
 SESSION = uuid.uuid4().hex[:12]  # this test process: its cleanup removes only its own

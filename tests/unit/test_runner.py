@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from sidecar import shutdown
 from sidecar.runner import (
     AUTHENTICATOR,
     POST_HOOK,
     CertbotResult,
+    CertbotRunner,
     certbot_executable,
     certonly_args,
     redact,
@@ -259,3 +263,49 @@ def test_webroot_challenge_uses_certbot_webroot_on_the_shared_volume(tmp_path):
     args = renew_args(make_settings(tmp_path, CHALLENGE="webroot"))
     assert value_after(args, "--authenticator") == "webroot"
     assert value_after(args, "--webroot-path") == str(tmp_path / "webroot")
+
+
+# CertbotRunner.run, with a stand-in for certbot
+
+
+@pytest.fixture
+def fake_certbot(tmp_path, monkeypatch):
+    """A `certbot` that prints a line, then sleeps (ignoring nothing) until it is ended."""
+    script = tmp_path / "certbot"
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "started $$" > "$(dirname "$0")/pid"\n'
+        "echo 'Requesting a certificate'\n"
+        "trap 'echo got TERM; exit 3' TERM\n"
+        "sleep 30 & wait $!\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr("sidecar.runner.certbot_executable", lambda: str(script))
+    return script
+
+
+def test_a_stop_request_ends_the_running_certbot_at_once(fake_certbot):
+    """SIGTERM to the sidecar while certbot runs: certbot is ended, the result says stopped."""
+    runner = CertbotRunner({}, timeout=60)
+    threading.Timer(0.5, shutdown.REQUEST.request).start()
+    began = time.monotonic()
+    result = runner.run(["renew"])
+    assert result.stopped
+    assert not result.ok
+    assert time.monotonic() - began < 10
+    assert "got TERM" in result.tail
+
+
+def test_no_certbot_run_starts_after_a_stop_request(fake_certbot):
+    """Once a stop is requested, a later run of the cycle returns at once, without certbot."""
+    shutdown.REQUEST.request()
+    result = CertbotRunner({}, timeout=60).run(["certonly"])
+    assert result.stopped
+    assert not (fake_certbot.parent / "pid").exists()
+
+
+def test_certbot_over_its_timeout_is_ended_and_reported(fake_certbot):
+    """CERTBOT_TIMEOUT: the run ends as timed out, not as stopped."""
+    result = CertbotRunner({}, timeout=0.5).run(["renew"])
+    assert result.timed_out
+    assert not result.stopped

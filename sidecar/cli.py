@@ -10,30 +10,23 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import (
-    __version__,
-    dryrun,
-    hooks,
-    logs,
-    metrics,
-    observe,
-    preflight,
-    recovery,
-    settings,
-    shutdown,
-    tree,
-)
-from sidecar.certs import now_utc
-from sidecar.cycle import CycleResult, configured, lineage_names, run_cycle, snapshot
+from sidecar import __version__, logs, settings, shutdown
+from sidecar.certbot import inside
+from sidecar.certbot.runner import CertbotRunner
+from sidecar.cycle import CycleResult, dryrun, preflight, run_cycle
+from sidecar.cycle.plan import configured
 from sidecar.errors import ConfigError, DockerError, SidecarError
-from sidecar.runner import CertbotRunner
+from sidecar.report import metrics, outcome
+from sidecar.report.status import failing, health, rows, served_problems, table, with_served
 from sidecar.scheduler import Scheduler
-from sidecar.state import load_state
-from sidecar.status import failing, health, rows, table
+from sidecar.targets import outage
+from sidecar.targets.engine import control_for
+from sidecar.volume import journal, lineages, tree
+from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
-    from sidecar.certs import CertInfo
-    from sidecar.containers import DockerContainers
+    from sidecar.targets.engine import DockerContainers
+    from sidecar.volume.certs import CertInfo
 
 DOCKER_RETRY = 10.0
 EXIT_FAILED = 1
@@ -70,37 +63,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _certs(config: settings.Settings) -> dict[str, CertInfo | None]:
-    names = sorted({*lineage_names(config.config_dir), *configured(config)})
-    return snapshot(config.config_dir, names, configured(config))
+    names = sorted({*lineages.names(config.config_dir), *configured(config.domains)})
+    return lineages.snapshot(config.config_dir, names, configured(config.domains))
 
 
 def _preflight(config: settings.Settings) -> DockerContainers:
     """Start what an interrupted run left stopped, then check everything else before acting."""
     preflight.check_writable(config)
-    observe.prepare(config)
-    control = hooks.control_for(config)
-    if left := recovery.restore(config.state_dir, control):
-        logger.warning("started {} again: an earlier run had left them stopped", ", ".join(left))
-    preflight.check_tree(config)
+    outcome.prepare(config)
+    control = control_for(config)
+    outage.restore_left(config.state_dir, control)
+    preflight.check_lineages(config)
     preflight.check_targets(control)
     return control
 
 
-def _cycle(
+def _run_cycle(
     config: settings.Settings,
     runner: CertbotRunner,
     control: DockerContainers,
     *,
     force: bool = False,
-    dry_run: bool = False,
 ) -> CycleResult:
     return run_cycle(
         config,
         runner,
         control,
         force=force,
-        dry_run=dry_run,
         precheck=lambda: preflight.check_acme(config),
+        after=lambda result, began_at: outcome.record(config, control, result, began_at),
     )
 
 
@@ -133,8 +124,8 @@ def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
     scheduler = Scheduler(
         config,
-        lambda: _cycle(config, runner, control),
-        restore=lambda: recovery.settle(config.state_dir, control),
+        lambda: _run_cycle(config, runner, control),
+        restore=lambda: outage.settle(config.state_dir, control),
         idle=None if config.metrics_port else _sleep_light,  # metrics need a live process
     )
     logger.info(
@@ -152,7 +143,7 @@ def cmd_renew(config: settings.Settings, *, force: bool, dry_run: bool) -> int:
         return cmd_dry_run(config)
     control = _preflight(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
-    result = _cycle(config, runner, control, force=force, dry_run=dry_run)
+    result = _run_cycle(config, runner, control, force=force)
     return _interrupted() or (0 if result.ok else EXIT_FAILED)
 
 
@@ -163,7 +154,7 @@ def _interrupted() -> int:
 
 def cmd_dry_run(config: settings.Settings) -> int:
     """Every step of a renewal against the CA's test mode, then a report of each step."""
-    observe.prepare(config)
+    outcome.prepare(config)
     runner = CertbotRunner(config.acme_env, config.certbot_timeout)
     report = dryrun.run(config, runner)
     print(report.render(), flush=True)
@@ -171,8 +162,8 @@ def cmd_dry_run(config: settings.Settings) -> int:
 
 
 def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
-    state = load_state(config.state_dir)
-    items = observe.with_served(config, rows(_certs(config), state, now_utc(), config.renew_before))
+    state = journal.load(config.state_dir)
+    items = with_served(config, rows(_certs(config), state, now_utc(), config.renew_before))
     if as_json:
         report = {"certificates": [r.to_json() for r in items], **state.to_json()}
         print(json.dumps({**report, **tree.inspect(config).to_json()}, indent=2))
@@ -185,9 +176,9 @@ def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
 
 
 def cmd_health(config: settings.Settings) -> int:
-    state = load_state(config.state_dir)
+    state = journal.load(config.state_dir)
     problems = health(_certs(config), state, now_utc())
-    problems += observe.health_problems(config)
+    problems += served_problems(config, state)
     for problem in problems:
         print(f"unhealthy: {problem}")
     if warning := failing(state):
@@ -209,7 +200,7 @@ def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
     if args.command == "adopt":
         print(tree.adopt_command(config, check=args.check))
         return 0
-    hooks.start_app()
+    inside.start_app()
     return 0
 
 

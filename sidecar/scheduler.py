@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from sidecar import shutdown
-from sidecar.certs import now_utc
 from sidecar.errors import LockedError
-from sidecar.state import load_state, save_state
+from sidecar.volume import journal
+from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sidecar.cycle import CycleResult
+    from sidecar.cycle.result import CycleResult
     from sidecar.settings import Settings
     from sidecar.shutdown import StopRequest
 
@@ -113,11 +113,11 @@ class Scheduler:
                 return
 
     def _schedule(self, result: CycleResult | None) -> float:
-        state = load_state(self._config.state_dir)
+        state = journal.load(self._config.state_dir)
         now = now_utc()
         delay = delay_after(result, state.failures, self._config, self._rng, now)
         at = now + timedelta(seconds=delay)
-        save_state(self._config.state_dir, dataclasses.replace(state, next_check_at=at))
+        journal.update(self._config.state_dir, lambda j: dataclasses.replace(j, next_check_at=at))
         if result is not None and result.permanent:
             kind = "needs attention; next try"
         elif state.failures:

@@ -20,7 +20,6 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sidecar.errors import ConfigError
-from sidecar.verify import Endpoint, parse_endpoints
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -32,6 +31,7 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _LABEL_SELECTOR = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_./-]*(=.*)?$")
 _LINEAGE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9._-]+)):(?P<port>\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,38 @@ def parse_domains(raw: str) -> tuple[CertSpec, ...]:
     if not specs:
         raise ValueError("no domain names given (example: DOMAINS=example.com,www.example.com)")
     return tuple(specs)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the app answers TLS, as seen from the sidecar (host network: usually 127.0.0.1)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(raw: str) -> Endpoint:
+    """`127.0.0.1:443`, `localhost:8443`, `[::1]:443`, or a bare port (on 127.0.0.1)."""
+    text = raw.strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    match = _ENDPOINT.match(text)
+    port = int(match["port"]) if match else 0
+    if not match or not 1 <= port <= 65535:  # noqa: PLR2004
+        raise ValueError(f"{raw.strip()!r} is not host:port (example: 127.0.0.1:443)")
+    return Endpoint(match["v6"] or match["host"], port)
+
+
+def parse_endpoints(raw: object) -> tuple[Endpoint, ...]:
+    """Comma-separated endpoints; empty means verification is off."""
+    if isinstance(raw, tuple | list):
+        items = [x if isinstance(x, Endpoint) else parse_endpoint(str(x)) for x in raw]
+    else:
+        items = [parse_endpoint(x) for x in str(raw or "").split(",") if x.strip()]
+    return tuple(dict.fromkeys(items))
 
 
 def parse_duration(raw: object) -> float:

@@ -11,7 +11,7 @@ with the app every 20 ms. Scenarios:
 Prints per scenario the total outage, longest outage and number of outages (min/median/max),
 whether the new certificate was served afterwards; then idle RSS and image size. Last line:
 `downtime_ratio=<median total outage of B / median total outage of A>`.
-Uses the images the e2e tests build (set BASE_IMAGE as for the tests).
+Uses the images the e2e tests build, on BASE_IMAGE or the base tests/prepare.sh makes ready.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tests.e2e.harness import (
     ROOT,
     SIDECAR_IMAGE,
     Stack,
+    base_image,
     build_images,
     disk_serial,
     served_serial,
@@ -248,7 +249,7 @@ def main() -> int:
     report("C", "cooperative mode (webroot + SIGHUP)", scenario(client, "C", args.runs))
     report("D", "three certificates due at once", scenario(client, "D", args.runs, domains=3))
     print(f"idle RSS of the sidecar: {idle_rss_mb(client):.1f} MB")
-    base = os.environ.get("BASE_IMAGE", "python:3.13-slim")
+    base = base_image()
     default, _ = client.images.build(
         path=str(ROOT), tag="certbot-sidecar:bench", buildargs={"BASE_IMAGE": base}, rm=True
     )

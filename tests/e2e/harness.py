@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import ssl
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = os.environ.get("BASE_IMAGE", "python:3.13-slim")
 TAG = os.environ.get("E2E_IMAGE_TAG", "e2e")  # another tag keeps parallel checkouts apart
 SIDECAR_IMAGE = f"certbot-sidecar:{TAG}"
 PEBBLE_IMAGE = f"certbot-sidecar/pebble:{TAG}"
@@ -29,6 +29,17 @@ E2E_LABEL = "certbot-sidecar.e2e"
 SESSION_LABEL = "certbot-sidecar.e2e-session"
 SESSION = uuid.uuid4().hex[:12]  # this test process: its cleanup removes only its own
 SOCKET = "/var/run/docker.sock"
+
+
+def base_image() -> str:
+    """BASE_IMAGE, or else the base tests/prepare.sh makes ready (python:3.13-slim when it can be
+    pulled, a local Debian trixie base when nothing can be): as `bash tests/run` does."""
+    if not os.environ.get("BASE_IMAGE"):
+        prepare = ROOT / "tests" / "prepare.sh"
+        done = subprocess.run(["bash", str(prepare)], stdout=subprocess.PIPE, text=True, check=True)
+        line = done.stdout.strip().splitlines()[-1]
+        os.environ["BASE_IMAGE"] = line.removeprefix("BASE_IMAGE=")
+    return os.environ["BASE_IMAGE"]
 
 
 def build_images(client: docker.DockerClient) -> None:
@@ -42,7 +53,7 @@ def build_images(client: docker.DockerClient) -> None:
             path=str(context),
             dockerfile=dockerfile,
             tag=tag,
-            buildargs={"BASE_IMAGE": BASE_IMAGE, "EXTRAS": extras},
+            buildargs={"BASE_IMAGE": base_image(), "EXTRAS": extras},
             rm=True,
             forcerm=True,
         )

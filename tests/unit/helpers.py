@@ -16,16 +16,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sidecar import settings
-from sidecar.certs import CertInfo
-from sidecar.containers import ContainerInfo
+from sidecar.certbot.runner import CertbotResult
 from sidecar.errors import ConfigError, DockerError
-from sidecar.runner import CertbotResult
+from sidecar.targets.base import Target
+from sidecar.volume import journal
+from sidecar.volume.certs import CertInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+    from sidecar.volume.journal import Journal
 
 T0 = datetime(2025, 3, 12, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -83,30 +86,41 @@ def install_cert(
     *,
     written_at: datetime | None = None,
 ) -> Path:
-    """Lay out a lineage as certbot does: archive/NAME/certN.pem, live/NAME/cert.pem -> it,
-    renewal/NAME.conf; returns the archive file (its mtime set to `written_at` if given)."""
+    """Lay out a lineage as certbot does: archive/NAME/{cert,chain,fullchain,privkey}N.pem,
+    live/NAME/*.pem -> them, renewal/NAME.conf naming them; returns the archive's certN.pem (its
+    mtime set to `written_at` if given)."""
     archive = config_dir / "archive" / name
     archive.mkdir(parents=True, exist_ok=True)
     version = len(list(archive.glob("cert*.pem"))) + 1
-    target = archive / f"cert{version}.pem"
-    target.write_bytes(pem)
-    if written_at is not None:
-        os.utime(target, (written_at.timestamp(), written_at.timestamp()))
+    key = _KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
     live = config_dir / "live" / name
     live.mkdir(parents=True, exist_ok=True)
-    link = live / "cert.pem"
-    link.unlink(missing_ok=True)
-    link.symlink_to(os.path.relpath(target, live))
+    for kind, data in (("cert", pem), ("chain", pem), ("fullchain", pem), ("privkey", key)):
+        target = archive / f"{kind}{version}.pem"
+        target.write_bytes(data)
+        if kind == "privkey":
+            target.chmod(0o600)
+        if written_at is not None:
+            os.utime(target, (written_at.timestamp(), written_at.timestamp()))
+        link = live / f"{kind}.pem"
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(target, live))
     renewal = config_dir / "renewal"
     renewal.mkdir(parents=True, exist_ok=True)
     conf = renewal / f"{name}.conf"
     if not conf.exists():
+        kinds = ("cert", "privkey", "chain", "fullchain")
+        paths = "".join(f"{k} = {live}/{k}.pem\n" for k in kinds)
         conf.write_text(
-            f"version = 5.8.0\narchive_dir = {archive}\n\n[renewalparams]\n"
+            f"version = 5.8.0\narchive_dir = {archive}\n{paths}\n[renewalparams]\n"
             "authenticator = sidecar\n",
             encoding="utf-8",
         )
-    return target
+    return archive / f"cert{version}.pem"
 
 
 def make_settings(config_dir: Path, **env: str) -> settings.Settings:
@@ -128,9 +142,9 @@ def container(
     running: bool = True,
     started_at: datetime = T0,
     labels: dict[str, str] | None = None,
-) -> ContainerInfo:
+) -> Target:
     """A container with a Docker-like 64-hex id derived from its name."""
-    return ContainerInfo(
+    return Target(
         id=hashlib.sha256(name.encode()).hexdigest(),
         name=name,
         labels=labels or {},
@@ -140,34 +154,34 @@ def container(
 
 
 class FakeControl:
-    """ContainerControl in memory: records every call; `fail` makes an operation raise."""
+    """TargetControl in memory: records every call; `fail` makes an operation raise."""
 
-    def __init__(self, *containers: ContainerInfo) -> None:
+    def __init__(self, *containers: Target) -> None:
         self.containers = {c.id: c for c in containers}
         self.calls: list[tuple[str, str]] = []
         self.fail: set[tuple[str, str]] = set()
-        self.observe: Callable[[str, ContainerInfo], None] | None = None
+        self.observe: Callable[[str, Target], None] | None = None
         self._lock = threading.Lock()
 
-    def targets(self) -> list[ContainerInfo]:
+    def targets(self) -> list[Target]:
         return sorted(self.containers.values(), key=lambda c: c.name)
 
-    def inspect(self, ident: str) -> ContainerInfo | None:
+    def inspect(self, ident: str) -> Target | None:
         return self.containers.get(ident)
 
-    def stop(self, target: ContainerInfo) -> None:
+    def stop(self, target: Target) -> None:
         self._apply("stop", target, running=False)
 
-    def start(self, target: ContainerInfo) -> None:
+    def start(self, target: Target) -> None:
         self._apply("start", target, running=True, started_at=datetime.now(UTC))
 
-    def restart(self, target: ContainerInfo) -> None:
+    def restart(self, target: Target) -> None:
         self._apply("restart", target, running=True, started_at=datetime.now(UTC))
 
-    def signal(self, target: ContainerInfo, name: str) -> None:
+    def signal(self, target: Target, name: str) -> None:
         self._apply(f"signal {name}", target)
 
-    def _apply(self, op: str, target: ContainerInfo, **changes: object) -> None:
+    def _apply(self, op: str, target: Target, **changes: object) -> None:
         with self._lock:
             self.calls.append((op, target.name))
         if self.observe is not None:
@@ -185,7 +199,7 @@ class FakeControl:
         current = self.get(name)
         self.containers[current.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
-    def get(self, name: str) -> ContainerInfo:
+    def get(self, name: str) -> Target:
         return next(c for c in self.containers.values() if c.name == name)
 
     def names(self, op: str) -> list[str]:
@@ -228,3 +242,8 @@ def load_error(**env: str) -> str:
     with pytest.raises(ConfigError) as caught:
         settings.load({**SETTINGS_BASE, **env})
     return str(caught.value)
+
+
+def save_journal(state_dir: Path, entry: Journal) -> None:
+    """Put `entry` on the volume as the journal, through its one writer."""
+    journal.update(state_dir, lambda _old: entry)

@@ -5,11 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sidecar.cycle import CycleResult
+from sidecar.certbot.failures import Failure
+from sidecar.cycle.result import CycleResult
 from sidecar.errors import LockedError
-from sidecar.scheduler import RETRY_BASE, Scheduler, next_delay
-from sidecar.state import State, load_state, save_state
-from tests.unit.helpers import make_settings
+from sidecar.scheduler import RETRY_BASE, Scheduler, delay_after, next_delay
+from sidecar.volume.journal import Journal, load
+from tests.unit.helpers import T0, make_settings, save_journal
 
 HOUR = 3600.0
 INTERVAL = 12 * HOUR
@@ -99,7 +100,7 @@ def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
     scheduler = Scheduler(config, cycle, rng())
     scheduler.run()
     assert len(runs) == 1
-    assert load_state(config.state_dir).next_check_at is None
+    assert load(config.state_dir).next_check_at is None
 
 
 def test_stop_before_run_runs_no_cycle(tmp_path):
@@ -123,7 +124,7 @@ def test_next_check_time_is_saved_after_each_cycle(tmp_path):
     scheduler = Scheduler(config, cycle, rng())
     scheduler.run()
     assert len(runs) == 3
-    saved = load_state(config.state_dir).next_check_at
+    saved = load(config.state_dir).next_check_at
     assert saved is not None
     assert runs[1] <= saved <= runs[2] + timedelta(seconds=1)
     assert runs[2] - runs[0] >= timedelta(seconds=0.04)
@@ -132,7 +133,7 @@ def test_next_check_time_is_saved_after_each_cycle(tmp_path):
 def test_next_check_keeps_the_rest_of_the_state(tmp_path):
     """Saving the schedule does not overwrite what the cycle recorded."""
     config = make_settings(tmp_path, CHECK_INTERVAL="0.01s", CHECK_JITTER="0")
-    save_state(config.state_dir, State(last_result="ok", renewed=("example.com",)))
+    save_journal(config.state_dir, Journal(last_result="ok", renewed=("example.com",)))
     calls: list[int] = []
 
     def cycle() -> CycleResult:
@@ -143,7 +144,7 @@ def test_next_check_keeps_the_rest_of_the_state(tmp_path):
 
     scheduler = Scheduler(config, cycle, rng())
     scheduler.run()
-    state = load_state(config.state_dir)
+    state = load(config.state_dir)
     assert state.last_result == "ok"
     assert state.renewed == ("example.com",)
     assert state.next_check_at is not None
@@ -152,7 +153,7 @@ def test_next_check_keeps_the_rest_of_the_state(tmp_path):
 def test_failures_in_the_state_file_make_the_wait_a_backoff(tmp_path):
     """After failed cycles the wait is the backoff (base capped at a short interval), no jitter."""
     config = make_settings(tmp_path, CHECK_INTERVAL="0.2s", CHECK_JITTER="5s")
-    save_state(config.state_dir, State(failures=1))
+    save_journal(config.state_dir, Journal(failures=1))
     ends: list[datetime] = []
 
     def cycle() -> CycleResult:
@@ -163,7 +164,7 @@ def test_failures_in_the_state_file_make_the_wait_a_backoff(tmp_path):
 
     scheduler = Scheduler(config, cycle, rng())
     scheduler.run()
-    at = load_state(config.state_dir).next_check_at
+    at = load(config.state_dir).next_check_at
     assert at is not None
     assert timedelta(seconds=0.1) <= at - ends[0] <= timedelta(seconds=0.25)
     assert ends[1] - ends[0] < timedelta(seconds=1)
@@ -184,3 +185,40 @@ def test_cycle_skipped_for_a_held_lock_does_not_end_the_daemon(tmp_path):
     scheduler = Scheduler(config, cycle, rng())
     scheduler.run()
     assert len(calls) == 2
+
+
+# delay_after: how the kind of failure changes the wait
+
+
+def failed(*failures: Failure) -> CycleResult:
+    return CycleResult(changed=(), errors=("failed",), duration=1.0, failures=failures)
+
+
+def test_a_permanent_failure_waits_the_full_interval_not_the_backoff(tmp_path):
+    """The CA said retrying cannot help: the next try is a normal check, not in 10 minutes."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="12h", CHECK_JITTER="0")
+    result = failed(Failure("unauthorized", "refused", permanent=True))
+    assert delay_after(result, 1, config, rng(), T0) == 12 * 3600
+
+
+def test_a_rate_limit_waits_at_least_until_the_time_the_ca_named(tmp_path):
+    """rateLimited with `retry after`: the backoff is stretched to that time (plus < 60 s)."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="12h", CHECK_JITTER="0")
+    later = T0 + timedelta(hours=30)
+    result = failed(Failure("rateLimited", "limit", not_before=later))
+    delay = delay_after(result, 1, config, rng(), T0)
+    assert 30 * 3600 <= delay <= 30 * 3600 + 60
+
+
+def test_an_ordinary_failure_backs_off_from_ten_minutes(tmp_path):
+    """A transient failure: the first retry comes after 5 to 10 minutes."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="12h", CHECK_JITTER="1h")
+    delay = delay_after(failed(Failure("error", "certbot failed")), 1, config, rng(), T0)
+    assert 300 <= delay <= 600
+
+
+def test_a_short_interval_caps_the_backoff_base(tmp_path):
+    """CHECK_INTERVAL below ten minutes: retries never wait longer than the interval."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="2m", CHECK_JITTER="0")
+    delay = delay_after(failed(Failure("error", "x")), 5, config, rng(), T0)
+    assert delay <= 120

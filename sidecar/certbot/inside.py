@@ -1,0 +1,54 @@
+"""What runs inside certbot's process (the plugin) and as its post-hook (`sidecar hook post`):
+stop the app before the challenge, start it again afterwards."""
+
+from __future__ import annotations
+
+import functools
+
+from loguru import logger
+
+from sidecar import logs, settings
+from sidecar.errors import SidecarError
+from sidecar.targets import outage
+from sidecar.targets.engine import DockerContainers, control_for, publishers
+from sidecar.volume import access
+
+EXPECTED_ENV = "SIDECAR_EXPECTED_RENEWALS"  # renewals `certbot renew` should save in this run
+
+
+@functools.cache
+def _in_certbot() -> tuple[settings.Settings, DockerContainers]:
+    """Settings and Docker client, made once per certbot process: the start that follows the
+    stop (in the same process, while the app is down) reuses them instead of reconnecting."""
+    config = settings.load()
+    logs.setup(config.log_level)
+    return config, control_for(config)
+
+
+def stop_app(reason: str) -> list[str]:
+    config, control = _in_certbot()
+    return outage.stop_targets(config.state_dir, control, reason)
+
+
+def start_app() -> list[str]:
+    config, control = _in_certbot()
+    access.apply_safely(config)  # the new files readable by the app before it starts
+    return outage.restore(config.state_dir, control)
+
+
+def port_busy_message(port: int) -> str:
+    """Why port `port` could not be bound, naming the container that publishes it if any."""
+    holders = ""
+    try:
+        holders = ", ".join(publishers(port))
+    except SidecarError as error:
+        logger.debug("cannot ask Docker who publishes port {}: {}", port, error)
+    who = (
+        f"container {holders} publishes it"
+        if holders
+        else (f"another process on the host holds it (`ss -ltnp 'sport = :{port}'` shows which)")
+    )
+    return (
+        f"port {port} is still in use after the app containers were stopped: {who}; "
+        "add that container to APP_CONTAINERS/APP_LABEL or free the port"
+    )

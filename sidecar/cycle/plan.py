@@ -1,0 +1,63 @@
+"""What a renewal cycle must do: pure decisions over the configured and the existing lineages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sidecar.volume.certs import is_due
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime, timedelta
+
+    from sidecar.settings import CertSpec
+    from sidecar.volume.certs import CertInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """`issue`: certificates to obtain with `certonly`; `renew`: run `certbot renew` too."""
+
+    issue: tuple[CertSpec, ...]
+    renew: bool
+
+
+def needs_issuance(spec: CertSpec, current: CertInfo | None) -> bool:
+    """No certificate yet, or its names differ from the configured ones."""
+    return current is None or set(current.names) != set(spec.domains)
+
+
+def plan_cycle(specs: tuple[CertSpec, ...], lineages: Mapping[str, CertInfo | None]) -> Plan:
+    """Issue what is missing or changed; renew every existing lineage (certbot decides if due)."""
+    issue = tuple(s for s in specs if needs_issuance(s, lineages.get(s.name)))
+    return Plan(issue=issue, renew=any(v is not None for v in lineages.values()))
+
+
+def changed_lineages(
+    before: Mapping[str, CertInfo | None],
+    after: Mapping[str, CertInfo | None],
+) -> tuple[str, ...]:
+    """Lineages whose current certificate is new since `before`."""
+    return tuple(
+        name
+        for name, cert in sorted(after.items())
+        if cert is not None and (before.get(name) is None or before[name] != cert)
+    )
+
+
+def expected_renewals(
+    lineages: Mapping[str, CertInfo | None],
+    now: datetime,
+    renew_before: timedelta | None,
+    *,
+    force: bool,
+) -> int:
+    """How many lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
+    existing = [c for c in lineages.values() if c is not None]
+    return len(existing) if force else sum(is_due(c, now, renew_before) for c in existing)
+
+
+def configured(specs: tuple[CertSpec, ...]) -> frozenset[str]:
+    """The lineage names DOMAINS asks for."""
+    return frozenset(s.name for s in specs)

@@ -1,0 +1,39 @@
+"""What one cycle did: the new certificates, the errors, and what the app served afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sidecar.certbot.failures import Failure
+    from sidecar.cycle.verify import Check
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    changed: tuple[str, ...]
+    errors: tuple[str, ...]
+    duration: float
+    failures: tuple[Failure, ...] = ()
+    checks: tuple[Check, ...] = ()  # what the app served, per certificate/endpoint/name (VERIFY)
+    downtime: float | None = None  # seconds the app was down, when this cycle stopped it
+    restarted: tuple[str, ...] = ()  # targets restarted because they served an old certificate
+    restarted_for: dict[str, str] | None = None  # certificate -> serial restarted for (VERIFY)
+    stopped: bool = False  # cut short by the stop request (SIGTERM/SIGINT)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def permanent(self) -> bool:
+        """A failure the short backoff cannot fix (the CA said so): wait the full interval."""
+        return any(f.permanent for f in self.failures)
+
+    @property
+    def not_before(self) -> datetime | None:
+        """The latest retry time a CA gave (rate limits)."""
+        return max((f.not_before for f in self.failures if f.not_before), default=None)

@@ -1,0 +1,211 @@
+"""One renewal cycle, one short function per step: restore, adopt, issue, renew, start the app
+again, reload what serves an old certificate, verify. The app is never left down."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from loguru import logger
+
+from sidecar.certbot.argv import certonly_args, renew_args, renew_runs
+from sidecar.certbot.failures import classify
+from sidecar.certbot.inside import EXPECTED_ENV
+from sidecar.cycle.plan import changed_lineages, configured, expected_renewals, plan_cycle
+from sidecar.cycle.result import CycleResult
+from sidecar.cycle.verify import verify_served
+from sidecar.errors import SidecarError
+from sidecar.targets import outage
+from sidecar.targets.reload import load_certificate
+from sidecar.volume import access, adopt, journal, lineages, tree
+from sidecar.volume.certs import CertInfo, now_utc
+from sidecar.volume.files import exclusive_lock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
+
+    from sidecar.certbot.failures import Failure
+    from sidecar.certbot.runner import CertbotResult
+    from sidecar.cycle.plan import Plan
+    from sidecar.settings import Settings
+    from sidecar.targets.base import TargetControl
+    from sidecar.volume.tree import Adoption
+
+
+class Certbot(Protocol):
+    def run(self, args: list[str], env: Mapping[str, str] | None = None) -> CertbotResult: ...
+
+
+def run_cycle(
+    config: Settings,
+    certbot: Certbot,
+    control: TargetControl,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    precheck: Callable[[], None] = lambda: None,
+    after: Callable[[CycleResult, datetime], CycleResult] | None = None,
+) -> CycleResult:
+    """Run one cycle under the lock; `after` (the outcome: counters, alerts, the journal) runs
+    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server)."""
+    began = time.monotonic()
+    began_at = now_utc()
+    with exclusive_lock(config.state_dir / "lock"):
+        errors: list[str] = []
+        failures: list[Failure] = []
+        changed: tuple[str, ...] = ()
+        try:
+            precheck()
+            calls = _CertbotCalls(certbot, errors, failures)
+            changed = _steps(config, calls, control, errors, force=force, dry_run=dry_run)
+        except SidecarError as error:
+            errors.append(str(error))
+        result = CycleResult(changed, tuple(errors), time.monotonic() - began, tuple(failures))
+        if not dry_run:
+            result = _verify(config, control, result)
+            if after is not None:
+                result = after(result, began_at)
+    _log(result, dry_run=dry_run)
+    return result
+
+
+def _steps(
+    config: Settings,
+    certbot: _CertbotCalls,
+    control: TargetControl,
+    errors: list[str],
+    *,
+    force: bool,
+    dry_run: bool,
+) -> tuple[str, ...]:
+    outage.restore_left(config.state_dir, control)
+    adoption = tree.prepare(config, dry_run=dry_run)  # confs made renewable here (README)
+    names = sorted({*lineages.names(config.config_dir), *configured(config.domains)})
+    before = lineages.snapshot(config.config_dir, names, configured(config.domains))
+    plan = plan_cycle(config.domains, before)
+    try:
+        _issue(config, certbot, plan, dry_run=dry_run)
+        _renew(config, certbot, plan, adoption, before, force=force, dry_run=dry_run)
+    finally:
+        _start_again(config, control, dry_run=dry_run)
+    if dry_run:
+        return ()
+    after = lineages.snapshot(config.config_dir, names, configured(config.domains))
+    changed = changed_lineages(before, after)
+    errors += _reload_stale(config, control, changed)
+    return changed
+
+
+def _issue(config: Settings, certbot: _CertbotCalls, plan: Plan, *, dry_run: bool) -> None:
+    for spec in plan.issue:
+        logger.info(
+            "obtaining a certificate for {}", ", ".join(spec.domains), certificate=spec.name
+        )
+        certbot(certonly_args(config, spec, dry_run=dry_run), spec.name)
+
+
+def _renew(
+    config: Settings,
+    certbot: _CertbotCalls,
+    plan: Plan,
+    adoption: Adoption,
+    before: Mapping[str, CertInfo | None],
+    *,
+    force: bool,
+    dry_run: bool,
+) -> None:
+    """One `certbot renew` for every lineage (certbot decides what is due)."""
+    if not plan.renew or (force and len(plan.issue) == len(before)):
+        return
+    skipped = adopt.ignored(adoption.decisions)
+    renewable = {n: c for n, c in before.items() if n not in skipped}
+    due = expected_renewals(renewable, now_utc(), config.renew_before, force=force)
+    args = renew_args(config, force=force, dry_run=dry_run)
+    runs = renew_runs(args, adoption.decisions, config.acme_server)
+    for run in runs:  # one, unless forced with IGNORE_LINEAGES in effect
+        certbot(run, "renewal", {EXPECTED_ENV: str(due if len(runs) == 1 else 1)})
+
+
+def _start_again(config: Settings, control: TargetControl, *, dry_run: bool) -> None:
+    """Whatever happened: the app's files readable, then what the sidecar stopped started."""
+    if not dry_run:
+        access.apply_safely(config)  # FILES_UID/GID/PERMS, COMBINED_PEM
+    outage.restore(config.state_dir, control)
+
+
+def _reload_stale(config: Settings, control: TargetControl, changed: tuple[str, ...]) -> list[str]:
+    """Targets started before the new certificate was written load it (signal or restart)."""
+    if not changed:
+        return []
+    written = max(lineages.written_at(config.config_dir, n) for n in changed)
+    stale = [t for t in control.targets() if t.running and t.started_at < written]
+    return load_certificate(control, stale, config.reload_signal)
+
+
+def _verify(config: Settings, control: TargetControl, result: CycleResult) -> CycleResult:
+    """VERIFY: the app serves the current certificates (one reload when it does not)."""
+    if not config.verify:
+        return result
+    remembered = journal.load(config.state_dir).restarted_for
+    try:
+        verification, restarted_for = verify_served(config, control, remembered)
+    except SidecarError as error:
+        errors = (*result.errors, f"verifying the served certificate: {error}")
+        return dataclasses.replace(result, errors=errors)
+    return dataclasses.replace(
+        result,
+        errors=(*result.errors, *verification.errors),
+        checks=verification.checks,
+        restarted=verification.restarted,
+        restarted_for=restarted_for,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _CertbotCalls:
+    """Runs certbot and files each failure, classified, into the cycle's lists."""
+
+    certbot: Certbot
+    errors: list[str]
+    failures: list[Failure]
+
+    def __call__(self, args: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
+        result = self.certbot.run(args, env)
+        if result.ok:
+            return
+        how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
+        failure = classify(result.tail)
+        self.failures.append(failure)
+        advice = "" if failure.kind == "error" else f" ({failure.reason})"
+        if failure.permanent:
+            advice = f" ({failure.reason}: retrying soon will not fix this)"
+        self.errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}{advice}")
+
+
+def _log(result: CycleResult, *, dry_run: bool) -> None:
+    label = "dry run" if dry_run else "cycle"
+    fields = {"event": label.replace(" ", "-"), "duration": round(result.duration, 3)}
+    if not result.ok:
+        for error in result.errors:
+            logger.error("{} failed: {}", label, error, outcome="failed", **fields)
+    elif result.changed:
+        logger.success(
+            "{} done in {:.1f}s: new certificate for {}",
+            label,
+            result.duration,
+            ", ".join(result.changed),
+            outcome="renewed",
+            **fields,
+        )
+    else:
+        logger.info(
+            "{} done in {:.1f}s: {}",
+            label,
+            result.duration,
+            "nothing was saved" if dry_run else "nothing was due",
+            outcome="ok",
+            **fields,
+        )

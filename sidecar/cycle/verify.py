@@ -1,0 +1,281 @@
+"""Verify after deploy: does the app actually serve the lineage's current certificate?
+
+A thin TLS probe (connect to each VERIFY endpoint, SNI per name, no chain verification) and a pure
+comparison with the lineage's current certificate. `check_served` adds the policy: poll for
+VERIFY_WAIT, reload the targets once when the app serves another certificate, poll again, report.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from loguru import logger
+
+from sidecar.settings import Endpoint
+from sidecar.targets.reload import load_certificate
+from sidecar.volume import lineages
+from sidecar.volume.certs import CertInfo, parse_cert
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from sidecar.settings import CertSpec, Settings
+    from sidecar.targets.base import TargetControl
+
+PROBE_TIMEOUT = 5.0
+POLL_EVERY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One probe: what `endpoint` served for SNI `name`, against lineage `certificate`."""
+
+    certificate: str
+    endpoint: str
+    name: str
+    expected: str  # serial (hex) of the lineage's current certificate
+    served: str | None = None  # serial (hex) the app presented, None when it did not answer
+    error: str | None = None  # why it did not answer
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.served == self.expected
+
+    @property
+    def mismatch(self) -> bool:
+        """It answered, with another certificate (a restart may load the current one)."""
+        return self.error is None and self.served != self.expected
+
+    def describe(self) -> str:
+        where = f"{self.endpoint} (SNI {self.name})"
+        if self.error is not None:
+            return f"{where} does not answer TLS: {self.error}"
+        if self.ok:
+            return f"{where} serves the current certificate (serial {self.expected})"
+        return f"{where} serves serial {self.served}, not the current {self.expected}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "certificate": self.certificate,
+            "endpoint": self.endpoint,
+            "name": self.name,
+            "expected_serial": self.expected,
+            "served_serial": self.served,
+            "error": self.error,
+            "match": self.ok,
+        }
+
+
+def compare(
+    certificate: str,
+    endpoint: Endpoint,
+    name: str,
+    current: CertInfo,
+    served: CertInfo | None,
+    *,
+    error: str | None = None,
+) -> Check:
+    """Pure: the served certificate is the current one when serial and issuer are the same."""
+    if served is None:
+        return Check(
+            certificate, str(endpoint), name, current.serial_hex, None, error or "no answer"
+        )
+    shown = served.serial_hex
+    if served.issuer != current.issuer:
+        shown += f" from {served.issuer}"
+    return Check(certificate, str(endpoint), name, current.serial_hex, shown)
+
+
+def served_cert(endpoint: Endpoint, name: str, timeout: float = PROBE_TIMEOUT) -> CertInfo:
+    """The leaf certificate presented on `endpoint` for SNI `name` (OSError/ValueError on failure).
+
+    No chain or name verification: the point is to compare, and the probe must also work for a
+    test CA or an expired certificate.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ValueError("no certificate presented")
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    return parse_cert(pem)
+
+
+Probe = Callable[[Endpoint, str], CertInfo]
+
+
+def probe_all(
+    specs: Sequence[CertSpec],
+    current: Mapping[str, CertInfo | None],
+    endpoints: Sequence[Endpoint],
+    probe: Probe = served_cert,
+) -> tuple[Check, ...]:
+    """Every name of every configured certificate that has a lineage, on every endpoint."""
+    checks = []
+    for spec in specs:
+        cert = current.get(spec.name)
+        if cert is None:
+            continue
+        for endpoint in endpoints:
+            for name in spec.domains:
+                try:
+                    checks.append(compare(spec.name, endpoint, name, cert, probe(endpoint, name)))
+                except (OSError, ValueError) as error:
+                    reason = _reason(error)
+                    checks.append(compare(spec.name, endpoint, name, cert, None, error=reason))
+    return tuple(checks)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed ({error.reason or error})"
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def wait_until_served(
+    run_checks: Callable[[], tuple[Check, ...]],
+    wait: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Check, ...]:
+    """Probe until every check is ok or `wait` seconds have passed; the last checks."""
+    deadline = clock() + wait
+    while True:
+        checks = run_checks()
+        if all(c.ok for c in checks) or clock() >= deadline:
+            return checks
+        sleep(min(POLL_EVERY, max(0.0, deadline - clock())))
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of verify-after-deploy for one cycle."""
+
+    checks: tuple[Check, ...]
+    restarted: tuple[str, ...] = ()  # targets restarted because the app served another certificate
+    errors: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def failures(checks: Sequence[Check]) -> list[str]:
+    """One error line per certificate whose checks failed (pure)."""
+    bad: dict[str, list[Check]] = {}
+    for check in checks:
+        if not check.ok:
+            bad.setdefault(check.certificate, []).append(check)
+    out = []
+    for name, items in bad.items():
+        first = items[0]
+        more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+        hint = (
+            "; is the app reading /etc/letsencrypt/live/" + name + "/?"
+            if first.mismatch
+            else "; is VERIFY the app's TLS address?"
+        )
+        out.append(f"{name}: {first.describe()}{more}{hint}")
+    return out
+
+
+def check_served(
+    run_checks: Callable[[], tuple[Check, ...]],
+    restart: Callable[[], tuple[list[str], list[str]]],
+    *,
+    wait: float,
+    may_restart: Callable[[tuple[Check, ...]], bool],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    """Poll; on a served mismatch restart the targets (if `may_restart`), poll again; report."""
+    checks = wait_until_served(run_checks, wait, sleep)
+    _log_checks(checks, "", "INFO", "WARNING")
+    if all(c.ok for c in checks):
+        return Verification(checks)
+    restarted: list[str] = []
+    if any(c.mismatch for c in checks) and may_restart(checks):
+        logger.warning(
+            "the app still serves an old certificate; restarting it once to load the current one",
+            event="verify",
+            outcome="restart",
+        )
+        restarted, errors = restart()
+        if errors:
+            return Verification(checks, tuple(restarted), (*errors, *failures(checks)))
+        checks = wait_until_served(run_checks, wait, sleep)
+        _log_checks(checks, "after the restart: ", "SUCCESS", "ERROR")
+    return Verification(checks, tuple(restarted), tuple(failures(checks)))
+
+
+def _log_checks(checks: tuple[Check, ...], prefix: str, ok_level: str, bad_level: str) -> None:
+    for check in checks:
+        outcome = "match" if check.ok else ("mismatch" if check.mismatch else "unreachable")
+        logger.log(
+            ok_level if check.ok else bad_level,
+            "{}{}",
+            prefix,
+            check.describe(),
+            event="verify",
+            certificate=check.certificate,
+            outcome=outcome,
+        )
+
+
+def may_restart(checks: Sequence[Check], restarted_for: Mapping[str, str]) -> bool:
+    """Pure: restart once per new certificate, never again for one a restart did not fix."""
+    return any(c.mismatch and restarted_for.get(c.certificate) != c.expected for c in checks)
+
+
+def current_certs(config: Settings) -> dict[str, CertInfo | None]:
+    """The configured certificates' current lineage certificates."""
+    return lineages.certs(config.config_dir, [s.name for s in config.domains])
+
+
+def probe(config: Settings, certs: Mapping[str, CertInfo | None]) -> tuple[Check, ...]:
+    """One round of probes on every VERIFY endpoint (nothing when VERIFY is not set)."""
+    return probe_all(config.domains, certs, config.verify)
+
+
+def verify_served(
+    config: Settings, control: TargetControl, restarted_for: Mapping[str, str]
+) -> tuple[Verification, dict[str, str]]:
+    """Verify after deploy with the policy; also returns the updated `restarted_for` (certificate
+    -> serial a restart was done for)."""
+    certs = current_certs(config)
+    remembered = {  # forget restarts done for certificates that were renewed since
+        k: v for k, v in restarted_for.items() if (c := certs.get(k)) and c.serial_hex == v
+    }
+
+    def reload() -> tuple[list[str], list[str]]:
+        running = [t for t in control.targets() if t.running]
+        if not running:
+            logger.info("nothing to restart: no target is running", event="restart")
+        errors = load_certificate(control, running, config.reload_signal, retry=True)
+        return [t.name for t in running], errors
+
+    def allowed(checks: Sequence[Check]) -> bool:
+        if not may_restart(checks, remembered):
+            return False
+        remembered.update({c.certificate: c.expected for c in checks if c.mismatch})
+        return True
+
+    result = check_served(
+        lambda: probe(config, certs), reload, wait=config.verify_wait, may_restart=allowed
+    )
+    return result, remembered

@@ -1,0 +1,258 @@
+"""Alerts: a generic JSON webhook and apprise URLs (e-mail, ntfy, Slack, Telegram, ...).
+
+Sent when a cycle fails (once per kind of failure, and once when it works again), when a
+certificate enters the danger zone (once per certificate), and optionally when a certificate was
+renewed. The URLs usually carry tokens: they are SecretStr settings, and every part of them that
+could be a token is hidden from every log line (`logs.hide`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import requests
+from loguru import logger
+
+from sidecar import __version__, logs
+from sidecar.errors import ConfigError
+from sidecar.volume.certs import in_danger_zone
+from sidecar.volume.journal import AlertMemory
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
+
+    from sidecar.volume.certs import CertInfo
+
+TIMEOUT = 10.0
+ATTEMPTS = 2
+RETRY_DELAY = 2.0
+FAILED, RECOVERED, DANGER, RENEWED = "renewal-failed", "recovered", "danger-zone", "renewed"
+_TOKENISH_MIN = 6
+_LONG = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One notification; `severity` is apprise's notify type (failure, warning, success)."""
+
+    event: str
+    severity: str
+    title: str
+    message: str
+    certificates: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def payload(self, now: datetime, host: str) -> dict[str, Any]:
+        """The webhook's JSON body (documented in the README; keep the keys stable)."""
+        return {
+            "source": "certbot-sidecar",
+            "version": __version__,
+            "event": self.event,
+            "severity": self.severity,
+            "title": self.title,
+            "message": self.message,
+            "certificates": list(self.certificates),
+            "errors": list(self.errors),
+            "host": host,
+            "time": now.isoformat(timespec="seconds"),
+        }
+
+
+def normalized(errors: Sequence[str]) -> str:
+    """A failure's identity: its text without numbers (serials, seconds, counts change)."""
+    return re.sub(r"[0-9a-f]{8,}|\d+(\.\d+)?", "#", "; ".join(errors))
+
+
+def decide(
+    memory: AlertMemory,
+    *,
+    errors: Sequence[str],
+    changed: Sequence[str],
+    certs: Mapping[str, CertInfo | None],
+    now: datetime,
+    on_success: bool,
+) -> tuple[list[Alert], AlertMemory]:
+    """Pure: the alerts one cycle's outcome calls for, and what is remembered afterwards."""
+    alerts: list[Alert] = []
+    failure = memory.failure
+    if errors:
+        key = normalized(errors)
+        if key != memory.failure:
+            alerts.append(
+                Alert(
+                    FAILED,
+                    "failure",
+                    "certbot-sidecar: renewal failed",
+                    "\n".join(errors),
+                    errors=tuple(errors),
+                )
+            )
+        failure = key
+    elif memory.failure is not None:
+        alerts.append(
+            Alert(RECOVERED, "success", "certbot-sidecar: working again", "The last cycle was ok.")
+        )
+        failure = None
+    danger = {k: v for k, v in memory.danger.items() if k in certs}
+    for name, cert in sorted(certs.items()):
+        if cert is None or not in_danger_zone(cert, now):
+            danger.pop(name, None)
+            continue
+        if danger.get(name) == cert.serial_hex:
+            continue
+        days = (cert.not_after - now).total_seconds() / 86400
+        alerts.append(
+            Alert(
+                DANGER,
+                "warning",
+                f"certbot-sidecar: {name} expires in {days:.1f} days",
+                f"The certificate {name} (serial {cert.serial_hex}) expires "
+                f"{cert.not_after.isoformat(timespec='minutes')} and has not been renewed.",
+                certificates=(name,),
+            )
+        )
+        danger[name] = cert.serial_hex
+    if changed and on_success and not errors:
+        renewed = [
+            f"{n} (valid until {c.not_after.isoformat(timespec='minutes')})"
+            if (c := certs.get(n))
+            else n
+            for n in changed
+        ]
+        alerts.append(
+            Alert(
+                RENEWED,
+                "success",
+                f"certbot-sidecar: renewed {', '.join(changed)}",
+                "New certificate for " + ", ".join(renewed) + ".",
+                certificates=tuple(changed),
+            )
+        )
+    return alerts, AlertMemory(failure, danger)
+
+
+def secret_parts(url: str) -> set[str]:
+    """The URL and every part of it that may be a token (password, user, path, query values)."""
+    parts = {url}
+    try:
+        split = urlsplit(url)
+        host = split.hostname or ""
+        candidates = [split.password or "", split.username or ""]
+        if split.scheme not in ("http", "https"):
+            candidates.append(host)  # apprise puts tokens where a host would be (tgram://TOKEN)
+        candidates += [unquote(s) for s in split.path.split("/")]
+        candidates += [v for _, v in parse_qsl(split.query)]
+    except ValueError:
+        return parts
+    for item in candidates:
+        if _tokenish(item):
+            parts.add(item)
+    return parts
+
+
+def _tokenish(text: str) -> bool:
+    if len(text) < _TOKENISH_MIN:
+        return False  # too short to be a secret on its own
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return any(c.isdigit() for c in text) or len(text) >= _LONG or "-" in text
+    return False  # an IP address
+
+
+def describe_target(url: str) -> str:
+    """What may be logged about a URL: its scheme and, for http(s), host and port."""
+    split = urlsplit(url)
+    if split.scheme in ("http", "https"):
+        return f"{split.scheme}://{split.hostname}{f':{split.port}' if split.port else ''}/..."
+    return f"{split.scheme}://..."
+
+
+class Notifier:
+    """Delivers alerts to the webhook and the apprise URLs; failures are logged, never raised."""
+
+    def __init__(self, webhook: str | None, apprise_urls: str | None) -> None:
+        self._webhook = webhook
+        self._apprise: Any = None
+        self.targets: list[str] = []
+        if webhook:
+            logs.hide(*secret_parts(webhook))
+            self.targets.append("webhook " + describe_target(webhook))
+        if apprise_urls:
+            self._apprise = _apprise(apprise_urls)
+            self.targets += ["apprise " + describe_target(u) for u in _split_urls(apprise_urls)]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._webhook or self._apprise)
+
+    def send(self, alert: Alert, now: datetime) -> list[str]:
+        """Send to every target; the errors (already redacted) of those that failed."""
+        errors = []
+        if self._webhook:
+            errors += _post(self._webhook, alert.payload(now, socket.gethostname()))
+        if self._apprise is not None:
+            ok = self._apprise.notify(
+                body=alert.message, title=alert.title, notify_type=alert.severity
+            )
+            if not ok:
+                errors.append("an apprise notification failed (see the apprise lines above)")
+        for error in errors:
+            logger.warning(
+                "alert {!r} not delivered: {}", alert.title, error, event="alert", outcome="failed"
+            )
+        if not errors:
+            logger.info("alert sent: {}", alert.title, event="alert", outcome="sent")
+        return [logs.redact(e) for e in errors]
+
+
+def _split_urls(urls: str) -> list[str]:
+    try:
+        from apprise.utils.parse import parse_urls  # noqa: PLC0415 (only when configured)
+    except ImportError:
+        raise ConfigError(
+            "ALERT_URLS needs apprise, which this image leaves out to stay small: build it with "
+            "--build-arg EXTRAS=alerts, or use WEBHOOK_URL"
+        ) from None
+
+    return [str(u) for u in parse_urls(urls)]  # type: ignore[no-untyped-call]
+
+
+def _apprise(urls: str) -> Any:  # noqa: ANN401 (apprise.Apprise, imported only when configured)
+    items = _split_urls(urls)  # first: says which extra to build with when apprise is missing
+    import apprise  # noqa: PLC0415 (loading apprise's plugins takes a second; only when used)
+
+    for url in items:
+        logs.hide(*secret_parts(url))
+    notifier = apprise.Apprise()
+    for number, url in enumerate(items, 1):
+        if not notifier.add(url):
+            raise ConfigError(
+                f"ALERT_URLS: item {number} ({describe_target(url)}) is not a URL apprise supports"
+            )
+    return notifier
+
+
+def _post(url: str, payload: dict[str, Any]) -> list[str]:
+    error = ""
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_DELAY)
+        try:
+            response = requests.post(url, json=payload, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            error = f"webhook {describe_target(url)}: {type(exc).__name__}"
+            continue
+        if response.ok:
+            return []
+        error = f"webhook {describe_target(url)} answered HTTP {response.status_code}"
+        if response.status_code < 500:  # noqa: PLR2004 (a client error will not go away)
+            break
+    return [error]

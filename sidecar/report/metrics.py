@@ -1,0 +1,130 @@
+"""Optional Prometheus endpoint (METRICS_PORT), with the official client library.
+
+The values are read from the volume at every scrape (certificates, the journal), so a cycle run
+by hand with `sidecar renew` counts as well as the daemon's own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loguru import logger
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sidecar.cycle.verify import current_certs
+from sidecar.errors import ConfigError
+from sidecar.volume import journal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from prometheus_client.metrics_core import Metric
+
+    from sidecar.settings import Settings
+    from sidecar.volume.certs import CertInfo
+    from sidecar.volume.journal import Journal
+
+PREFIX = "certbot_sidecar_"
+
+
+def families(
+    certs: Mapping[str, CertInfo | None],
+    state: Journal,
+) -> list[Metric]:
+    """Pure: the metric families for what is on the volume."""
+    not_after = GaugeMetricFamily(
+        PREFIX + "certificate_not_after_timestamp_seconds",
+        "When the lineage's current certificate expires (Unix time).",
+        labels=["certificate"],
+    )
+    for name, cert in sorted(certs.items()):
+        if cert is not None:
+            not_after.add_metric([name], cert.not_after.timestamp())
+    renewals = CounterMetricFamily(
+        PREFIX + "certificate_renewals",
+        "New certificates obtained, per certificate.",
+        labels=["certificate"],
+    )
+    for name, count in sorted(state.renewals.items()):
+        renewals.add_metric([name], count)
+    attempts = CounterMetricFamily(
+        PREFIX + "renewal_attempts",
+        "Renewal cycles run (each checks every certificate and renews what is due).",
+        value=state.cycles,
+    )
+    failures = CounterMetricFamily(
+        PREFIX + "renewal_failures",
+        "Renewal cycles that failed (certbot, Docker, or the served-certificate check).",
+        value=state.cycle_failures,
+    )
+    consecutive = GaugeMetricFamily(
+        PREFIX + "consecutive_failures",
+        "Failed cycles in a row (0 after a success).",
+        value=state.failures,
+    )
+    out: list[Metric] = [not_after, renewals, attempts, failures, consecutive]
+    if state.last_success_at is not None:
+        out.append(
+            GaugeMetricFamily(
+                PREFIX + "last_success_timestamp_seconds",
+                "When a cycle last succeeded (Unix time).",
+                value=state.last_success_at.timestamp(),
+            )
+        )
+    if state.downtime is not None:
+        out.append(
+            GaugeMetricFamily(
+                PREFIX + "app_downtime_seconds",
+                "How long the app was down in the last cycle that stopped or restarted it.",
+                value=state.downtime,
+            )
+        )
+    match = GaugeMetricFamily(
+        PREFIX + "served_certificate_match",
+        "1 when the app serves the lineage's current certificate on every VERIFY endpoint.",
+        labels=["certificate"],
+    )
+    for name, served in sorted(state.served.items()):
+        match.add_metric([name], 1.0 if served.match else 0.0)
+    out.append(match)
+    return out
+
+
+class VolumeCollector(Collector):
+    """Reads the volume at each scrape."""
+
+    def __init__(self, config: Settings) -> None:
+        self._config = config
+
+    def collect(self) -> Iterable[Metric]:
+        return families(current_certs(self._config), journal.load(self._config.state_dir))
+
+
+def registry_for(config: Settings) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(VolumeCollector(config))
+    return registry
+
+
+def serve(config: Settings) -> bool:
+    """Start the endpoint in a background thread when METRICS_PORT is set; True if started."""
+    if config.metrics_port is None:
+        return False
+    try:
+        start_http_server(
+            config.metrics_port, config.metrics_address, registry=registry_for(config)
+        )
+    except OSError as error:
+        raise ConfigError(
+            f"METRICS_PORT: cannot listen on {config.metrics_address}:{config.metrics_port}: "
+            f"{error.strerror}"
+        ) from None
+    logger.info(
+        "metrics on http://{}:{}/metrics",
+        config.metrics_address,
+        config.metrics_port,
+        event="metrics",
+    )
+    return True

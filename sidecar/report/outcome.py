@@ -1,0 +1,146 @@
+"""The outcome of a cycle, recorded under the cycle's lock: the app's downtime measured, counters
+kept for the metrics, alerts sent, all of it written to the journal in one update."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from sidecar.cycle.verify import current_certs
+from sidecar.errors import SidecarError
+from sidecar.report import alerts
+from sidecar.volume import journal
+from sidecar.volume.certs import now_utc
+from sidecar.volume.journal import Journal, Served
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sidecar.cycle.result import CycleResult
+    from sidecar.cycle.verify import Check
+    from sidecar.settings import Settings
+    from sidecar.targets.base import Target, TargetControl
+
+
+def downtime(targets: Sequence[Target], since: datetime, now: datetime) -> dict[str, float]:
+    """Pure: per target stopped after `since`, the seconds from its stop to its start (or now)."""
+    out = {}
+    for target in targets:
+        if target.finished_at < since:
+            continue  # not stopped in this cycle
+        end = target.started_at if target.started_at >= target.finished_at else now
+        out[target.name] = max(0.0, (end - target.finished_at).total_seconds())
+    return out
+
+
+def summarize(checks: Sequence[Check], now: datetime) -> dict[str, Served]:
+    """Pure: per certificate, whether every probe found the current certificate."""
+    by_cert: dict[str, list[Check]] = {}
+    for check in checks:
+        by_cert.setdefault(check.certificate, []).append(check)
+    out = {}
+    for name, items in by_cert.items():
+        bad = [c for c in items if not c.ok]
+        detail = bad[0].describe() if bad else items[0].describe()
+        out[name] = Served(not bad, now, detail)
+    return out
+
+
+def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetime) -> Journal:
+    """Pure: the journal after a cycle with `result` (the alert memory is set by the caller)."""
+    renewals = dict(before.renewals)
+    for name in result.changed:
+        renewals[name] = renewals.get(name, 0) + 1
+    return dataclasses.replace(
+        before,
+        last_cycle_at=now,
+        last_result="ok" if result.ok else "failed: " + "; ".join(result.errors),
+        last_success_at=now if result.ok else before.last_success_at,
+        failures=0 if result.ok else before.failures + 1,
+        renewed=result.changed or before.renewed,
+        cycles=before.cycles + 1,
+        cycle_failures=before.cycle_failures + (0 if result.ok else 1),
+        renewals=renewals,
+        downtime=result.downtime if result.downtime is not None else before.downtime,
+        downtime_at=now if result.downtime is not None else before.downtime_at,
+        served=summarize(result.checks, now) if verify else {},
+        restarted_for=(
+            before.restarted_for if result.restarted_for is None else result.restarted_for
+        ),
+    )
+
+
+@functools.cache
+def notifier(webhook: str | None, apprise_urls: str | None) -> alerts.Notifier:
+    """One notifier per process (building apprise's takes a second)."""
+    return alerts.Notifier(webhook, apprise_urls)
+
+
+def notifier_for(config: Settings) -> alerts.Notifier:
+    return notifier(
+        config.webhook_url.get_secret_value() if config.webhook_url else None,
+        config.alert_urls.get_secret_value() if config.alert_urls else None,
+    )
+
+
+def prepare(config: Settings) -> None:
+    """At start: a bad ALERT_URLS is a configuration error; say where alerts go."""
+    sender = notifier_for(config)
+    if sender.enabled:
+        logger.info("alerts go to {}", ", ".join(sender.targets))
+    if config.verify:
+        logger.info(
+            "after each cycle the app's certificate is verified on {}",
+            ", ".join(str(e) for e in config.verify),
+        )
+
+
+def _measure(control: TargetControl, since: datetime, now: datetime) -> float | None:
+    down: dict[str, float] = {}
+    try:
+        down = downtime(control.targets(), since, now)
+    except SidecarError as error:
+        logger.debug("cannot measure the app's downtime: {}", error)
+    if not down:
+        return None
+    seconds = max(down.values())
+    logger.info(
+        "the app was down {:.2f}s ({})",
+        seconds,
+        ", ".join(f"{k} {v:.2f}s" for k, v in sorted(down.items())),
+        event="downtime",
+        duration=round(seconds, 3),
+    )
+    return seconds
+
+
+def record(
+    config: Settings, control: TargetControl, result: CycleResult, began_at: datetime
+) -> CycleResult:
+    """Measure, count and decide the alerts in one journal update; then send the alerts."""
+    now = now_utc()
+    result = dataclasses.replace(result, downtime=_measure(control, began_at, now))
+    due: list[alerts.Alert] = []
+
+    def change(before: Journal) -> Journal:
+        found, memory = alerts.decide(
+            before.alerts,
+            errors=result.errors,
+            changed=result.changed,
+            certs=current_certs(config),
+            now=now,
+            on_success=config.alert_on_success,
+        )
+        due.extend(found)
+        after = recorded(before, result, verify=bool(config.verify), now=now)
+        return dataclasses.replace(after, alerts=memory)
+
+    journal.update(config.state_dir, change)
+    sender = notifier_for(config)
+    for alert in due if sender.enabled else ():
+        sender.send(alert, now)
+    return result

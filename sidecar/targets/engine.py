@@ -1,0 +1,230 @@
+"""The Docker Engine API: the only user of the Docker SDK, behind `targets.base.TargetControl`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from loguru import logger
+
+from sidecar.errors import DockerError
+from sidecar.targets.base import EPOCH, Target, select_targets
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from sidecar.settings import Settings
+
+
+API_TIMEOUT = 30.0
+P = ParamSpec("P")
+R = TypeVar("R")
+_CONTAINER_ID = re.compile(r"/(?:docker/)?containers/([0-9a-f]{64})/")
+
+
+def own_container_id(mountinfo: str) -> str | None:
+    """The id of the container this process runs in (works with host networking too)."""
+    match = _CONTAINER_ID.search(mountinfo)
+    return match[1] if match else None
+
+
+def parse_docker_time(raw: str) -> datetime:
+    """Docker's RFC 3339 timestamps have nanoseconds; datetime takes microseconds."""
+    if not raw or raw.startswith("0001-"):
+        return EPOCH
+    head, _, frac = raw.rstrip("Z").partition(".")
+    micro = (frac[:6] or "0").ljust(6, "0")
+    return datetime.fromisoformat(f"{head}.{micro}+00:00")
+
+
+def _info(attrs: dict[str, Any]) -> Target:
+    state = attrs.get("State", {})
+    return Target(
+        id=attrs["Id"],
+        name=attrs["Name"].lstrip("/"),
+        labels=attrs.get("Config", {}).get("Labels") or {},
+        running=bool(state.get("Running")),
+        started_at=parse_docker_time(state.get("StartedAt", "")),
+        finished_at=parse_docker_time(state.get("FinishedAt", "")),
+    )
+
+
+class DockerContainers:
+    """TargetControl over the Docker Engine API (DOCKER_HOST, TLS and socket proxies work)."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        label: str | None,
+        *,
+        stop_timeout: float | None,
+        start_timeout: float,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self._names = tuple(names)
+        self._label = label
+        self._stop_timeout = stop_timeout
+        self._start_timeout = start_timeout
+        self._client = client or connect()
+
+    def targets(self) -> list[Target]:
+        listed = _call("list containers", self._client.api.containers, all=True)
+        infos = [x for x in (self.inspect(c["Id"]) for c in listed) if x is not None]
+        return select_targets(infos, self._names, self._label, _self_id())
+
+    def inspect(self, ident: str) -> Target | None:
+        try:
+            return _info(_call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident))
+        except DockerError as error:
+            if isinstance(error.__cause__, docker.errors.NotFound):
+                return None
+            raise
+
+    def stop(self, target: Target) -> None:
+        began = time.monotonic()
+        timeout = None if self._stop_timeout is None else int(self._stop_timeout)
+        _call(f"stop {target.name}", self._client.api.stop, target.id, timeout=timeout)
+        attrs = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
+        took = time.monotonic() - began
+        if attrs["State"].get("ExitCode") == 137:  # noqa: PLR2004
+            logger.warning(
+                "{} ignored its stop signal and was killed after {:.1f}s; add `init: true` to its "
+                "compose service or handle SIGTERM in the app",
+                target.name,
+                took,
+                container=target.name,
+            )
+        _log_done("stop", target, took)
+
+    def start(self, target: Target) -> None:
+        began = time.monotonic()
+        _call(f"start {target.name}", self._client.api.start, target.id)
+        self._wait_ready(target)
+        _log_done("start", target, time.monotonic() - began)
+
+    def restart(self, target: Target) -> None:
+        began = time.monotonic()
+        timeout = 10 if self._stop_timeout is None else int(self._stop_timeout)
+        _call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
+        self._wait_ready(target)
+        _log_done("restart", target, time.monotonic() - began)
+
+    def signal(self, target: Target, name: str) -> None:
+        """Send a signal (e.g. SIGHUP: reload in place) to the container's main process."""
+        _call(f"signal {target.name}", self._client.api.kill, target.id, signal=name)
+        logger.info("sent {} to {}", name, target.name, container=target.name)
+
+    def _wait_ready(self, target: Target) -> None:
+        """Until it runs (and is healthy, where it has a healthcheck), or DockerError."""
+        deadline = time.monotonic() + self._start_timeout
+        while True:
+            state = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)[
+                "State"
+            ]
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Running") and health in (None, "healthy"):
+                return
+            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+                raise DockerError(
+                    f"{target.name} exited right after start "
+                    f"(exit code {state.get('ExitCode')}); see docker logs"
+                )
+            if time.monotonic() > deadline:
+                raise DockerError(
+                    f"{target.name} not {'healthy' if health else 'running'} "
+                    f"{self._start_timeout:.0f}s after start (START_TIMEOUT)"
+                )
+            time.sleep(0.1)
+
+
+_PAST = {"stop": "stopped", "start": "started", "restart": "restarted"}
+
+
+def _log_done(event: str, target: Target, took: float) -> None:
+    """One line per container operation, with stable fields for JSON logs."""
+    logger.info(
+        "{} {} in {:.2f}s",
+        _PAST[event],
+        target.name,
+        took,
+        container=target.name,
+        event=event,
+        duration=round(took, 3),
+    )
+
+
+def control_for(config: Settings) -> DockerContainers:
+    """The app's containers as the settings name them (APP_CONTAINERS, APP_LABEL)."""
+    return DockerContainers(
+        config.app_containers,
+        config.app_label,
+        stop_timeout=config.stop_timeout,
+        start_timeout=config.start_timeout,
+    )
+
+
+def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
+    """A client from DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, checked with a ping.
+
+    requests lets REQUESTS_CA_BUNDLE (set for certbot when ACME_CA_BUNDLE is given) override the
+    CA of DOCKER_CERT_PATH, so the client is built without it and then ignores the environment.
+    """
+    try:
+        with _without(*_CA_BUNDLE_VARS):
+            client = docker.from_env(timeout=int(timeout))
+        client.api.trust_env = False
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise DockerError(f"cannot reach the Docker engine: {_reason(error)}") from None
+    return client
+
+
+def publishers(port: int) -> list[str]:
+    """Names of the containers that publish host port `port` (who holds it, if Docker knows)."""
+    found = _call(
+        f"list publishers of {port}", connect().api.containers, filters={"publish": str(port)}
+    )
+    return [c["Names"][0].lstrip("/") for c in found]
+
+
+_CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@contextlib.contextmanager
+def _without(*names: str) -> Iterator[None]:
+    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    if "Permission denied" in text:
+        return "permission denied on the Docker socket (check the socket's group and mount)"
+    if "No such file" in text or "FileNotFoundError" in text:
+        return "no Docker socket (mount /var/run/docker.sock or set DOCKER_HOST)"
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def _call(what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    try:
+        return fn(*args, **kwargs)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise DockerError(f"Docker: {what} failed: {_reason(error)}") from error
+
+
+def _self_id() -> str | None:
+    try:
+        return own_container_id(Path("/proc/self/mountinfo").read_text(encoding="utf-8"))
+    except OSError:
+        return None

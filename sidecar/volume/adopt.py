@@ -1,0 +1,518 @@
+"""Adopting lineages certbot made elsewhere: what was found in a renewal conf, and what to do.
+
+Pure decisions over plain data (`Found`, read by `sidecar.tree`) and what this container offers
+(`Here`). The decision is written into the renewal conf itself (`sidecar.tree` rewrites it, with a
+timestamped backup beside it), so that the conf stays certbot's single source of truth: one
+`certbot renew` renews every lineage the way its conf says, whether the sidecar or an operator runs
+it, and all lineages on the sidecar's authenticator share one app outage.
+
+- A lineage saved with an authenticator that cannot work in the container (apache, nginx,
+  standalone — the app holds port 80 —, webroot with a path missing here, manual without a usable
+  auth hook, a plugin not installed) is renewed the sidecar's way: authenticator `sidecar`.
+- Installers (apache, nginx, ...) configure a web server that is not here: `installer = null`.
+- Hooks whose command cannot run here (not found, or a host service manager such as `systemctl`)
+  are removed; the post-hook is the sidecar's.
+- Lineages in DOMAINS use ACME_SERVER; others keep the server they were saved with (never moved
+  to another CA behind the operator's back), unless none is saved.
+- `config_dir`/`work_dir`/`logs_dir` and the lineage's file paths are made to name this tree.
+- A lineage in IGNORE_LINEAGES gets certbot's own `autorenew = False` and is otherwise left alone.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+from sidecar.volume.confs import AUTHENTICATOR, INSTALLER, PARAMS, POST_HOOK, TOP, Edit, quote
+
+if TYPE_CHECKING:
+    from sidecar.volume.certs import CertInfo
+
+Action = Literal["sidecar", "own", "ignore", "cannot"]
+
+IGNORE_MARK = "# certbot-sidecar: IGNORE_LINEAGES (remove the name there to renew it again)"
+NO_INSTALLER = frozenset({"", "null", "none"})
+FILES = ("cert", "privkey", "chain", "fullchain")
+# certbot's own renewal keys (certbot._internal.renewal.CONFIG_ITEMS): never removed as a
+# plugin's keys, whatever the plugin is called.
+CORE_KEYS = frozenset(
+    {
+        "config_dir",
+        "logs_dir",
+        "work_dir",
+        "user_agent",
+        "server",
+        "account",
+        "authenticator",
+        "installer",
+        "deploy_hook",
+        "pre_hook",
+        "post_hook",
+        "http01_address",
+        "preferred_chain",
+        "key_type",
+        "elliptic_curve",
+        "preferred_profile",
+        "required_profile",
+        "rsa_key_size",
+        "http01_port",
+        "must_staple",
+        "allow_subset_of_names",
+        "reuse_key",
+        "autorenew",
+        "pref_challs",
+    }
+)
+# Commands that manage services of the host: in the container they are missing or act on the
+# wrong machine, so a hook calling them is never kept.
+HOST_TOOLS = frozenset(
+    {
+        "systemctl",
+        "service",
+        "invoke-rc.d",
+        "rc-service",
+        "apache2ctl",
+        "apachectl",
+        "apache2",
+        "httpd",
+        "nginx",
+        "supervisorctl",
+        "docker",
+        "podman",
+    }
+)
+_SHELL_SPLIT = re.compile(r"&&|\|\||[;|&\n]")
+_ENV_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<n>\d{4})$")
+STAGING_MARK = "staging"  # certbot's util.is_staging: any server URL containing "staging"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One lineage as the tree has it: its renewal conf's values and its current certificate."""
+
+    name: str
+    top: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    conf_error: str | None = None
+    autorenew_marked: bool = False
+    cert: CertInfo | None = None
+    cert_error: str | None = None
+    backups: tuple[str, ...] = ()
+    adopted_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Here:
+    """What this container offers, and the settings that decide."""
+
+    config_dir: str
+    work_dir: str
+    logs_dir: str
+    acme_server: str
+    domains: frozenset[str]
+    ignore: frozenset[str] = frozenset()
+    ignore_unlisted: bool = False
+    plugins: frozenset[str] = frozenset({"sidecar", "standalone", "webroot", "manual", "null"})
+    installer: str = INSTALLER  # the one the sidecar's own certbot runs pass (`--installer`)
+    renew_before_expiry: float | None = None  # RENEW_BEFORE_EXPIRY, seconds
+    exists: Callable[[str], bool] = lambda _path: False
+    runnable: Callable[[str], bool] = lambda _command: False
+    accounts: Callable[[str], tuple[str, ...]] = lambda _server: ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the sidecar does with one lineage, and the conf changes that make it so."""
+
+    name: str
+    action: Action
+    does: str
+    found: str
+    in_domains: bool
+    names: tuple[str, ...] = ()
+    edits: tuple[Edit, ...] = ()
+    changes: tuple[str, ...] = ()  # the edits, described against the values found
+    problems: tuple[str, ...] = ()
+    authenticator: str | None = None  # after the edits
+    server: str | None = None  # after the edits
+
+    @property
+    def renewable(self) -> bool:
+        return self.action in ("sidecar", "own")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lineage": self.name,
+            "in_domains": self.in_domains,
+            "names": list(self.names),
+            "found": self.found,
+            "action": self.action,
+            "does": self.does,
+            "changes": list(self.changes),
+            "problems": list(self.problems),
+            "authenticator": self.authenticator,
+            "server": self.server,
+        }
+
+
+def is_staging(server: str | None) -> bool:
+    return bool(server) and STAGING_MARK in str(server)
+
+
+def server_label(server: object) -> str:
+    """`https://acme-v02.api.letsencrypt.org/directory` -> `acme-v02.api.letsencrypt.org`."""
+    if not server:
+        return "none"
+    return urlparse(str(server)).netloc or str(server)
+
+
+def hook_commands(command: str) -> list[str]:
+    """The program each part of a shell command line runs (`a && b | c` -> a, b, c)."""
+    programs = []
+    for part in _SHELL_SPLIT.split(command):
+        try:
+            words = shlex.split(part)
+        except ValueError:
+            words = part.split()
+        words = [w for w in words if not _ENV_ASSIGN.match(w)]
+        if words and words[0] not in ("sudo", "exec", "env", "nohup"):
+            programs.append(words[0])
+        elif len(words) > 1:
+            programs.append(words[1])
+    return programs
+
+
+def hook_problem(command: str, runnable: Callable[[str], bool]) -> str | None:
+    """Why a saved hook cannot run in the container, or None if it can."""
+    for program in hook_commands(command):
+        base = program.rsplit("/", 1)[-1]
+        if base in HOST_TOOLS or program.startswith("/etc/init.d/"):
+            return f"{base} manages the host's services, not the app's container"
+        if not runnable(program):
+            return f"{program} is not found in the container"
+    return None
+
+
+def plugin_keys(params: Mapping[str, Any], plugin: str | None) -> list[str]:
+    """A plugin's own saved options (`webroot_path`, `apache_server_root`, `dns_x_credentials`)."""
+    if not plugin or plugin.lower() in NO_INSTALLER:
+        return []
+    prefix = plugin.replace("-", "_") + "_"
+    return [k for k in params if k.startswith(prefix) and k not in CORE_KEYS]
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [str(v) for v in value.values()]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if str(v)]
+    return [str(value)] if str(value) else []
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _webroot_problem(params: Mapping[str, Any], here: Here) -> str | None:
+    paths = _as_list(params.get("webroot_path")) + _as_list(params.get("webroot_map"))
+    if not paths:
+        return "webroot without a saved path"
+    missing = sorted({p for p in paths if not here.exists(p)})
+    if missing:
+        return f"webroot path {', '.join(missing)} does not exist in the container"
+    return None
+
+
+def _manual_problem(params: Mapping[str, Any], here: Here) -> str | None:
+    hook = params.get("manual_auth_hook")
+    if not hook:
+        return "manual without an auth hook needs a person at the keyboard"
+    why = hook_problem(str(hook), here.runnable)
+    return f"its manual auth hook cannot run here: {why}" if why else None
+
+
+_AUTH_CHECKS: dict[str, Callable[[Mapping[str, Any], Here], str | None]] = {
+    AUTHENTICATOR: lambda _params, _here: None,
+    "standalone": lambda _params, _here: "standalone cannot bind port 80 while the app holds it",
+    "webroot": _webroot_problem,
+    "manual": _manual_problem,
+}
+
+
+def authenticator_problem(found: Found, here: Here) -> str | None:
+    """Why the saved authenticator cannot renew this lineage in the container, or None."""
+    auth = str(found.params.get("authenticator") or "")
+    if not auth:
+        return "no authenticator saved (certbot skips such a lineage)"
+    if check := _AUTH_CHECKS.get(auth):
+        return check(found.params, here)
+    return None if auth in here.plugins else f"the {auth} plugin is not installed in the container"
+
+
+def _http01_impossible(cert: CertInfo | None) -> str | None:
+    if cert is None:
+        return None
+    wild = [n for n in cert.names if n.startswith("*.")]
+    if wild:
+        return f"{', '.join(wild)} needs a DNS-01 challenge, which the sidecar cannot answer"
+    return None
+
+
+def _path_edits(found: Found, here: Here) -> tuple[list[Edit], list[str]]:
+    """Make archive_dir and the four live links name this tree (a tree made elsewhere)."""
+    base = here.config_dir.rstrip("/")
+    want = {"archive_dir": f"{base}/archive/{found.name}"}
+    want.update({kind: f"{base}/live/{found.name}/{kind}.pem" for kind in FILES})
+    edits: list[Edit] = []
+    problems: list[str] = []
+    for key, path in want.items():
+        have = found.top.get(key)
+        if have == path or (have is not None and here.exists(have)):
+            continue
+        if here.exists(path):
+            why = "missing" if have is None else "the tree was made under another directory"
+            edits.append(Edit(TOP, key, path, why))
+        else:
+            problems.append(f"{key} {have or '(missing)'} does not exist here, nor does {path}")
+    return edits, problems
+
+
+def _server_and_account(
+    found: Found, here: Here, in_domains: bool
+) -> tuple[str, list[Edit], list[str]]:
+    params = found.params
+    saved = str(params.get("server") or "") or None
+    notes: list[str] = []
+    if in_domains:
+        target = here.acme_server
+        if saved and saved != target and is_staging(target) and not is_staging(saved):
+            target = saved
+            notes.append(
+                f"kept on {server_label(saved)}: ACME_SERVER is a staging CA and certbot never "
+                "replaces a trusted certificate with a test one"
+            )
+        elif saved and is_staging(saved) and not is_staging(target):
+            notes.append(
+                "holds a test certificate from a staging CA; it is replaced when due "
+                "(`sidecar renew --force` replaces it now)"
+            )
+    elif saved and saved.startswith(("https://", "http://")):
+        target = saved
+    else:
+        target = here.acme_server
+    edits: list[Edit] = []
+    if saved != target:
+        why = "listed in DOMAINS: ACME_SERVER" if in_domains else "no server saved: ACME_SERVER"
+        edits.append(Edit(PARAMS, "server", target, why))
+    ids = here.accounts(target)
+    account = str(params.get("account") or "") or None
+    if account in ids:
+        pass
+    elif ids and (account is not None or len(ids) > 1):
+        why = (
+            f"account {account} does not exist for {server_label(target)} in this tree"
+            if account
+            else "several accounts exist for this server; certbot would have to ask"
+        )
+        edits.append(Edit(PARAMS, "account", ids[0], why))
+    elif account is not None:
+        why = (
+            f"no account for {server_label(target)} in this tree; certbot registers one at the "
+            "next renewal"
+        )
+        edits.append(Edit(PARAMS, "account", None, why))
+    return target, edits, notes
+
+
+def _hook_edits(found: Found, here: Here) -> list[Edit]:
+    params = found.params
+    edits = []
+    for key in ("pre_hook", "renew_hook", "deploy_hook"):
+        command = params.get(key)
+        if command and (why := hook_problem(str(command), here.runnable)):
+            edits.append(Edit(PARAMS, key, None, why))
+    post = params.get("post_hook")
+    if post != POST_HOOK:
+        why = "starts the app again" if not post else "the sidecar's post-hook starts the app"
+        edits.append(Edit(PARAMS, "post_hook", POST_HOOK, why))
+    return edits
+
+
+def _describe_found(found: Found, in_domains: bool, now: datetime | None) -> str:
+    params = found.params
+    parts = []
+    if found.cert is not None:
+        cert = found.cert
+        parts.append(",".join(cert.names) or "no names")
+        days = f" ({(cert.not_after - now) / timedelta(days=1):.0f} days)" if now else ""
+        parts.append(f"expires {cert.not_after:%Y-%m-%d}{days}")
+        parts.append(str(params.get("key_type") or cert.key_type))
+    elif found.cert_error:
+        parts.append(found.cert_error)
+    parts.append(f"server {server_label(params.get('server'))}")
+    if params.get("account"):
+        parts.append(f"account {str(params['account'])[:8]}")
+    auth = params.get("authenticator") or "none"
+    inst = params.get("installer") or "none"
+    parts.append(f"{auth}/{inst}")
+    parts.extend(
+        f"{key} {quote(params[key])}" for key in ("pre_hook", "renew_hook") if key in params
+    )
+    if params.get("post_hook") and params.get("post_hook") != POST_HOOK:
+        parts.append(f"post_hook {quote(params['post_hook'])}")
+    if found.adopted_from:
+        parts.append(f"adopted from {found.adopted_from} (backup {found.backups[0]})")
+    parts.append("in DOMAINS" if in_domains else "not in DOMAINS")
+    return "; ".join(parts)
+
+
+def _stop(found: Found, here: Here, in_domains: bool) -> tuple[Action, str, list[Edit]] | None:
+    """A lineage the sidecar does not renew: ignored, or impossible to renew as it is."""
+    if found.conf_error:
+        return "cannot", f"cannot renew it: {found.conf_error}", []
+    autorenew_off = str(found.params.get("autorenew", "True")).lower() == "false"
+    if not in_domains and (found.name in here.ignore or here.ignore_unlisted):
+        mark = Edit(PARAMS, "autorenew", "False", "IGNORE_LINEAGES", comment=IGNORE_MARK)
+        edits = [] if autorenew_off else [mark]
+        return "ignore", "left alone: not renewed (IGNORE_LINEAGES)", edits
+    if autorenew_off and not (found.autorenew_marked or in_domains):
+        return "ignore", "left alone: its conf says autorenew = False (certbot skips it)", []
+    if found.cert is None:
+        return "cannot", f"cannot renew it: {found.cert_error or 'no current certificate'}", []
+    return None
+
+
+def _authenticator_edits(found: Found, here: Here) -> tuple[list[Edit], str | None]:
+    """Edits moving the lineage to the sidecar's authenticator if its own cannot work here;
+    raises ValueError when neither can (a wildcard needs DNS-01)."""
+    params = found.params
+    why_not = authenticator_problem(found, here)
+    if not why_not:
+        return [], str(params.get("authenticator"))
+    if impossible := _http01_impossible(found.cert):
+        raise ValueError(f"{why_not}, and {impossible}")
+    auth = str(params.get("authenticator") or "")
+    edits = [Edit(PARAMS, "authenticator", AUTHENTICATOR, why_not)]
+    edits += [Edit(PARAMS, k, None, f"an option of {auth}") for k in plugin_keys(params, auth)]
+    if "pref_challs" in params:
+        edits.append(Edit(PARAMS, "pref_challs", None, "the sidecar answers HTTP-01"))
+    return edits, AUTHENTICATOR
+
+
+def _installer_edits(found: Found, here: Here, removed: set[str]) -> list[Edit]:
+    installer = str(found.params.get("installer") or "")
+    if installer.lower() in NO_INSTALLER or installer == here.installer:
+        return []
+    why = f"no {installer} here: the app reads the files itself"
+    edits = [Edit(PARAMS, "installer", here.installer, why)]
+    edits += [
+        Edit(PARAMS, k, None, f"an option of {installer}")
+        for k in plugin_keys(found.params, installer)
+        if k not in removed
+    ]
+    return edits
+
+
+def _dir_edits(found: Found, here: Here) -> list[Edit]:
+    wanted = (("config_dir", here.config_dir), ("work_dir", here.work_dir))
+    return [
+        Edit(PARAMS, key, want, "this container's directory")
+        for key, want in (*wanted, ("logs_dir", here.logs_dir))
+        if key in found.params and found.params[key] != want
+    ]
+
+
+def _renew_before_edits(found: Found, here: Here) -> list[Edit]:
+    """RENEW_BEFORE_EXPIRY, where certbot reads it: the conf's top-level `renew_before_expiry`."""
+    if here.renew_before_expiry is None:
+        return []
+    value = f"{int(here.renew_before_expiry)} seconds"
+    if found.top.get("renew_before_expiry") == value:
+        return []
+    return [Edit(TOP, "renew_before_expiry", value, "RENEW_BEFORE_EXPIRY")]
+
+
+def _outcome(auth: str | None, server: str, here: Here) -> tuple[Action, str]:
+    if auth == AUTHENTICATOR and server == here.acme_server:
+        return "sidecar", "renewed the sidecar's way (authenticator sidecar, app stopped for it)"
+    if auth == AUTHENTICATOR:
+        return "own", f"renewed the sidecar's way, at its own CA {server_label(server)}"
+    return "own", f"renewed its own way: authenticator {auth}, CA {server_label(server)}"
+
+
+def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
+    """What to do with one lineage; `edits` make its renewal conf say so."""
+    in_domains = found.name in here.domains
+    described = _describe_found(found, in_domains, now)
+
+    def result(action: Action, does: str, edits: list[Edit], problems: list[str]) -> Decision:
+        values = {**found.top, **found.params}
+        after = {e.key: e.value for e in edits}
+        return Decision(
+            name=found.name,
+            action=action,
+            does=does,
+            found=described,
+            in_domains=in_domains,
+            names=found.cert.names if found.cert else (),
+            edits=tuple(edits),
+            changes=tuple(e.describe(values.get(e.key)) for e in edits),
+            problems=tuple(problems),
+            authenticator=after.get("authenticator", _text(found.params.get("authenticator"))),
+            server=after.get("server", _text(found.params.get("server"))),
+        )
+
+    if stop := _stop(found, here, in_domains):
+        action, does, edits = stop
+        problems = [does.removeprefix("cannot renew it: ")] if action == "cannot" else []
+        return result(action, does, edits, problems)
+    edits = []
+    if str(found.params.get("autorenew", "True")).lower() == "false":
+        why = "listed in DOMAINS" if in_domains else "no longer in IGNORE_LINEAGES"
+        edits.append(Edit(PARAMS, "autorenew", None, why))
+    path_edits, problems = _path_edits(found, here)
+    if problems:
+        return result("cannot", "cannot renew it: " + "; ".join(problems), [], problems)
+    try:
+        auth_edits, auth = _authenticator_edits(found, here)
+    except ValueError as error:
+        return result("cannot", f"cannot renew it: {error}", [], [str(error)])
+    edits += path_edits + auth_edits
+    edits += _installer_edits(found, here, {e.key for e in edits})
+    edits += _hook_edits(found, here) + _dir_edits(found, here) + _renew_before_edits(found, here)
+    server, server_edits, notes = _server_and_account(found, here, in_domains)
+    action, does = _outcome(auth, server, here)
+    return result(action, does, edits + server_edits, notes)
+
+
+def ignored(decisions: Sequence[Decision]) -> frozenset[str]:
+    """Lineages certbot will skip (autorenew = False): not part of what a renewal expects."""
+    return frozenset(d.name for d in decisions if d.action == "ignore")
+
+
+def suffix_base(name: str) -> str | None:
+    """`example.com-0001` -> `example.com` (certbot's numbered copy of a lineage)."""
+    match = _SUFFIX.match(name)
+    return match["base"] if match else None
+
+
+def render(decisions: Sequence[Decision], findings: Sequence[str]) -> str:
+    """The adoption report, as `sidecar adopt --check` and `sidecar status` print it."""
+    lines = []
+    for d in decisions:
+        lines.append(f"{d.name}: {d.action} — {d.does}")
+        lines.append(f"  found:   {d.found}")
+        lines.extend(f"  change:  {c}" for c in d.changes)
+        lines.extend(f"  note:    {p}" for p in d.problems)
+    if findings:
+        lines.append("tree:")
+        lines.extend(f"  {f}" for f in findings)
+    return "\n".join(lines) if lines else "no lineages in the tree yet"

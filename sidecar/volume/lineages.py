@@ -1,0 +1,79 @@
+"""The lineages of the tree: their names, and their current certificates (the one reader)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from sidecar.errors import ConfigError
+from sidecar.volume.certs import CertInfo, parse_cert
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+    from pathlib import Path
+
+
+def names(config_dir: Path) -> list[str]:
+    """Every lineage certbot knows in this tree (its renewal confs), configured or not."""
+    renewal = config_dir / "renewal"
+    return sorted(p.stem for p in renewal.glob("*.conf")) if renewal.is_dir() else []
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """A lineage's current certificate; `problem` says why it cannot be read (None: it has none
+    yet, or it was read)."""
+
+    cert: CertInfo | None
+    problem: str | None = None
+
+
+def read(config_dir: Path, name: str) -> Current:
+    path = config_dir / "live" / name / "cert.pem"
+    if not path.exists():
+        if path.is_symlink():
+            return Current(None, f"{path} is a broken symlink (is the whole volume mounted?)")
+        return Current(None)
+    try:
+        return Current(parse_cert(path.read_bytes()))
+    except (OSError, ValueError) as error:
+        return Current(None, f"{path} is not a readable certificate: {error}")
+
+
+def read_strict(config_dir: Path, name: str) -> CertInfo | None:
+    """The current certificate, None if there is none yet, ConfigError if it cannot be read."""
+    current = read(config_dir, name)
+    if current.problem:
+        raise ConfigError(current.problem)
+    return current.cert
+
+
+def certs(config_dir: Path, lineages: Iterable[str]) -> dict[str, CertInfo | None]:
+    """Per lineage its current certificate; one that cannot be read counts as none."""
+    return {name: read(config_dir, name).cert for name in lineages}
+
+
+def snapshot(
+    config_dir: Path, lineages: Iterable[str], strict: Collection[str] | None = None
+) -> dict[str, CertInfo | None]:
+    """Current certificate per lineage. A broken one raises ConfigError if it is in `strict`
+    (default: all); otherwise it is reported and counted as having none, so one broken old
+    lineage does not stop the renewal of the others."""
+    out: dict[str, CertInfo | None] = {}
+    for name in lineages:
+        current = read(config_dir, name)
+        if current.problem and (strict is None or name in strict):
+            raise ConfigError(current.problem)
+        if current.problem:
+            logger.warning("{} (lineage {} is skipped)", current.problem, name)
+        out[name] = current.cert
+    return out
+
+
+def written_at(config_dir: Path, name: str) -> datetime:
+    """When the lineage's current certificate was written."""
+    path = (config_dir / "live" / name / "cert.pem").resolve()
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)

@@ -1,0 +1,187 @@
+"""certbot's command lines: every flag the sidecar's runs pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.certbot.argv import certonly_args, redact, renew_args
+from sidecar.settings import CertSpec
+from sidecar.volume.confs import AUTHENTICATOR, POST_HOOK
+from tests.unit.helpers import make_settings, value_after
+
+SECRET = "hmac-secret-value"
+SPEC = CertSpec("a.example", ("a.example", "www.a.example"))
+
+
+@pytest.fixture
+def config(tmp_path):
+    return make_settings(tmp_path / "le")
+
+
+def test_certonly_names_the_lineage_and_lists_every_domain(config):
+    """`certonly --cert-name NAME -d a -d b`, in the configured order."""
+    args = certonly_args(config, SPEC)
+    assert args[:3] == ["certonly", "--cert-name", "a.example"]
+    domains = [args[i + 1] for i, arg in enumerate(args) if arg == "-d"]
+    assert domains == ["a.example", "www.a.example"]
+
+
+def test_certonly_keeps_a_valid_certificate_and_expands_names(config):
+    """Re-running certonly does not re-issue an unchanged lineage; new names expand it."""
+    args = certonly_args(config, SPEC)
+    assert "--keep-until-expiring" in args
+    assert "--expand" in args
+    assert "--force-renewal" not in args
+
+
+def test_certonly_asks_for_an_ecdsa_key_on_the_configured_curve(tmp_path):
+    """KEY_TYPE=ecdsa passes the curve and no RSA size."""
+    args = certonly_args(make_settings(tmp_path, ELLIPTIC_CURVE="secp384r1"), SPEC)
+    assert value_after(args, "--key-type") == "ecdsa"
+    assert value_after(args, "--elliptic-curve") == "secp384r1"
+    assert "--rsa-key-size" not in args
+
+
+def test_certonly_asks_for_an_rsa_key_of_the_configured_size(tmp_path):
+    """KEY_TYPE=rsa passes the key size and no curve."""
+    args = certonly_args(make_settings(tmp_path, KEY_TYPE="rsa"), SPEC)
+    assert value_after(args, "--key-type") == "rsa"
+    assert value_after(args, "--rsa-key-size") == "2048"
+    assert "--elliptic-curve" not in args
+
+
+def test_every_run_uses_the_sidecar_authenticator_and_post_hook(config):
+    """Both commands use the sidecar plugin (authenticator and installer) and its post-hook."""
+    for args in (certonly_args(config, SPEC), renew_args(config)):
+        assert value_after(args, "--authenticator") == AUTHENTICATOR == "sidecar"
+        assert value_after(args, "--installer") == "sidecar"
+        assert value_after(args, "--post-hook") == POST_HOOK == "sidecar hook post"
+        assert "--non-interactive" in args
+        assert "--agree-tos" in args
+
+
+def test_every_run_points_certbot_at_the_configured_directories_and_server(tmp_path):
+    """certbot's three directories, the ACME server and the challenge port come from settings."""
+    config = make_settings(tmp_path / "le", ACME_SERVER="https://pebble:14000/dir")
+    args = renew_args(config)
+    assert value_after(args, "--config-dir") == str(tmp_path / "le")
+    assert value_after(args, "--work-dir") == str(tmp_path / "work")
+    assert value_after(args, "--logs-dir") == str(tmp_path / "logs")
+    assert value_after(args, "--server") == "https://pebble:14000/dir"
+    assert value_after(args, "--http-01-port") == "80"
+
+
+def test_challenge_address_is_passed_only_when_set(tmp_path):
+    """HTTP01_ADDRESS binds the standalone server to one address; unset means all."""
+    assert "--http-01-address" not in renew_args(make_settings(tmp_path))
+    args = renew_args(make_settings(tmp_path, HTTP01_ADDRESS="10.0.0.5", HTTP01_PORT="8080"))
+    assert value_after(args, "--http-01-address") == "10.0.0.5"
+    assert value_after(args, "--http-01-port") == "8080"
+
+
+def test_email_registers_the_account_without_eff_mail(tmp_path):
+    """With EMAIL the account gets it and the EFF newsletter question is answered no."""
+    args = renew_args(make_settings(tmp_path, EMAIL="ops@example.com"))
+    assert value_after(args, "--email") == "ops@example.com"
+    assert "--no-eff-email" in args
+    assert "--register-unsafely-without-email" not in args
+
+
+def test_without_email_the_account_is_registered_without_one(config):
+    """No EMAIL: certbot is told so explicitly (non-interactive)."""
+    args = renew_args(config)
+    assert "--register-unsafely-without-email" in args
+    assert "--email" not in args
+
+
+def test_external_account_binding_is_passed_when_configured(tmp_path):
+    """EAB_KID/EAB_HMAC_KEY reach certbot as its --eab flags."""
+    args = renew_args(make_settings(tmp_path, EAB_KID="kid-1", EAB_HMAC_KEY=SECRET))
+    assert value_after(args, "--eab-kid") == "kid-1"
+    assert value_after(args, "--eab-hmac-key") == SECRET
+    assert "--eab-kid" not in renew_args(make_settings(tmp_path))
+
+
+def test_acme_profile_is_requested_when_configured(tmp_path):
+    """ACME_PROFILE (e.g. shortlived) becomes --preferred-profile."""
+    assert value_after(
+        renew_args(make_settings(tmp_path, ACME_PROFILE="shortlived")), "--preferred-profile"
+    ) == ("shortlived")
+    assert "--preferred-profile" not in renew_args(make_settings(tmp_path))
+
+
+def test_dry_run_is_passed_only_when_asked(config):
+    """`sidecar renew --dry-run` runs certbot against the CA's staging, saving nothing."""
+    assert "--dry-run" in certonly_args(config, SPEC, dry_run=True)
+    assert "--dry-run" in renew_args(config, dry_run=True)
+    assert "--dry-run" not in certonly_args(config, SPEC)
+    assert "--dry-run" not in renew_args(config)
+
+
+def test_renew_covers_all_lineages_without_random_sleep(config):
+    """`renew` names no lineage and does not sleep (the scheduler adds its own jitter)."""
+    args = renew_args(config)
+    assert args[:2] == ["renew", "--no-random-sleep-on-renew"]
+    assert "--cert-name" not in args
+    assert "--force-renewal" not in args
+
+
+def test_forced_renew_forces_renewal(config):
+    """`sidecar renew --force` renews certificates that are not due."""
+    assert "--force-renewal" in renew_args(config, force=True)
+
+
+def test_every_flag_that_takes_a_value_has_one(tmp_path):
+    """No flag is followed by another flag (a missing value would shift every argument)."""
+    config = make_settings(
+        tmp_path, EMAIL="ops@example.com", EAB_KID="k", EAB_HMAC_KEY=SECRET, ACME_PROFILE="p"
+    )
+    takes_value = {
+        "--cert-name",
+        "--key-type",
+        "--elliptic-curve",
+        "-d",
+        "--config-dir",
+        "--work-dir",
+        "--logs-dir",
+        "--server",
+        "--authenticator",
+        "--installer",
+        "--http-01-port",
+        "--post-hook",
+        "--email",
+        "--eab-kid",
+        "--eab-hmac-key",
+        "--preferred-profile",
+    }
+    args = certonly_args(config, SPEC)
+    for i, arg in enumerate(args):
+        if arg in takes_value:
+            assert not args[i + 1].startswith("-"), arg
+
+
+def test_redact_hides_the_eab_key_and_nothing_else(tmp_path):
+    """The logged command line shows *** for the HMAC key, all other arguments as they are."""
+    args = renew_args(make_settings(tmp_path, EAB_KID="kid-1", EAB_HMAC_KEY=SECRET))
+    shown = redact(args)
+    assert SECRET not in shown
+    assert SECRET not in " ".join(shown)
+    assert value_after(shown, "--eab-hmac-key") == "***"
+    assert value_after(shown, "--eab-kid") == "kid-1"
+    assert [a for a in shown if a != "***"] == [a for a in args if a != SECRET]
+
+
+def test_redact_leaves_its_input_alone_and_copes_with_a_trailing_flag():
+    """The real argv is not modified; a secret flag without a value is harmless."""
+    argv = ["certbot", "renew", "--eab-hmac-key", SECRET]
+    assert redact(argv) == ["certbot", "renew", "--eab-hmac-key", "***"]
+    assert argv[-1] == SECRET
+    assert redact(["--eab-hmac-key"]) == ["--eab-hmac-key"]
+    assert redact([SECRET]) == [SECRET]
+
+
+def test_webroot_challenge_uses_certbot_webroot_on_the_shared_volume(tmp_path):
+    """CHALLENGE=webroot (cooperative mode): certbot's webroot plugin, no stop of the app."""
+    args = renew_args(make_settings(tmp_path, CHALLENGE="webroot"))
+    assert value_after(args, "--authenticator") == "webroot"
+    assert value_after(args, "--webroot-path") == str(tmp_path / "webroot")

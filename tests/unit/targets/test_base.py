@@ -1,0 +1,123 @@
+"""Targets: selection by name and label, and acting on several at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sidecar.errors import ConfigError, DockerError
+from sidecar.targets.base import each, label_matches, select_targets
+from tests.unit.helpers import container
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+SELF_ID = "4f0c" + "a" * 60
+WEB = container("web", labels={"tls": "true", "com.docker.compose.project": "shop"})
+API = container("api", labels={"tls": "false"})
+DB = container("db")
+SIDECAR = container("sidecar", labels={"com.docker.compose.project": "shop"})
+ALL = [WEB, API, DB, SIDECAR]
+
+MOUNTINFO = f"""\
+1436 1348 0:110 / / rw,relatime master:411 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2
+1445 1436 0:117 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+1480 1436 254:1 /var/lib/docker/containers/{SELF_ID}/resolv.conf /etc/resolv.conf rw - ext4
+1481 1436 254:1 /var/lib/docker/containers/{SELF_ID}/hostname /etc/hostname rw - ext4 /dev/vda1
+1482 1436 254:1 /var/lib/docker/volumes/le/_data /etc/letsencrypt rw - ext4 /dev/vda1 rw
+"""
+
+
+# label_matches
+
+
+@pytest.mark.parametrize(
+    ("labels", "selector", "matches"),
+    [
+        ({"tls": "true"}, "tls", True),
+        ({"tls": ""}, "tls", True),
+        ({"tls": "true"}, "tls=true", True),
+        ({"tls": "true"}, "tls=false", False),
+        ({"tls": "true"}, "tls=", False),
+        ({"tls": ""}, "tls=", True),
+        ({"other": "tls"}, "tls", False),
+        ({}, "tls", False),
+        ({"rule": "a=b"}, "rule=a=b", True),
+    ],
+)
+def test_label_selector_is_a_key_or_an_exact_key_value(labels, selector, matches):
+    """`key` needs the label to exist; `key=value` needs that exact value."""
+    assert label_matches(labels, selector) is matches
+
+
+# select_targets
+
+
+def test_targets_are_chosen_by_name():
+    """APP_CONTAINERS picks exactly the named containers, sorted by name."""
+    assert select_targets(ALL, ["web", "api"], None, None) == [API, WEB]
+
+
+def test_missing_named_container_is_a_config_error_naming_each():
+    """A typo in APP_CONTAINERS is reported before anything is stopped."""
+    with pytest.raises(ConfigError, match=r"APP_CONTAINERS: no container named wbe, ap1$"):
+        select_targets(ALL, ["wbe", "web", "ap1"], None, None)
+
+
+def test_targets_are_chosen_by_label():
+    """APP_LABEL picks every container carrying the label (and value)."""
+    assert select_targets(ALL, [], "tls=true", None) == [WEB]
+    assert select_targets(ALL, [], "tls", None) == [API, WEB]
+
+
+def test_label_matching_nothing_is_a_config_error_when_it_is_the_only_selector():
+    """Without names, a label that selects nothing means the app is not found."""
+    with pytest.raises(ConfigError, match=r"APP_LABEL: no container has the label tls=yes"):
+        select_targets(ALL, [], "tls=yes", None)
+
+
+def test_label_matching_nothing_is_fine_next_to_names():
+    """With names given, an unmatched label adds nothing and is no error."""
+    assert select_targets(ALL, ["db"], "tls=yes", None) == [DB]
+
+
+def test_names_and_label_are_united_without_duplicates():
+    """A container selected both ways is a target once."""
+    assert select_targets(ALL, ["web", "db"], "tls=true", None) == [DB, WEB]
+
+
+def test_no_containers_and_no_selection_gives_no_targets():
+    """An empty selection selects nothing (settings forbid it; the function stays total)."""
+    assert select_targets([], [], None, None) == []
+
+
+def test_sidecar_itself_is_never_a_target():
+    """If the selection includes the sidecar's own container, that is a config error."""
+    with pytest.raises(ConfigError, match=r"^sidecar is the sidecar itself; it must not be"):
+        select_targets(ALL, [], "com.docker.compose.project=shop", SIDECAR.id)
+
+
+def test_own_id_outside_the_selection_does_not_matter():
+    """Knowing the sidecar's id only guards against selecting it."""
+    assert select_targets(ALL, ["web"], None, SIDECAR.id) == [WEB]
+
+
+# each
+
+
+def test_each_applies_to_every_target_and_collects_docker_errors():
+    """One failing container does not keep the others from being handled."""
+    done: list[str] = []
+
+    def start(target):
+        done.append(target.name)
+        if target.name == "api":
+            raise DockerError("exited right after start")
+
+    errors = each(start, [WEB, API, DB])
+    assert sorted(done) == ["api", "db", "web"]
+    assert errors == ["api: exited right after start"]
+
+
+def test_each_over_nothing_does_nothing():
+    """No targets, no threads, no errors."""
+    assert each(lambda _: pytest.fail("called"), []) == []

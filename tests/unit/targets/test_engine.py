@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sidecar.targets import engine as containers
+from sidecar.targets.engine import own_container_id, parse_docker_time
+from tests.unit.helpers import container
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+SELF_ID = "4f0c" + "a" * 60
+WEB = container("web", labels={"tls": "true", "com.docker.compose.project": "shop"})
+API = container("api", labels={"tls": "false"})
+DB = container("db")
+SIDECAR = container("sidecar", labels={"com.docker.compose.project": "shop"})
+ALL = [WEB, API, DB, SIDECAR]
+
+MOUNTINFO = f"""\
+1436 1348 0:110 / / rw,relatime master:411 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2
+1445 1436 0:117 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+1480 1436 254:1 /var/lib/docker/containers/{SELF_ID}/resolv.conf /etc/resolv.conf rw - ext4
+1481 1436 254:1 /var/lib/docker/containers/{SELF_ID}/hostname /etc/hostname rw - ext4 /dev/vda1
+1482 1436 254:1 /var/lib/docker/volumes/le/_data /etc/letsencrypt rw - ext4 /dev/vda1 rw
+"""
+
+
+# own_container_id
+
+
+def test_own_container_id_is_read_from_docker_mounts():
+    """resolv.conf/hostname are bind-mounted from /var/lib/docker/containers/<id>/."""
+    assert own_container_id(MOUNTINFO) == SELF_ID
+
+
+def test_own_container_id_works_with_a_rootless_docker_root():
+    """The id is found wherever the Docker root directory is."""
+    line = f"99 1 0:1 /home/u/.local/share/docker/containers/{SELF_ID}/hostname /etc/hostname rw"
+    assert own_container_id(line) == SELF_ID
+
+
+@pytest.mark.parametrize(
+    "mountinfo",
+    [
+        "",
+        "1 0 0:1 / / rw - overlay overlay rw\n",
+        "1 0 0:1 /var/lib/docker/containers/abc123/hostname /etc/hostname rw\n",
+        f"1 0 0:1 /var/lib/docker/containers/{SELF_ID.upper()}/hostname /etc/hostname rw\n",
+    ],
+)
+def test_outside_a_container_there_is_no_own_id(mountinfo):
+    """No 64-hex container directory in the mounts: not running in Docker."""
+    assert own_container_id(mountinfo) is None
+
+
+# parse_docker_time
+
+
+def test_docker_nanoseconds_are_cut_to_microseconds_in_utc():
+    """`...56.123456789Z` -> 56.123456 UTC."""
+    assert parse_docker_time("2025-03-12T10:20:56.123456789Z") == datetime(
+        2025, 3, 12, 10, 20, 56, 123456, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "micro"),
+    [("2025-03-12T10:20:56Z", 0), ("2025-03-12T10:20:56.5Z", 500000), ("2025-03-12T10:20:56", 0)],
+)
+def test_docker_time_with_short_or_no_fraction_is_read(raw, micro):
+    """Docker drops trailing zeros; missing digits are padded."""
+    assert parse_docker_time(raw) == datetime(2025, 3, 12, 10, 20, 56, micro, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("raw", ["", "0001-01-01T00:00:00Z"])
+def test_never_started_container_reads_as_the_epoch(raw):
+    """Docker's zero time (never started) compares before everything."""
+    assert parse_docker_time(raw) == EPOCH
+
+
+def test_inspect_data_becomes_container_info():
+    """Name without its slash, labels (None means none), running flag and start time."""
+    attrs = {
+        "Id": WEB.id,
+        "Name": "/web",
+        "Config": {"Labels": None},
+        "State": {"Running": True, "StartedAt": "2025-03-12T10:20:56.000000001Z"},
+    }
+    info = containers._info(attrs)
+    assert info.id == WEB.id
+    assert info.name == "web"
+    assert info.labels == {}
+    assert info.running is True
+    assert info.started_at == datetime(2025, 3, 12, 10, 20, 56, tzinfo=UTC)
+
+
+def test_inspect_data_of_a_created_container_is_stopped_since_the_epoch():
+    """Missing State/Config (a created, never-started container) is handled."""
+    info = containers._info({"Id": DB.id, "Name": "/db"})
+    assert info.running is False
+    assert info.started_at == EPOCH
+    assert info.labels == {}
+
+
+# _reason
+
+
+def test_docker_socket_permission_problem_is_explained():
+    """EACCES on the socket becomes a hint about its group and mount."""
+    error = OSError(
+        "Error while fetching server API version: ('Connection aborted.', "
+        "PermissionError(13, 'Permission denied'))"
+    )
+    assert "permission denied on the Docker socket" in containers._reason(error)
+
+
+def test_missing_docker_socket_is_explained():
+    """No socket: mount it or set DOCKER_HOST."""
+    error = OSError("('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))")
+    assert containers._reason(error).startswith("no Docker socket")
+
+
+def test_other_docker_errors_are_cut_to_their_first_line():
+    """Long multi-line errors become one readable line."""
+    assert containers._reason(RuntimeError("409 Conflict\ntraceback...")) == "409 Conflict"
+    assert containers._reason(RuntimeError("x" * 400)) == "x" * 300
+    assert containers._reason(RuntimeError()) == "RuntimeError"

@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sidecar.targets.outage import (
+    RECORD,
+    Stopped,
+    read_record,
+    restore,
+    should_restore,
+    stop_targets,
+)
+from sidecar.volume.files import read_json, write_json
+from tests.unit.helpers import T0, FakeControl, container
+
+STOPPED_AT = T0 + timedelta(days=30)
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    return tmp_path / "sidecar"
+
+
+def entry(name: str, stopped_at: datetime = STOPPED_AT) -> Stopped:
+    c = container(name)
+    return Stopped(c.id, c.name, stopped_at)
+
+
+def write_record(state_dir, *entries: Stopped) -> None:
+    write_json(
+        state_dir / RECORD,
+        {
+            "reason": "test",
+            "containers": [
+                {"id": e.id, "name": e.name, "stopped_at": e.stopped_at.isoformat()}
+                for e in entries
+            ],
+        },
+    )
+
+
+# should_restore
+
+
+def test_container_we_stopped_and_still_down_is_restored():
+    """Stopped, and not started since our stop: ours to start."""
+    assert should_restore(entry("web"), container("web", running=False, started_at=T0))
+
+
+def test_container_that_no_longer_exists_is_not_restored():
+    """Removed meanwhile (e.g. `compose down`): nothing to start."""
+    assert not should_restore(entry("web"), None)
+
+
+def test_running_container_is_not_restored():
+    """Already up again (post-hook, restart policy, an operator): leave it."""
+    assert not should_restore(entry("web"), container("web", running=True, started_at=T0))
+
+
+def test_container_started_and_stopped_by_someone_else_is_left_stopped():
+    """Started after our stop and stopped again: somebody wants it down."""
+    later = STOPPED_AT + timedelta(minutes=1)
+    assert not should_restore(entry("web"), container("web", running=False, started_at=later))
+
+
+# stop_targets
+
+
+def test_running_targets_are_recorded_then_stopped(state_dir):
+    """The record names every container before the first stop call is made."""
+    control = FakeControl(container("web"), container("api"))
+    seen_at_stop: list[set[str]] = []
+    control.observe = lambda _op, _target: seen_at_stop.append(
+        {e.name for e in read_record(state_dir)}
+    )
+    before = datetime.now(UTC)
+    assert stop_targets(state_dir, control, "the HTTP-01 challenge of a.example") == ["api", "web"]
+    assert control.names("stop") == ["api", "web"]
+    assert seen_at_stop == [{"api", "web"}, {"api", "web"}]
+    record = read_record(state_dir)
+    assert {e.name for e in record} == {"api", "web"}
+    assert all(before <= e.stopped_at <= datetime.now(UTC) for e in record)
+    assert read_json(state_dir / RECORD)["reason"] == "the HTTP-01 challenge of a.example"
+    assert not control.get("web").running
+
+
+def test_stopped_targets_are_neither_stopped_nor_recorded(state_dir):
+    """A container already down (by its owner) is not ours to start later."""
+    control = FakeControl(container("web"), container("worker", running=False))
+    assert stop_targets(state_dir, control, "test") == ["web"]
+    assert control.names("stop") == ["web"]
+    assert [e.name for e in read_record(state_dir)] == ["web"]
+
+
+def test_nothing_running_means_no_record_and_no_stop(state_dir):
+    """With nothing to stop, no record is written."""
+    control = FakeControl(container("web", running=False))
+    assert stop_targets(state_dir, control, "test") == []
+    assert control.calls == []
+    assert not (state_dir / RECORD).exists()
+
+
+def test_second_stop_adds_to_the_record_and_keeps_earlier_entries(state_dir):
+    """A new container is appended; a recorded one keeps its original stop time."""
+    write_record(state_dir, entry("web"))
+    control = FakeControl(container("web", running=False), container("api"))
+    assert stop_targets(state_dir, control, "test") == ["api"]
+    record = {e.name: e for e in read_record(state_dir)}
+    assert record["web"].stopped_at == STOPPED_AT
+    assert set(record) == {"api", "web"}
+
+
+def test_failed_stop_keeps_the_record(state_dir):
+    """A Docker error while stopping is logged; the record still covers the container."""
+    control = FakeControl(container("web"), container("api"))
+    control.fail.add(("stop", "web"))
+    assert stop_targets(state_dir, control, "test") == ["api", "web"]
+    assert {e.name for e in read_record(state_dir)} == {"api", "web"}
+
+
+def test_record_times_are_stored_as_utc_iso_strings(state_dir):
+    """The record is plain JSON another process (the post-hook) can read."""
+    stop_targets(state_dir, FakeControl(container("web")), "test")
+    (item,) = read_json(state_dir / RECORD)["containers"]
+    assert datetime.fromisoformat(item["stopped_at"]).utcoffset() == timedelta(0)
+    assert item["name"] == "web"
+    assert item["id"] == container("web").id
+
+
+# restore
+
+
+def test_restore_without_a_record_does_nothing(state_dir):
+    """Nothing was stopped: no Docker calls at all."""
+    control = FakeControl(container("web", running=False))
+    assert restore(state_dir, control) == []
+    assert control.calls == []
+
+
+def test_recorded_containers_are_started_and_the_record_cleared(state_dir):
+    """The normal post-hook path: start what we stopped, forget the record."""
+    write_record(state_dir, entry("web"), entry("api"))
+    control = FakeControl(container("web", running=False), container("api", running=False))
+    assert sorted(restore(state_dir, control)) == ["api", "web"]
+    assert control.names("start") == ["api", "web"]
+    assert control.get("web").running
+    assert not (state_dir / RECORD).exists()
+
+
+def test_restore_after_stop_brings_everything_back(state_dir):
+    """stop_targets then restore is a round trip to the containers' former state."""
+    control = FakeControl(container("web"), container("api"), container("worker", running=False))
+    stop_targets(state_dir, control, "test")
+    assert sorted(restore(state_dir, control)) == ["api", "web"]
+    assert [c.running for c in control.targets()] == [True, True, False]
+    assert not (state_dir / RECORD).exists()
+
+
+def test_restore_leaves_alone_what_someone_else_handled(state_dir):
+    """Gone, running again, or restarted-and-stopped by others: none of them is started."""
+    later = STOPPED_AT + timedelta(minutes=5)
+    write_record(state_dir, entry("gone"), entry("up"), entry("bounced"), entry("web"))
+    control = FakeControl(
+        container("up", running=True, started_at=later),
+        container("bounced", running=False, started_at=later),
+        container("web", running=False),
+    )
+    assert restore(state_dir, control) == ["web"]
+    assert control.calls == [("start", "web")]
+    assert not (state_dir / RECORD).exists()
+
+
+def test_failed_start_keeps_the_record_for_the_next_attempt(state_dir):
+    """If a container cannot be started, the record stays so a later restore retries."""
+    write_record(state_dir, entry("web"), entry("api"))
+    control = FakeControl(container("web", running=False), container("api", running=False))
+    control.fail.add(("start", "web"))
+    assert sorted(restore(state_dir, control)) == ["api", "web"]
+    assert control.get("api").running
+    assert (state_dir / RECORD).exists()
+    control.fail.clear()
+    assert restore(state_dir, control) == ["web"]
+    assert not (state_dir / RECORD).exists()
+
+
+def test_record_is_read_back_with_aware_times(state_dir):
+    """read_record returns what was written, as Stopped entries."""
+    write_record(state_dir, entry("web"), entry("api", STOPPED_AT + timedelta(seconds=1)))
+    assert read_record(state_dir) == [
+        entry("web"),
+        entry("api", STOPPED_AT + timedelta(seconds=1)),
+    ]
+
+
+def test_missing_record_reads_as_empty(state_dir):
+    """No file, no entries."""
+    assert read_record(state_dir) == []
+
+
+def test_running_target_left_in_a_kept_record_is_stopped_again(state_dir):
+    """After a partly failed restore, the next challenge still stops every running target."""
+    control = FakeControl(container("web"), container("api"))
+    stop_targets(state_dir, control, "first run")
+    control.fail.add(("start", "api"))
+    restore(state_dir, control)
+    assert control.get("web").running
+    assert (state_dir / RECORD).exists()
+    assert stop_targets(state_dir, control, "second run") == ["web"]
+    assert not control.get("web").running
+    control.fail.clear()
+    restore(state_dir, control)
+    assert control.get("web").running

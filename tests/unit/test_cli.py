@@ -1,0 +1,123 @@
+"""The `sidecar` command: exit codes and what each subcommand prints (no Docker needed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sidecar import cli, shutdown
+from sidecar.certbot import inside
+from tests.unit.helpers import install_cert, make_pem
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> dict[str, str]:
+    """A valid environment rooted in tmp_path; tests change or drop variables in it."""
+    values = {
+        "DOMAINS": "example.com",
+        "ACME_SERVER": "https://acme.test/directory",
+        "APP_CONTAINERS": "web",
+        "CONFIG_DIR": str(tmp_path / "le"),
+        "WORK_DIR": str(tmp_path / "work"),
+        "LOGS_DIR": str(tmp_path / "logs"),
+        "DOCKER_HOST": "tcp://127.0.0.1:9",  # nothing listens: no real engine is touched
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def certificate(env: dict[str, str], left: timedelta) -> None:
+    """A 90-day certificate for example.com with `left` of its lifetime to go."""
+    now = datetime.now(UTC)
+    pem = make_pem(("example.com",), now - (timedelta(days=90) - left), now + left)
+    install_cert(Path(env["CONFIG_DIR"]), "example.com", pem)
+
+
+def test_a_bad_variable_is_one_line_and_exit_code_2(env, monkeypatch, capsys):
+    """Nothing is touched; the line names the variable and the rule."""
+    monkeypatch.setenv("CHECK_INTERVAL", "soon")
+    assert cli.main(["status"]) == cli.EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "CHECK_INTERVAL: 'soon' is not a duration" in err[0]
+
+
+def test_status_lists_a_certificate_that_does_not_exist_yet(env, capsys):
+    """A fresh volume: one row per DOMAINS certificate, 'no certificate yet'."""
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CERTIFICATE")
+    assert "no certificate yet" in out
+    assert "no lineages in the tree yet" in out
+
+
+def test_status_json_has_the_certificates_the_journal_and_the_lineages(env, capsys):
+    """Scripts get every certificate, the last result and each lineage's plan."""
+    certificate(env, timedelta(days=60))
+    assert cli.main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (cert,) = report["certificates"]
+    assert cert["certificate"] == "example.com"
+    assert report["last_result"] == "never run"
+    assert [item["lineage"] for item in report["lineages"]] == ["example.com"]
+
+
+def test_health_is_healthy_far_from_expiry(env, capsys):
+    """60 of 90 days left: exit 0, 'healthy'."""
+    certificate(env, timedelta(days=60))
+    assert cli.main(["health"]) == 0
+    assert capsys.readouterr().out.strip() == "healthy"
+
+
+def test_health_in_the_danger_zone_is_exit_code_1(env, capsys):
+    """A certificate with 5 of 90 days left: unhealthy, named."""
+    certificate(env, timedelta(days=5))
+    assert cli.main(["health"]) == 1
+    assert "unhealthy: example.com: expires" in capsys.readouterr().out
+
+
+def test_adopt_check_prints_the_plan_and_changes_nothing(env, capsys):
+    """`adopt --check`: the decisions, and that nothing was written."""
+    certificate(env, timedelta(days=60))
+    assert cli.main(["adopt", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("example.com: ")
+    assert "nothing was changed (--check)" in out
+
+
+def test_hook_post_starts_the_app(env, monkeypatch):
+    """certbot's post-hook: what the sidecar stopped is started."""
+    started: list[bool] = []
+    monkeypatch.setattr(inside, "start_app", lambda: started.append(True) or [])
+    assert cli.main(["hook", "post"]) == 0
+    assert started == [True]
+
+
+def test_run_after_a_stop_request_exits_0_before_touching_docker(env, monkeypatch):
+    """SIGTERM during start-up: the daemon ends cleanly, nothing checked or stopped."""
+    monkeypatch.setattr(cli, "control_for", lambda _config: pytest.fail("Docker was asked"))
+    shutdown.REQUEST.request()
+    assert cli.main(["run"]) == 0
+
+
+def test_an_unreachable_docker_engine_is_one_line_and_exit_code_1(env, capsys):
+    """`renew` with no engine at DOCKER_HOST: the line says so, exit 1."""
+    assert cli.main(["renew"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "cannot reach the Docker engine" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_is_reported_as_unexpected_with_exit_code_70(env, monkeypatch, capsys):
+    """An exception that is not a SidecarError: 'An unexpected error occurred', exit 70."""
+
+    def broken(*_: object, **__: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_status", broken)
+    assert cli.main(["status"]) == cli.EXIT_UNEXPECTED
+    assert "An unexpected error occurred" in capsys.readouterr().err

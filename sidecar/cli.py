@@ -20,8 +20,9 @@ from sidecar.report import metrics, outcome
 from sidecar.report.status import failing, health, rows, served_problems, table, with_served
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
+from sidecar.targets.base import NoTargetError
 from sidecar.targets.engine import control_for
-from sidecar.volume import journal, lineages, tree
+from sidecar.volume import adopt, journal, lineages, tree
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
@@ -62,18 +63,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _certs(config: settings.Settings) -> dict[str, CertInfo | None]:
-    names = sorted({*lineages.names(config.config_dir), *configured(config.domains)})
-    return lineages.snapshot(config.config_dir, names, configured(config.domains))
+def _current(
+    config: settings.Settings, skip: frozenset[str] = frozenset()
+) -> dict[str, lineages.Current]:
+    """Every lineage of the tree and of DOMAINS but `skip`, read without raising."""
+    names = sorted({*lineages.names(config.config_dir), *configured(config.domains)} - skip)
+    return {name: lineages.read(config.config_dir, name) for name in names}
 
 
-def _preflight(config: settings.Settings) -> DockerContainers:
-    """Start what an interrupted run left stopped, then check everything else before acting."""
+def _certs(current: dict[str, lineages.Current]) -> dict[str, CertInfo | None]:
+    return {name: item.cert for name, item in current.items()}
+
+
+def _preflight(config: settings.Settings, *, resumed: bool = False) -> DockerContainers:
+    """Start what an interrupted run left stopped, then check everything else before acting.
+
+    After a sleep (`resumed`) the tree's problems are the cycle's to report, as failures.
+    """
     preflight.check_writable(config)
     outcome.prepare(config)
     control = control_for(config)
-    outage.restore_left(config.state_dir, control)
-    preflight.check_lineages(config)
+    outage.recover(config.state_dir, control)
+    if not resumed:
+        preflight.check_lineages(config)
     preflight.check_targets(control)
     return control
 
@@ -103,11 +115,12 @@ def _sleep_light(seconds: float) -> None:
 
 
 def _preflight_resumed(config: settings.Settings) -> DockerContainers | None:
-    """After a sleep the setup was fine once: wait out a Docker API outage instead of exiting."""
+    """After a sleep the setup was fine once: wait out a Docker API outage, or app containers
+    being recreated (`docker compose up` after a change), instead of exiting."""
     while not shutdown.REQUEST.requested:
         try:
-            return _preflight(config)
-        except DockerError as error:
+            return _preflight(config, resumed=True)
+        except (DockerError, NoTargetError) as error:
             logger.error("{}; trying again in {:.0f}s", error, DOCKER_RETRY)
             shutdown.REQUEST.wait(DOCKER_RETRY)
     return None
@@ -163,7 +176,9 @@ def cmd_dry_run(config: settings.Settings) -> int:
 
 def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
     state = journal.load(config.state_dir)
-    items = with_served(config, rows(_certs(config), state, now_utc(), config.renew_before))
+    items = with_served(
+        config, rows(_certs(_current(config)), state, now_utc(), config.renew_before)
+    )
     if as_json:
         report = {"certificates": [r.to_json() for r in items], **state.to_json()}
         print(json.dumps({**report, **tree.inspect(config).to_json()}, indent=2))
@@ -177,7 +192,10 @@ def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
 
 def cmd_health(config: settings.Settings) -> int:
     state = journal.load(config.state_dir)
-    problems = health(_certs(config), state, now_utc())
+    ignored = adopt.ignored(tree.inspect(config).decisions)  # not renewed here: not judged
+    current = _current(config, ignored)
+    problems = [item.problem for item in current.values() if item.problem]
+    problems += health(_certs(current), state, now_utc())
     problems += served_problems(config, state)
     for problem in problems:
         print(f"unhealthy: {problem}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from loguru import logger
 
@@ -19,6 +22,15 @@ TEXT = "{time:YYYY-MM-DD HH:mm:ss.SSS!UTC}Z {level: <7} {message}{extra[extra_te
 FIELDS = ("event", "certificate", "container", "duration", "outcome")  # stable, documented
 
 
+_TOKENISH_MIN = 6
+_LONG = 16
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+")
+_SECRET_OPTION = re.compile(
+    r"((?:(?:bearer|basic)\s+|(?:-u|--user)[= ]\s*[^:\s'\"]+:"
+    r"|[\w-]*(?:token|secret|passw(?:or)?d|api[_-]?key|auth)[\w-]*"
+    r"\s*[=: ]\s*(?:(?:bearer|basic)\s+)?))(?!\*\*\*)([^\s'\"]+)",
+    re.IGNORECASE,
+)
 _SECRETS: list[str] = []
 _MODE = {"format": "text"}
 
@@ -33,6 +45,44 @@ def redact(text: str) -> str:
     for secret in _SECRETS:
         text = text.replace(secret, "***")
     return text
+
+
+def secret_parts(url: str) -> set[str]:
+    """The URL and every part of it that may be a token (password, user, path, query values)."""
+    parts = {url}
+    try:
+        split = urlsplit(url)
+        host = split.hostname or ""
+        candidates = [split.password or "", split.username or ""]
+        if split.scheme not in ("http", "https"):
+            candidates.append(host)  # apprise puts tokens where a host would be (tgram://TOKEN)
+        candidates += [unquote(s) for s in split.path.split("/")]
+        candidates += [v for _, v in parse_qsl(split.query)]
+    except ValueError:
+        return parts
+    for item in candidates:
+        if _tokenish(item):
+            parts.add(item)
+    return parts
+
+
+def _tokenish(text: str) -> bool:
+    if len(text) < _TOKENISH_MIN:
+        return False  # too short to be a secret on its own
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return any(c.isdigit() for c in text) or len(text) >= _LONG or "-" in text
+    return False  # an IP address
+
+
+def mask_command(command: str) -> str:
+    """A command line (a saved certbot hook) as it may be shown: the token-like parts of every
+    URL in it, and the values of token, secret, password and key options, replaced by ***."""
+    for url in _URL.findall(command):
+        for part in sorted(secret_parts(url) - {url}, key=len, reverse=True):
+            command = command.replace(part, "***")
+    return _SECRET_OPTION.sub(lambda m: m[1] + "***", command)
 
 
 def _extra_text(record: Record) -> None:

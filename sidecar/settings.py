@@ -45,6 +45,8 @@ class CertSpec:
 def check_domain(name: str) -> str:
     """Return the lower-cased name, or raise ValueError saying why it is not usable."""
     domain = name.strip().lower().rstrip(".")
+    if not domain.isascii():
+        raise ValueError(_not_ascii(name.strip()))
     if domain.startswith("*."):
         raise ValueError(f"{name!r}: wildcards need a DNS-01 challenge; HTTP-01 cannot issue them")
     labels = domain.split(".")
@@ -53,6 +55,26 @@ def check_domain(name: str) -> str:
     if labels[-1].isdigit():
         raise ValueError(f"{name!r}: IP addresses are not supported, use a domain name")
     return domain
+
+
+def _not_ascii(name: str) -> str:
+    """The hint for an internationalized name: certbot and the lineage's directory need its
+    ASCII (punycode) form. It is not converted here: IDNA 2003 and 2008 map a few characters
+    differently (ß, ς), and which form the DNS holds is the operator's to say."""
+    plain = f"{name!r} is not an ASCII domain name; give its punycode (xn--) form as DNS holds it"
+    try:
+        labels = [
+            label.encode("idna").decode("ascii") if not label.isascii() else label
+            for label in name.lower().split(".")
+        ]
+    except UnicodeError:
+        return plain
+    if any(
+        not old.isascii() and not new.startswith("xn--")
+        for old, new in zip(name.lower().split("."), labels, strict=True)
+    ):
+        return plain  # IDNA 2003 maps it to other letters (straße -> strasse): no safe guess
+    return f"{name!r} is not ASCII: give its punycode form, {'.'.join(labels)!r}"
 
 
 def parse_domains(raw: str) -> tuple[CertSpec, ...]:
@@ -121,6 +143,14 @@ def _csv(raw: object) -> tuple[str, ...]:
 
 
 Duration = Annotated[float, NoDecode]
+# Names per certificate at Let's Encrypt: 100, 25 with the short-lived profiles.
+MAX_NAMES = 100
+SHORT_PROFILES = {"tlsserver": 25, "shortlived": 25}
+_PROFILE_NOTE = " with this ACME_PROFILE"
+
+
+def names_allowed(profile: str | None) -> int:
+    return SHORT_PROFILES.get((profile or "").strip().lower(), MAX_NAMES)
 
 
 class Settings(BaseSettings):
@@ -333,6 +363,24 @@ class Settings(BaseSettings):
     def _ignored_not_listed(self) -> Settings:
         if both := {s.name for s in self.domains}.intersection(self.ignore_lineages):
             raise ValueError(f"IGNORE_LINEAGES: {min(both)!r} is listed in DOMAINS too")
+        return self
+
+    @model_validator(mode="after")
+    def _names_per_certificate(self) -> Settings:
+        limit = names_allowed(self.acme_profile)
+        for spec in self.domains:
+            if len(spec.domains) > limit:
+                raise ValueError(
+                    f"DOMAINS: certificate {spec.name} has {len(spec.domains)} names, more than "
+                    f"the {limit} a certificate may hold{_PROFILE_NOTE if limit < 100 else ''}; "  # noqa: PLR2004
+                    "split them into several certificates with ;"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.http01_port:
+            raise ValueError("METRICS_PORT: must differ from HTTP01_PORT (the challenge port)")
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,8 @@ set -euo pipefail
 : "${PEBBLE_VALIDITY_SECONDS:=7776000}"             # lifetime of issued certificates
 : "${PEBBLE_CA_DIR:=/pebble-ca}"                    # where ca.pem (trust for the API) is published
 : "${PEBBLE_STATE_DIR:=/run/pebble}"
+: "${PEBBLE_EAB_KID:=}"                              # with PEBBLE_EAB_KEY (base64url): EAB required
+: "${PEBBLE_EAB_KEY:=}"
 
 if [[ "${1:-}" == healthcheck ]]; then
   host=${PEBBLE_LISTEN%:*} port=${PEBBLE_LISTEN##*:}
@@ -40,6 +42,10 @@ install -m 0644 ca.pem "$PEBBLE_CA_DIR/.ca.pem.tmp"    # publish atomically, wor
 mv -f "$PEBBLE_CA_DIR/.ca.pem.tmp" "$PEBBLE_CA_DIR/ca.pem"
 chmod 0755 "$PEBBLE_CA_DIR"
 
+eab_required=false eab_keys="{}"
+if [[ -n "$PEBBLE_EAB_KID" && -n "$PEBBLE_EAB_KEY" ]]; then
+  eab_required=true eab_keys="{\"$PEBBLE_EAB_KID\": \"$PEBBLE_EAB_KEY\"}"
+fi
 cat >pebble-config.json <<EOF
 {
   "pebble": {
@@ -50,7 +56,8 @@ cat >pebble-config.json <<EOF
     "httpPort": $PEBBLE_HTTP_PORT,
     "tlsPort": $PEBBLE_TLS_PORT,
     "ocspResponderURL": "",
-    "externalAccountBindingRequired": false,
+    "externalAccountBindingRequired": $eab_required,
+    "externalAccountMACKeys": $eab_keys,
     "certificateValidityPeriod": $PEBBLE_VALIDITY_SECONDS,
     "profiles": {
       "default": {"description": "default profile", "validityPeriod": $PEBBLE_VALIDITY_SECONDS},

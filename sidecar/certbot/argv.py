@@ -44,13 +44,6 @@ def common_args(settings: Settings, *, dry_run: bool) -> list[str]:
         args += ["--email", settings.email, "--no-eff-email"]
     else:
         args += ["--register-unsafely-without-email"]
-    if settings.eab_kid and settings.eab_hmac_key:
-        args += [
-            "--eab-kid",
-            settings.eab_kid,
-            "--eab-hmac-key",
-            settings.eab_hmac_key.get_secret_value(),
-        ]
     if settings.acme_profile:
         args += ["--preferred-profile", settings.acme_profile]
     if dry_run:
@@ -76,6 +69,14 @@ def renew_args(settings: Settings, *, force: bool = False, dry_run: bool = False
     if force:
         args.append("--force-renewal")
     return [*args, *common_args(settings, dry_run=dry_run)]
+
+
+def eab_options(settings: Settings) -> dict[str, str]:
+    """External account binding, for certbot's config file (never its command line: every user
+    can read /proc/PID/cmdline, and certbot logs its arguments)."""
+    if not (settings.eab_kid and settings.eab_hmac_key):
+        return {}
+    return {"eab-kid": settings.eab_kid, "eab-hmac-key": settings.eab_hmac_key.get_secret_value()}
 
 
 def redact(argv: list[str]) -> list[str]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -24,13 +26,17 @@ from sidecar.errors import CertbotError
 from sidecar.logs import CHILD_ENV, relog
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from sidecar.shutdown import StopRequest
 
 KILL_GRACE = 15.0  # after CERTBOT_TIMEOUT
 STOP_GRACE = 4.0  # after a stop request: the whole exit fits in Docker's 10 s grace
 WAIT_STEP = 0.05
+# Never in certbot's environment (its hooks inherit it): only the sidecar itself uses them.
+SECRET_ENV = frozenset(
+    {"EAB_KID", "EAB_HMAC_KEY", "EAB_HMAC_KEY_FILE", "WEBHOOK_URL", "ALERT_URLS"}
+)
 _SEPARATOR = re.compile(r"^[- ]+$")
 _NOISE = re.compile(
     r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
@@ -72,11 +78,21 @@ class CertbotRunner:
         self._timeout = timeout
         self._stop = stop or shutdown.REQUEST
 
-    def run(self, args: list[str], env: Mapping[str, str] | None = None) -> CertbotResult:
+    def run(
+        self,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> CertbotResult:
         """Run certbot with `args` (and `env` added to its environment); never after a stop
-        request (the result says `stopped`)."""
+        request (the result says `stopped`). `secrets` (certbot options) reach it in a config
+        file only root can read, removed afterwards: never on its command line."""
         if self._stop.requested:
             return CertbotResult(-1, timed_out=False, stopped=True)
+        with _config_file(secrets or {}) as extra:
+            return self._run([*args, *extra], env)
+
+    def _run(self, args: list[str], env: Mapping[str, str] | None) -> CertbotResult:
         argv = [certbot_executable(), *args]
         logger.debug("running {}", " ".join(redact(argv)))
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -89,7 +105,7 @@ class CertbotRunner:
                 text=True,
                 bufsize=1,
                 start_new_session=True,  # a Ctrl-C on the terminal reaches the sidecar only
-                env={**os.environ, **self._env, **(env or {}), "PATH": path, CHILD_ENV: "1"},
+                env={**_inherited(), **self._env, **(env or {}), "PATH": path, CHILD_ENV: "1"},
             )
         except OSError as error:
             raise CertbotError(f"cannot run certbot: {error}") from None
@@ -117,6 +133,27 @@ class CertbotRunner:
                 _end(proc, KILL_GRACE)
                 return "timeout"
         return None
+
+
+def _inherited() -> dict[str, str]:
+    """The sidecar's environment without its secrets: certbot and its hooks never need them."""
+    return {k: v for k, v in os.environ.items() if k.upper() not in SECRET_ENV}
+
+
+@contextlib.contextmanager
+def _config_file(options: Mapping[str, str]) -> Iterator[list[str]]:
+    """`--config FILE` holding `options`, in a directory only this user can enter."""
+    if not options:
+        yield []
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sidecar-certbot-"))  # mode 0700
+    try:
+        path = folder / "cli.ini"
+        path.touch(mode=0o600)
+        path.write_text("".join(f"{k} = {v}\n" for k, v in options.items()), encoding="utf-8")
+        yield ["--config", str(path)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _end(proc: subprocess.Popen[str], grace: float) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sidecar.volume.certs import is_due
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
     from datetime import datetime, timedelta
 
     from sidecar.settings import CertSpec
@@ -28,9 +28,16 @@ def needs_issuance(spec: CertSpec, current: CertInfo | None) -> bool:
     return current is None or set(current.names) != set(spec.domains)
 
 
-def plan_cycle(specs: tuple[CertSpec, ...], lineages: Mapping[str, CertInfo | None]) -> Plan:
-    """Issue what is missing or changed; renew every existing lineage (certbot decides if due)."""
-    issue = tuple(s for s in specs if needs_issuance(s, lineages.get(s.name)))
+def plan_cycle(
+    specs: tuple[CertSpec, ...],
+    lineages: Mapping[str, CertInfo | None],
+    broken: Collection[str] = (),
+) -> Plan:
+    """Issue what is missing or changed, never over a lineage that cannot be read (`broken`);
+    renew every existing lineage (certbot decides if due)."""
+    issue = tuple(
+        s for s in specs if s.name not in broken and needs_issuance(s, lineages.get(s.name))
+    )
     return Plan(issue=issue, renew=any(v is not None for v in lineages.values()))
 
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar.certbot.argv import certonly_args, renew_args, renew_runs
+from sidecar import shutdown
+from sidecar.certbot.argv import certonly_args, eab_options, renew_args, renew_runs
 from sidecar.certbot.failures import classify
 from sidecar.certbot.inside import EXPECTED_ENV
 from sidecar.cycle.plan import changed_lineages, configured, expected_renewals, plan_cycle
@@ -36,7 +37,12 @@ if TYPE_CHECKING:
 
 
 class Certbot(Protocol):
-    def run(self, args: list[str], env: Mapping[str, str] | None = None) -> CertbotResult: ...
+    def run(
+        self,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> CertbotResult: ...
 
 
 def run_cycle(
@@ -59,11 +65,17 @@ def run_cycle(
         changed: tuple[str, ...] = ()
         try:
             precheck()
-            calls = _CertbotCalls(certbot, errors, failures)
+            calls = _CertbotCalls(certbot, errors, failures, _account_secrets(config))
             changed = _steps(config, calls, control, errors, force=force, dry_run=dry_run)
         except SidecarError as error:
             errors.append(str(error))
-        result = CycleResult(changed, tuple(errors), time.monotonic() - began, tuple(failures))
+        result = CycleResult(
+            changed,
+            tuple(errors),
+            time.monotonic() - began,
+            tuple(failures),
+            stopped=shutdown.REQUEST.requested,
+        )
         if not dry_run:
             result = _verify(config, control, result)
             if after is not None:
@@ -84,8 +96,8 @@ def _steps(
     outage.restore_left(config.state_dir, control)
     adoption = tree.prepare(config, dry_run=dry_run)  # confs made renewable here (README)
     names = sorted({*lineages.names(config.config_dir), *configured(config.domains)})
-    before = lineages.snapshot(config.config_dir, names, configured(config.domains))
-    plan = plan_cycle(config.domains, before)
+    before, broken = _read(config, names, errors)
+    plan = plan_cycle(config.domains, before, broken)
     try:
         _issue(config, certbot, plan, dry_run=dry_run)
         _renew(config, certbot, plan, adoption, before, force=force, dry_run=dry_run)
@@ -93,14 +105,38 @@ def _steps(
         _start_again(config, control, dry_run=dry_run)
     if dry_run:
         return ()
-    after = lineages.snapshot(config.config_dir, names, configured(config.domains))
+    after = lineages.certs(config.config_dir, names)
     changed = changed_lineages(before, after)
     errors += _reload_stale(config, control, changed)
     return changed
 
 
+def _account_secrets(config: Settings) -> dict[str, str]:
+    """EAB only while no account exists for the CA: it is needed to register, never after."""
+    return {} if tree.account_ids(config.config_dir, config.acme_server) else eab_options(config)
+
+
+def _read(
+    config: Settings, names: list[str], errors: list[str]
+) -> tuple[dict[str, CertInfo | None], frozenset[str]]:
+    """Every lineage's current certificate. One that cannot be read is left alone (not issued
+    again over it); a configured one is also this cycle's error, so it is alerted and backed off,
+    while the others are renewed as usual."""
+    current = {name: lineages.read(config.config_dir, name) for name in names}
+    wanted = configured(config.domains)
+    for name, item in current.items():
+        if item.problem and name in wanted:
+            errors.append(f"{item.problem}; {name} is not renewed until it is repaired")
+        elif item.problem:
+            logger.warning("{} (lineage {} is skipped)", item.problem, name)
+    broken = frozenset(name for name, item in current.items() if item.problem)
+    return {name: item.cert for name, item in current.items()}, broken
+
+
 def _issue(config: Settings, certbot: _CertbotCalls, plan: Plan, *, dry_run: bool) -> None:
     for spec in plan.issue:
+        if shutdown.REQUEST.requested:
+            return  # no further certbot run: each could stop the app again
         logger.info(
             "obtaining a certificate for {}", ", ".join(spec.domains), certificate=spec.name
         )
@@ -118,7 +154,7 @@ def _renew(
     dry_run: bool,
 ) -> None:
     """One `certbot renew` for every lineage (certbot decides what is due)."""
-    if not plan.renew or (force and len(plan.issue) == len(before)):
+    if not plan.renew or (force and len(plan.issue) == len(before)) or shutdown.REQUEST.requested:
         return
     skipped = adopt.ignored(adoption.decisions)
     renewable = {n: c for n, c in before.items() if n not in skipped}
@@ -126,6 +162,8 @@ def _renew(
     args = renew_args(config, force=force, dry_run=dry_run)
     runs = renew_runs(args, adoption.decisions, config.acme_server)
     for run in runs:  # one, unless forced with IGNORE_LINEAGES in effect
+        if shutdown.REQUEST.requested:
+            return
         certbot(run, "renewal", {EXPECTED_ENV: str(due if len(runs) == 1 else 1)})
 
 
@@ -146,8 +184,9 @@ def _reload_stale(config: Settings, control: TargetControl, changed: tuple[str, 
 
 
 def _verify(config: Settings, control: TargetControl, result: CycleResult) -> CycleResult:
-    """VERIFY: the app serves the current certificates (one reload when it does not)."""
-    if not config.verify:
+    """VERIFY: the app serves the current certificates (one reload when it does not); skipped
+    when the sidecar is asked to stop (its exit must fit in Docker's grace period)."""
+    if not config.verify or result.stopped:
         return result
     remembered = journal.load(config.state_dir).restarted_for
     try:
@@ -171,10 +210,11 @@ class _CertbotCalls:
     certbot: Certbot
     errors: list[str]
     failures: list[Failure]
+    secrets: Mapping[str, str]
 
     def __call__(self, args: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
-        result = self.certbot.run(args, env)
-        if result.ok:
+        result = self.certbot.run(args, env, self.secrets)
+        if result.ok or result.stopped:  # a run ended by a stop request is no failure
             return
         how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
         failure = classify(result.tail)
@@ -188,6 +228,17 @@ class _CertbotCalls:
 def _log(result: CycleResult, *, dry_run: bool) -> None:
     label = "dry run" if dry_run else "cycle"
     fields = {"event": label.replace(" ", "-"), "duration": round(result.duration, 3)}
+    if result.stopped:
+        logger.info(
+            "{} cut short after {:.1f}s: {} received{}",
+            label,
+            result.duration,
+            shutdown.REQUEST.name,
+            f"; new certificate for {', '.join(result.changed)}" if result.changed else "",
+            outcome="stopped",
+            **fields,
+        )
+        return
     if not result.ok:
         for error in result.errors:
             logger.error("{} failed: {}", label, error, outcome="failed", **fields)

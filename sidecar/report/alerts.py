@@ -8,13 +8,12 @@ could be a token is hidden from every log line (`logs.hide`).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from loguru import logger
@@ -34,8 +33,6 @@ TIMEOUT = 10.0
 ATTEMPTS = 2
 RETRY_DELAY = 2.0
 FAILED, RECOVERED, DANGER, RENEWED = "renewal-failed", "recovered", "danger-zone", "renewed"
-_TOKENISH_MIN = 6
-_LONG = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,35 +135,6 @@ def decide(
     return alerts, AlertMemory(failure, danger)
 
 
-def secret_parts(url: str) -> set[str]:
-    """The URL and every part of it that may be a token (password, user, path, query values)."""
-    parts = {url}
-    try:
-        split = urlsplit(url)
-        host = split.hostname or ""
-        candidates = [split.password or "", split.username or ""]
-        if split.scheme not in ("http", "https"):
-            candidates.append(host)  # apprise puts tokens where a host would be (tgram://TOKEN)
-        candidates += [unquote(s) for s in split.path.split("/")]
-        candidates += [v for _, v in parse_qsl(split.query)]
-    except ValueError:
-        return parts
-    for item in candidates:
-        if _tokenish(item):
-            parts.add(item)
-    return parts
-
-
-def _tokenish(text: str) -> bool:
-    if len(text) < _TOKENISH_MIN:
-        return False  # too short to be a secret on its own
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return any(c.isdigit() for c in text) or len(text) >= _LONG or "-" in text
-    return False  # an IP address
-
-
 def describe_target(url: str) -> str:
     """What may be logged about a URL: its scheme and, for http(s), host and port."""
     split = urlsplit(url)
@@ -183,7 +151,7 @@ class Notifier:
         self._apprise: Any = None
         self.targets: list[str] = []
         if webhook:
-            logs.hide(*secret_parts(webhook))
+            logs.hide(*logs.secret_parts(webhook))
             self.targets.append("webhook " + describe_target(webhook))
         if apprise_urls:
             self._apprise = _apprise(apprise_urls)
@@ -230,7 +198,7 @@ def _apprise(urls: str) -> Any:  # noqa: ANN401 (apprise.Apprise, imported only 
     import apprise  # noqa: PLC0415 (loading apprise's plugins takes a second; only when used)
 
     for url in items:
-        logs.hide(*secret_parts(url))
+        logs.hide(*logs.secret_parts(url))
     notifier = apprise.Apprise()
     for number, url in enumerate(items, 1):
         if not notifier.add(url):

@@ -55,6 +55,17 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
     renewals = dict(before.renewals)
     for name in result.changed:
         renewals[name] = renewals.get(name, 0) + 1
+    if result.stopped:  # cut short by SIGTERM/SIGINT: neither a success nor a failure
+        return dataclasses.replace(
+            before,
+            last_cycle_at=now,
+            last_result="stopped before the end (the sidecar was asked to stop)",
+            renewed=result.changed or before.renewed,
+            cycles=before.cycles + 1,
+            renewals=renewals,
+            downtime=result.downtime if result.downtime is not None else before.downtime,
+            downtime_at=now if result.downtime is not None else before.downtime_at,
+        )
     return dataclasses.replace(
         before,
         last_cycle_at=now,
@@ -127,6 +138,8 @@ def record(
     due: list[alerts.Alert] = []
 
     def change(before: Journal) -> Journal:
+        if result.stopped:  # no alert for a run that was asked to stop
+            return recorded(before, result, verify=bool(config.verify), now=now)
         found, memory = alerts.decide(
             before.alerts,
             errors=result.errors,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import time
@@ -15,6 +16,7 @@ import docker.errors
 import requests.exceptions
 from loguru import logger
 
+from sidecar import shutdown
 from sidecar.errors import DockerError
 from sidecar.targets.base import EPOCH, Target, select_targets
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 
 API_TIMEOUT = 30.0
+STOPPING_START_WAIT = 5.0  # while the sidecar stops: how long a started app may take to run
 P = ParamSpec("P")
 R = TypeVar("R")
 _CONTAINER_ID = re.compile(r"/(?:docker/)?containers/([0-9a-f]{64})/")
@@ -45,15 +48,22 @@ def parse_docker_time(raw: str) -> datetime:
     return datetime.fromisoformat(f"{head}.{micro}+00:00")
 
 
-def _info(attrs: dict[str, Any]) -> Target:
+def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> Target:
+    """A Target from inspect data; `stop_timeout` (STOP_TIMEOUT) overrides the container's."""
     state = attrs.get("State", {})
+    config = attrs.get("Config") or {}
+    own = config.get("StopTimeout")
     return Target(
         id=attrs["Id"],
         name=attrs["Name"].lstrip("/"),
-        labels=attrs.get("Config", {}).get("Labels") or {},
+        labels=config.get("Labels") or {},
         running=bool(state.get("Running")),
         started_at=parse_docker_time(state.get("StartedAt", "")),
         finished_at=parse_docker_time(state.get("FinishedAt", "")),
+        stop_timeout=float(
+            stop_timeout if stop_timeout is not None else own if own is not None else 10
+        ),
+        auto_remove=bool((attrs.get("HostConfig") or {}).get("AutoRemove")),
     )
 
 
@@ -82,15 +92,17 @@ class DockerContainers:
 
     def inspect(self, ident: str) -> Target | None:
         try:
-            return _info(_call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident))
+            attrs = _call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident)
+            return _info(attrs, self._stop_timeout)
         except DockerError as error:
             if isinstance(error.__cause__, docker.errors.NotFound):
                 return None
             raise
 
     def stop(self, target: Target) -> None:
+        """Stop it, waiting as long as its own stop timeout allows (the API call waits too)."""
         began = time.monotonic()
-        timeout = None if self._stop_timeout is None else int(self._stop_timeout)
+        timeout = math.ceil(target.stop_timeout)
         _call(f"stop {target.name}", self._client.api.stop, target.id, timeout=timeout)
         attrs = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
         took = time.monotonic() - began
@@ -112,7 +124,7 @@ class DockerContainers:
 
     def restart(self, target: Target) -> None:
         began = time.monotonic()
-        timeout = 10 if self._stop_timeout is None else int(self._stop_timeout)
+        timeout = math.ceil(target.stop_timeout)
         _call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
         self._wait_ready(target)
         _log_done("restart", target, time.monotonic() - began)
@@ -123,26 +135,39 @@ class DockerContainers:
         logger.info("sent {} to {}", name, target.name, container=target.name)
 
     def _wait_ready(self, target: Target) -> None:
-        """Until it runs (and is healthy, where it has a healthcheck), or DockerError."""
-        deadline = time.monotonic() + self._start_timeout
+        """Until it runs (and is healthy, where it has a healthcheck), or DockerError. While the
+        sidecar itself is stopping, running is enough: the exit must fit in its grace period."""
+        began = time.monotonic()
         while True:
-            state = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)[
-                "State"
-            ]
-            health = (state.get("Health") or {}).get("Status")
-            if state.get("Running") and health in (None, "healthy"):
+            state = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
+            ready = readiness(state["State"])
+            limit = STOPPING_START_WAIT if shutdown.REQUEST.requested else self._start_timeout
+            if ready == "ready" or (ready == "starting" and shutdown.REQUEST.requested):
                 return
-            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+            if ready == "exited":
                 raise DockerError(
                     f"{target.name} exited right after start "
-                    f"(exit code {state.get('ExitCode')}); see docker logs"
+                    f"(exit code {state['State'].get('ExitCode')}); see docker logs"
                 )
-            if time.monotonic() > deadline:
+            if time.monotonic() - began > limit:
+                what = "running" if ready == "not running" else f"healthy ({ready})"
                 raise DockerError(
-                    f"{target.name} not {'healthy' if health else 'running'} "
-                    f"{self._start_timeout:.0f}s after start (START_TIMEOUT)"
+                    f"{target.name} not {what} {limit:.0f}s after start (START_TIMEOUT)"
                 )
             time.sleep(0.1)
+
+
+def readiness(state: dict[str, Any]) -> str:
+    """`ready` (running, and healthy where it has a healthcheck), `starting` (running, health
+    not yet known), `unhealthy`, `not running` (not yet), or `exited`."""
+    health = (state.get("Health") or {}).get("Status")
+    if state.get("Running"):
+        if health in (None, "healthy"):
+            return "ready"
+        return "unhealthy" if health == "unhealthy" else "starting"
+    if state.get("Status") in ("exited", "dead"):
+        return "exited"
+    return "not running"
 
 
 _PAST = {"stop": "stopped", "start": "started", "restart": "restarted"}

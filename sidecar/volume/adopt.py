@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
+from sidecar.logs import mask_command
 from sidecar.volume.confs import AUTHENTICATOR, INSTALLER, PARAMS, POST_HOOK, TOP, Edit, quote
 
 if TYPE_CHECKING:
@@ -86,9 +87,21 @@ HOST_TOOLS = frozenset(
         "podman",
     }
 )
+HOOK_KEYS = frozenset(
+    {
+        "pre_hook",
+        "post_hook",
+        "renew_hook",
+        "deploy_hook",
+        "manual_auth_hook",
+        "manual_cleanup_hook",
+    }
+)
 _SHELL_SPLIT = re.compile(r"&&|\|\||[;|&\n]")
 _ENV_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SUFFIX = re.compile(r"^(?P<base>.+)-(?P<n>\d{4})$")
+_WRITTEN_HERE = re.compile(r"^\d+ seconds$")  # the form the sidecar writes RENEW_BEFORE_EXPIRY in
+RENEW_MARK = "# certbot-sidecar: RENEW_BEFORE_EXPIRY (removed again when it is unset)"
 STAGING_MARK = "staging"  # certbot's util.is_staging: any server URL containing "staging"
 
 
@@ -159,6 +172,11 @@ class Decision:
             "authenticator": self.authenticator,
             "server": self.server,
         }
+
+
+def shown(key: str, value: object) -> object:
+    """A conf value as logs and `status --json` may show it: hooks with their tokens masked."""
+    return mask_command(value) if key in HOOK_KEYS and isinstance(value, str) else value
 
 
 def is_staging(server: str | None) -> bool:
@@ -364,10 +382,12 @@ def _describe_found(found: Found, in_domains: bool, now: datetime | None) -> str
     inst = params.get("installer") or "none"
     parts.append(f"{auth}/{inst}")
     parts.extend(
-        f"{key} {quote(params[key])}" for key in ("pre_hook", "renew_hook") if key in params
+        f"{key} {quote(shown(key, params[key]))}"
+        for key in ("pre_hook", "renew_hook")
+        if key in params
     )
     if params.get("post_hook") and params.get("post_hook") != POST_HOOK:
-        parts.append(f"post_hook {quote(params['post_hook'])}")
+        parts.append(f"post_hook {quote(shown('post_hook', params['post_hook']))}")
     if found.adopted_from:
         parts.append(f"adopted from {found.adopted_from} (backup {found.backups[0]})")
     parts.append("in DOMAINS" if in_domains else "not in DOMAINS")
@@ -431,13 +451,19 @@ def _dir_edits(found: Found, here: Here) -> list[Edit]:
 
 
 def _renew_before_edits(found: Found, here: Here) -> list[Edit]:
-    """RENEW_BEFORE_EXPIRY, where certbot reads it: the conf's top-level `renew_before_expiry`."""
+    """RENEW_BEFORE_EXPIRY, where certbot reads it: the conf's top-level `renew_before_expiry`;
+    once the variable is unset, the value the sidecar wrote (`N seconds`) is removed again, so a
+    stale fixed interval never outlives it (with short-lived certificates it would renew at
+    every check). A value the operator wrote (`30 days`) is theirs and stays."""
+    saved = found.top.get("renew_before_expiry")
     if here.renew_before_expiry is None:
+        if saved is not None and _WRITTEN_HERE.match(saved):
+            return [Edit(TOP, "renew_before_expiry", None, "RENEW_BEFORE_EXPIRY is not set")]
         return []
     value = f"{int(here.renew_before_expiry)} seconds"
-    if found.top.get("renew_before_expiry") == value:
+    if saved == value:
         return []
-    return [Edit(TOP, "renew_before_expiry", value, "RENEW_BEFORE_EXPIRY")]
+    return [Edit(TOP, "renew_before_expiry", value, "RENEW_BEFORE_EXPIRY", comment=RENEW_MARK)]
 
 
 def _outcome(auth: str | None, server: str, here: Here) -> tuple[Action, str]:
@@ -464,7 +490,7 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
             in_domains=in_domains,
             names=found.cert.names if found.cert else (),
             edits=tuple(edits),
-            changes=tuple(e.describe(values.get(e.key)) for e in edits),
+            changes=tuple(e.describe(shown(e.key, values.get(e.key))) for e in edits),
             problems=tuple(problems),
             authenticator=after.get("authenticator", _text(found.params.get("authenticator"))),
             server=after.get("server", _text(found.params.get("server"))),

@@ -6,6 +6,7 @@ import docker
 import pytest
 
 from tests.e2e.harness import SESSION, SESSION_LABEL, Stack, build_images
+from tests.receiver import Receiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,3 +35,10 @@ def stack(client: docker.DockerClient, tmp_path: Path) -> Iterator[Stack]:
     world = Stack(client, tmp_path)
     yield world
     world.cleanup()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()

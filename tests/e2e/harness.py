@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
+import docker.models.containers
 from cryptography import x509
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
+# docker-py's high-level run() lacks the create option `stop_timeout` (Config.StopTimeout, what
+# compose's stop_grace_period sets); the low-level create_container has it.
+if "stop_timeout" not in docker.models.containers.RUN_CREATE_KWARGS:
+    docker.models.containers.RUN_CREATE_KWARGS.append("stop_timeout")
 TAG = os.environ.get("E2E_IMAGE_TAG", "e2e")  # another tag keeps parallel checkouts apart
 SIDECAR_IMAGE = f"certbot-sidecar:{TAG}"
 PEBBLE_IMAGE = f"certbot-sidecar/pebble:{TAG}"
@@ -187,6 +192,7 @@ class Stack:
         publish_http: bool = True,
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
+        stop_timeout: int | None = None,
     ) -> Container:
         self.le_dir.mkdir(parents=True, exist_ok=True)
         ports = {"443/tcp": ("127.0.0.1", self.https_port)}
@@ -201,6 +207,7 @@ class Stack:
             volumes={str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": "ro"}},
             init=init,
             command=command,
+            **({"stop_timeout": stop_timeout} if stop_timeout is not None else {}),
         )
 
     def sidecar_env(self, **overrides: str) -> dict[str, str]:

@@ -3,18 +3,20 @@ app is running afterwards."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.e2e.faults import BlackHole
-from tests.e2e.harness import disk_serial, wait_for
+from tests.e2e.harness import APP_IMAGE, disk_serial, wait_for
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
     from tests.e2e.harness import Stack
+    from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 GRACE = 10  # Docker's default stop timeout
@@ -85,20 +87,21 @@ def test_docker_stop_at_any_instant_after_a_wake_from_sleep_is_a_clean_exit(stac
 
 
 def test_docker_stop_while_the_app_is_stopped_for_the_challenge_starts_it_and_exits_cleanly(
-    stack: Stack,
+    stack: Stack, receiver: Receiver
 ):
-    """SIGTERM mid-challenge: certbot is ended, the app started, the sidecar exits by itself."""
+    """SIGTERM mid-challenge: certbot is ended, the app started, no further certbot run (the
+    second certificate is not attempted), no false alert; the sidecar exits by itself."""
+    second = f"b-{stack.uid}.example.com"
     with BlackHole() as hole:
         stack.start_pebble(http_port=hole.port)  # validation hangs: the app stays stopped
         app = stack.start_app()
-        daemon = stack.sidecar("run", CHECK_INTERVAL="1h")
-        wait_for(
-            "the app stopped for the challenge",
-            lambda: (
-                (stack.le_dir / "sidecar" / "stopped.json").exists() and not running(stack, app)
-            ),
-            timeout=120,
+        daemon = stack.sidecar(
+            "run",
+            CHECK_INTERVAL="1h",
+            DOMAINS=f"{stack.domain};{second}",
+            WEBHOOK_URL=f"http://127.0.0.1:{receiver.port}/hook",
         )
+        wait_for("the app stopped for the challenge", lambda: app_stopped(stack, app), timeout=120)
 
         took = stop_and_time(daemon)
 
@@ -107,6 +110,69 @@ def test_docker_stop_while_the_app_is_stopped_for_the_challenge_starts_it_and_ex
         assert not (stack.le_dir / "sidecar" / "stopped.json").exists()
         logs = daemon.logs().decode(errors="replace")
         assert "SIGTERM received: stopping certbot" in logs, logs
+        assert f"obtaining a certificate for {second}" not in logs, logs
+        assert not [body for _, body in receiver.received if body["event"] == "renewal-failed"]
+
+
+def app_stopped(stack: Stack, app: Container) -> bool:
+    return (stack.le_dir / "sidecar" / "stopped.json").exists() and not running(stack, app)
+
+
+def test_a_stop_still_in_progress_when_the_sidecar_dies_is_waited_for_then_the_app_started(
+    stack: Stack,
+):
+    """An app that ignores SIGTERM with a stop grace longer than the Docker API timeout: the
+    sidecar is SIGKILLed during the stop; the next sidecar keeps the record until dockerd has
+    killed the app, then starts it (the app is never left down)."""
+    pebble = stack.start_pebble()
+    app = stack.start_app(
+        init=False,
+        command=["sh", "-c", "trap '' TERM; python3 /app/app.py"],  # PID 1 ignores SIGTERM
+        stop_timeout=35,  # longer than the sidecar's 30 s Docker API timeout
+    )
+    first = stack.state(app)["StartedAt"]
+    daemon = stack.sidecar("run", CHECK_INTERVAL="1h")
+    wait_for(
+        "the stop of the app under way",
+        lambda: "stopping cbs-app" in daemon.logs().decode(errors="replace"),
+        timeout=120,
+    )
+    daemon.kill()  # certbot and the sidecar gone; dockerd goes on with the stop
+    assert running(stack, app), "the app ignores SIGTERM: its stop is still in progress"
+    pebble.stop(timeout=5)  # the next cycle must not stop the app again
+
+    again = stack.sidecar("run", CHECK_INTERVAL="1h")
+
+    wait_for(
+        "the app killed by dockerd and started again",
+        lambda: running(stack, app) and stack.state(app)["StartedAt"] != first,
+        timeout=150,
+        every=1,
+    )
+    assert not (stack.le_dir / "sidecar" / "stopped.json").exists()
+    assert "is still stopping" in again.logs().decode(errors="replace")
+
+
+def test_a_renew_by_hand_during_the_daemons_challenge_leaves_the_daemons_app_alone(
+    stack: Stack,
+):
+    """`sidecar renew` while the daemon's app is stopped for its challenge: the record is the
+    daemon's; the app is not started under it, the daemon starts it when it is done."""
+    with BlackHole() as hole:
+        stack.start_pebble(http_port=hole.port)
+        app = stack.start_app()
+        daemon = stack.sidecar("run", CHECK_INTERVAL="1h")
+        wait_for("the app stopped for the challenge", lambda: app_stopped(stack, app), timeout=120)
+
+        code, logs = stack.sidecar_once("renew")
+
+        assert code == 1, logs
+        assert "another renewal cycle is running" in logs
+        assert not running(stack, app), "the hand-run renew must not start the daemon's app"
+        assert (stack.le_dir / "sidecar" / "stopped.json").exists()
+        took = stop_and_time(daemon)
+        assert_clean_stop(stack, daemon, took, "after the hand-run renew")
+        assert running(stack, app)
 
 
 def test_ctrl_c_on_a_manual_renew_ends_certbot_and_starts_the_app(stack: Stack):
@@ -131,3 +197,134 @@ def test_ctrl_c_on_a_manual_renew_ends_certbot_and_starts_the_app(stack: Stack):
     assert not (stack.le_dir / "sidecar" / "stopped.json").exists()
     with pytest.raises(FileNotFoundError):
         disk_serial(stack.le_dir, stack.domain)
+
+
+def test_a_broken_lineage_found_after_the_start_fails_the_cycle_and_the_others_are_issued(
+    stack: Stack, receiver: Receiver
+):
+    """DOMAINS=a;b, a's cert.pem truncated while the daemon slept: b is obtained, the cycle
+    fails naming a (one alert), and the daemon keeps running on its backoff."""
+    stack.start_pebble()
+    stack.start_app()
+    issued(stack)
+    cert = (stack.le_dir / "live" / stack.domain / "cert.pem").resolve()
+    cert.write_text(cert.read_text()[:200])
+    second = f"b-{stack.uid}.example.com"
+
+    daemon = stack.sidecar(
+        "run",
+        "--resume",  # as after a sleep: the setup was fine once
+        CHECK_INTERVAL="1h",
+        DOMAINS=f"{stack.domain};{second}",
+        WEBHOOK_URL=f"http://127.0.0.1:{receiver.port}/hook",
+    )
+
+    wait_for("b issued", (stack.le_dir / "live" / second / "cert.pem").exists, 120)
+    alert = receiver.wait("/hook", "renewal-failed")
+    assert "is not a readable certificate" in alert["message"]
+    wait_for("the retry scheduled", lambda: "retry after 1 failure" in daemon.logs().decode())
+    assert running(stack, daemon)
+    assert len([b for _, b in receiver.received if b["event"] == "renewal-failed"]) == 1
+
+
+def test_an_app_container_recreated_while_the_daemon_sleeps_is_waited_for_and_found(
+    stack: Stack,
+):
+    """compose recreated the app (a new container, same label) between two cycles: the daemon
+    waits for it instead of exiting, and goes on with it."""
+    stack.start_pebble()
+    app = stack.start_app()
+    issued(stack)
+    daemon = stack.sidecar("run", CHECK_INTERVAL="3s", CHECK_JITTER="0")
+    wait_for("the first sleep", lambda: "next check at" in daemon.logs().decode(), timeout=90)
+    app.remove(force=True)
+    stack.containers.remove(app)
+    wait_for(
+        "the daemon waiting for the app",
+        lambda: "no container has the label" in daemon.logs().decode(),
+        timeout=60,
+    )
+    cycles = daemon.logs().decode().count("next check at")
+
+    stack.start_app()
+
+    wait_for(
+        "a cycle with the new container",
+        lambda: daemon.logs().decode().count("next check at") > cycles,
+        timeout=90,
+    )
+    assert running(stack, daemon)
+
+
+def test_the_eab_key_reaches_certbot_only_in_a_private_file_never_a_log_or_command_line(
+    stack: Stack,
+):
+    """A CA that requires external account binding: the account is registered (so certbot had
+    the key), and the key is in no log line, no certbot log and no command line; once the
+    account exists it is not passed at all."""
+    kid, key = "kid-e2e", "c2VjcmV0LWhtYWMta2V5LWZvci1lYWItZTJlLXRlc3Q"
+    stack.start_pebble(PEBBLE_EAB_KID=kid, PEBBLE_EAB_KEY=key)
+    stack.start_app()
+    (stack.ca_dir / "eab.key").write_text(key)
+    options = {
+        "EAB_KID": kid,
+        "EAB_HMAC_KEY_FILE": "/pebble-ca/eab.key",
+        "LOGS_DIR": "/etc/letsencrypt/certbot-logs",  # on the volume, to be read here
+    }
+
+    code, first = stack.sidecar_once("renew", **options)
+    code2, second = stack.sidecar_once("renew", "--force", **options)
+
+    assert code == 0, first
+    assert code2 == 0, second
+    for logs in (first, second):
+        assert key not in logs
+    certbot_logs = (stack.le_dir / "certbot-logs").glob("letsencrypt.log*")
+    assert all(key not in path.read_text(errors="replace") for path in certbot_logs)
+    assert re.search(r"--config \S+/cli\.ini", certbot_command(first))
+    assert not re.search(r"--config \S+/cli\.ini", certbot_command(second))
+
+
+def certbot_command(logs: str) -> str:
+    """The certbot command line the sidecar logged (at DEBUG) for its first certbot run."""
+    return next(line for line in logs.splitlines() if "running /opt/venv/bin/certbot" in line)
+
+
+def test_one_off_tasks_are_never_targets_and_an_auto_remove_container_is_refused(
+    stack: Stack,
+):
+    """`docker compose run` copies the app's labels onto a one-off task: never stopped. A
+    container a stop would delete (`--rm`): refused with a clear line, nothing touched."""
+    stack.start_pebble()
+    app = stack.start_app()
+    issued(stack)
+    sleep = ["python3", "-c", "import time; time.sleep(600)"]
+    task = stack._run(
+        APP_IMAGE,
+        "task",
+        command=sleep,
+        labels={"certbot-sidecar.test": stack.uid, "com.docker.compose.oneoff": "True"},
+        environment={"CERT_NAME": stack.domain},
+    )
+    task_started = stack.state(task)["StartedAt"]
+
+    code, logs = stack.sidecar_once("renew", "--force")
+
+    assert code == 0, logs
+    assert stack.state(task)["StartedAt"] == task_started
+    assert running(stack, task)
+    assert "cbs-task" not in logs
+
+    stack._run(
+        APP_IMAGE,
+        "temp",
+        command=sleep,
+        labels={"certbot-sidecar.test": stack.uid},
+        environment={"CERT_NAME": stack.domain},
+        auto_remove=True,
+    )
+    app_started = stack.state(app)["StartedAt"]
+    code, logs = stack.sidecar_once("renew", "--force")
+    assert code == 2, logs
+    assert "runs with AutoRemove" in logs
+    assert stack.state(app)["StartedAt"] == app_started

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,9 +22,8 @@ from tests.e2e.harness import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from tests.e2e.harness import Stack
+    from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -136,52 +133,6 @@ def test_app_serving_an_old_certificate_is_detected_and_fixed_by_one_restart(sta
     ]
     assert line.split()[0] == stack.domain
     assert line[header.index("SERVED") :].startswith("yes")
-
-
-class Receiver:
-    """A small local HTTP server recording every POST (path and JSON body)."""
-
-    def __init__(self) -> None:
-        received: list[tuple[str, dict[str, Any]]] = []
-        self.received = received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((self.path, json.loads(body or b"{}")))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, path: str, event: str | None = None) -> dict[str, Any]:
-        """The first body POSTed to a path starting with `path` (with that `event`, if given)."""
-        found = wait_for(
-            f"a POST to {path}" + (f" with event {event}" if event else ""),
-            lambda: next(
-                (
-                    body
-                    for at, body in list(self.received)
-                    if at.startswith(path) and (event is None or body.get("event") == event)
-                ),
-                None,
-            ),
-            timeout=120,
-        )
-        assert isinstance(found, dict)
-        return found
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.server.shutdown()
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -212,11 +212,18 @@ class FakeCertbot:
     def __init__(self, action: Callable[[list[str]], CertbotResult] | None = None) -> None:
         self.calls: list[list[str]] = []
         self.envs: list[dict[str, str]] = []
+        self.secrets: list[dict[str, str]] = []
         self.action = action
 
-    def run(self, args: list[str], env: dict[str, str] | None = None) -> CertbotResult:
+    def run(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> CertbotResult:
         self.calls.append(args)
         self.envs.append(env or {})
+        self.secrets.append(secrets or {})
         return self.action(args) if self.action else CertbotResult(0, timed_out=False)
 
     @property

@@ -121,3 +121,22 @@ def test_a_bug_is_reported_as_unexpected_with_exit_code_70(env, monkeypatch, cap
     monkeypatch.setattr(cli, "cmd_status", broken)
     assert cli.main(["status"]) == cli.EXIT_UNEXPECTED
     assert "An unexpected error occurred" in capsys.readouterr().err
+
+
+def test_health_ignores_an_expired_lineage_listed_in_ignore_lineages(env, monkeypatch, capsys):
+    """IGNORE_LINEAGES: the sidecar does not renew it, so its expiry cannot make it unhealthy."""
+    certificate(env, timedelta(days=60))
+    old = make_pem(("old.example",), datetime.now(UTC) - timedelta(days=100))
+    install_cert(Path(env["CONFIG_DIR"]), "old.example", old)
+    assert cli.main(["health"]) == 1
+    capsys.readouterr()
+    monkeypatch.setenv("IGNORE_LINEAGES", "old.example")
+    assert cli.main(["health"]) == 0, capsys.readouterr().out
+
+
+def test_health_names_a_certificate_that_cannot_be_read(env, capsys):
+    """A truncated cert.pem of a renewed lineage: unhealthy with the file's name, no crash."""
+    certificate(env, timedelta(days=60))
+    (Path(env["CONFIG_DIR"]) / "live" / "example.com" / "cert.pem").resolve().write_text("x")
+    assert cli.main(["health"]) == 1
+    assert "cert.pem is not a readable certificate" in capsys.readouterr().out

@@ -78,3 +78,35 @@ def test_hidden_secrets_are_masked_in_json_too(stderr):
     assert "very-secret-token-42" not in written
     assert "https://h/*** failed" in written
     logs.setup("INFO", "text")
+
+
+@pytest.mark.parametrize(
+    ("command", "hidden", "kept"),
+    [
+        (
+            "curl https://hooks.example/services/T01/B02/abcdef1234567890",
+            "abcdef1234567890",
+            "curl",
+        ),
+        (
+            'curl -H "Authorization: Bearer abc.def-123456" https://a.example',
+            "abc.def-123456",
+            "a.example",
+        ),
+        ("notify --token=s3cr3tvalue --verbose", "s3cr3tvalue", "--verbose"),
+        ("API_KEY=abc123def /usr/local/bin/push", "abc123def", "/usr/local/bin/push"),
+        ("curl -u admin:hunter2 https://x.example", "hunter2", "admin"),
+        ("curl https://u:pa55word@x.example/hook?key=zyx987654", "pa55word", "x.example"),
+    ],
+)
+def test_tokens_in_a_command_line_are_masked(command, hidden, kept):
+    """A saved hook as logs and status show it: URL tokens and secret options become ***."""
+    shown = logs.mask_command(command)
+    assert hidden not in shown
+    assert kept in shown
+    assert "***" in shown
+
+
+def test_a_command_without_secrets_is_shown_as_it_is():
+    """Nothing token-like: the command is unchanged."""
+    assert logs.mask_command("systemctl reload nginx") == "systemctl reload nginx"

@@ -454,3 +454,32 @@ def test_reload_signal_takes_names_with_or_without_the_sig_prefix(tmp_path):
     assert make_settings(tmp_path, RELOAD_SIGNAL="SIGUSR1").reload_signal == "SIGUSR1"
     with pytest.raises(ConfigError, match="RELOAD_SIGNAL: 'SIGNOPE' is not a signal name"):
         make_settings(tmp_path, RELOAD_SIGNAL="SIGNOPE")
+
+
+def test_more_names_than_the_ca_allows_is_a_configuration_error():
+    """100 names per certificate at Let's Encrypt; 25 with the tlsserver and shortlived profiles."""
+    hundred = ",".join(f"n{i}.example.com" for i in range(100))
+    assert load(DOMAINS=hundred).domains[0].domains[-1] == "n99.example.com"
+    assert "has 101 names, more than the 100" in load_error(DOMAINS=f"{hundred},x.example.com")
+    error = load_error(
+        DOMAINS=",".join(f"n{i}.example.com" for i in range(26)), ACME_PROFILE="tlsserver"
+    )
+    assert "has 26 names, more than the 25 a certificate may hold with this ACME_PROFILE" in error
+
+
+def test_a_non_ascii_name_is_refused_with_its_punycode_form():
+    """certbot and the lineage's directory need the ASCII form: the hint gives it."""
+    error = load_error(DOMAINS="bücher.example")
+    assert "'xn--bcher-kva.example'" in error
+
+
+def test_no_punycode_guess_where_idna_versions_disagree():
+    """straße: IDNA 2003 says strasse, 2008 xn--strae-oqa; the operator says which DNS holds."""
+    error = load_error(DOMAINS="straße.example")
+    assert "not an ASCII domain name" in error
+    assert "strasse" not in error
+
+
+def test_metrics_port_equal_to_the_challenge_port_is_refused():
+    """Both on one port: the challenge server could not bind."""
+    assert "METRICS_PORT: must differ from HTTP01_PORT" in load_error(METRICS_PORT="80")

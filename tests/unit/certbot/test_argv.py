@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.certbot.argv import certonly_args, redact, renew_args
+from sidecar.certbot.argv import certonly_args, eab_options, redact, renew_args
 from sidecar.settings import CertSpec
 from sidecar.volume.confs import AUTHENTICATOR, POST_HOOK
 from tests.unit.helpers import make_settings, value_after
@@ -94,12 +94,14 @@ def test_without_email_the_account_is_registered_without_one(config):
     assert "--email" not in args
 
 
-def test_external_account_binding_is_passed_when_configured(tmp_path):
-    """EAB_KID/EAB_HMAC_KEY reach certbot as its --eab flags."""
-    args = renew_args(make_settings(tmp_path, EAB_KID="kid-1", EAB_HMAC_KEY=SECRET))
-    assert value_after(args, "--eab-kid") == "kid-1"
-    assert value_after(args, "--eab-hmac-key") == SECRET
-    assert "--eab-kid" not in renew_args(make_settings(tmp_path))
+def test_external_account_binding_never_reaches_the_command_line(tmp_path):
+    """EAB_KID/EAB_HMAC_KEY go to certbot's config file (eab_options), never to its argv."""
+    config = make_settings(tmp_path, EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
+    args = renew_args(config)
+    assert SECRET not in " ".join(args)
+    assert "--eab-kid" not in args
+    assert eab_options(config) == {"eab-kid": "kid-1", "eab-hmac-key": SECRET}
+    assert eab_options(make_settings(tmp_path)) == {}
 
 
 def test_acme_profile_is_requested_when_configured(tmp_path):
@@ -161,8 +163,8 @@ def test_every_flag_that_takes_a_value_has_one(tmp_path):
 
 
 def test_redact_hides_the_eab_key_and_nothing_else(tmp_path):
-    """The logged command line shows *** for the HMAC key, all other arguments as they are."""
-    args = renew_args(make_settings(tmp_path, EAB_KID="kid-1", EAB_HMAC_KEY=SECRET))
+    """A command line given the key anyway: *** for the HMAC key, all else as it is."""
+    args = [*renew_args(make_settings(tmp_path)), "--eab-kid", "kid-1", "--eab-hmac-key", SECRET]
     shown = redact(args)
     assert SECRET not in shown
     assert SECRET not in " ".join(shown)

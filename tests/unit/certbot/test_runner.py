@@ -123,3 +123,26 @@ def test_certbot_over_its_timeout_is_ended_and_reported(fake_certbot):
     result = CertbotRunner({}, timeout=0.5).run(["renew"])
     assert result.timed_out
     assert not result.stopped
+
+
+def test_secrets_reach_certbot_in_a_private_config_file_never_on_its_command_line(
+    fake_certbot, tmp_path, monkeypatch
+):
+    """The EAB key: in `--config FILE` (mode 0600, removed afterwards), not in argv or env."""
+    fake_certbot.write_text(
+        "#!/bin/sh\n"
+        'echo "argv: $*"\n'
+        'for a in "$@"; do case "$prev" in --config) stat -c "mode %a" "$a"; cat "$a";; esac; '
+        'prev="$a"; done\n'
+        'echo "env: $(env | grep -c -e EAB_ -e WEBHOOK_URL -e ALERT_URLS)"\n'
+    )
+    monkeypatch.setenv("EAB_HMAC_KEY", "hmac-secret")
+    monkeypatch.setenv("WEBHOOK_URL", "https://hooks.example/tok-123456")
+    result = CertbotRunner({}, timeout=30).run(["register"], secrets={"eab-hmac-key": "k3y"})
+    argv = next(line for line in result.tail if line.startswith("argv:"))
+    assert "k3y" not in argv
+    assert "mode 600" in result.tail
+    assert "eab-hmac-key = k3y" in result.tail
+    assert "env: 0" in result.tail
+    config = argv.split("--config ", 1)[1].split()[0]
+    assert not Path(config).exists(), "the file is removed after the run"

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from sidecar import shutdown
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run as cycle
 from sidecar.cycle.result import CycleResult
@@ -14,6 +15,7 @@ from sidecar.targets.outage import RECORD, restore, stop_targets
 from sidecar.volume.files import exclusive_lock, write_json
 from sidecar.volume.journal import Journal, load
 from sidecar.volume.lineages import names as lineage_names
+from sidecar.volume.lineages import read
 from sidecar.volume.lineages import read_strict as read_lineage_cert
 from tests.unit.helpers import (
     T0,
@@ -77,9 +79,9 @@ def issue_for(config_dir: Path, args: list[str], written_at: datetime | None) ->
     else:
         todo = {}
         for name in lineage_names(config_dir):
-            current = read_lineage_cert(config_dir, name)
-            assert current is not None
-            todo[name] = current.names
+            current = read(config_dir, name).cert
+            if current is not None:  # certbot renews what it can read, and fails the rest
+                todo[name] = current.names
     for name, domains in todo.items():
         pem = make_pem(domains, datetime.now(UTC) - timedelta(minutes=1))
         install_cert(config_dir, name, pem, written_at=written_at)
@@ -464,3 +466,60 @@ def test_reload_signal_replaces_the_restart_of_a_stale_target(tmp_path):
     fake = certbot(config, control, challenge=False, written_at=written)
     run_cycle(config, fake, control)
     assert control.calls == [("signal SIGHUP", "web")]
+
+
+# problems found after the start are this cycle's failures, never the end of the daemon
+
+
+def test_a_broken_configured_lineage_fails_the_cycle_while_the_others_are_renewed(tmp_path):
+    """DOMAINS=a;b with a's cert.pem truncated: b is still renewed; the cycle's error names a."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example;b.example")
+    control = FakeControl(container("web"))
+    install_cert(config.config_dir, "a.example", b"-----BEGIN CERTIFICATE-----\ntrunc")
+    install_cert(
+        config.config_dir,
+        "b.example",
+        make_pem(("b.example",), datetime.now(UTC) - timedelta(days=80)),
+    )
+    fake = certbot(config, control)
+    result = run_cycle(config, fake, control)
+    assert fake.commands == ["renew"], "nothing is issued over the broken lineage"
+    (error,) = result.errors
+    assert "live/a.example/cert.pem is not a readable certificate" in error
+    assert "a.example is not renewed until it is repaired" in error
+    assert "b.example" in result.changed
+    assert load(config.state_dir).failures == 1
+
+
+def test_an_unparseable_conf_with_renew_before_expiry_set_does_not_stop_certbot(tmp_path):
+    """RENEW_BEFORE_EXPIRY is written into each conf as an adoption edit: a broken conf of
+    another lineage is that lineage's problem, and certbot renew still runs for the rest."""
+    config = make_settings(tmp_path / "le", DOMAINS=",".join(NAMES), RENEW_BEFORE_EXPIRY="30d")
+    control = FakeControl(container("web"))
+    existing(config)
+    (config.config_dir / "renewal" / "old.example.conf").write_text("[renewalparams\n")
+    fake = certbot(config, control)
+    run_cycle(config, fake, control)
+    assert fake.commands == ["renew"]
+    conf = (config.config_dir / "renewal" / "a.example.conf").read_text(encoding="utf-8")
+    assert "renew_before_expiry = 2592000 seconds" in conf
+
+
+def test_a_run_ended_by_a_stop_request_is_no_failure_and_the_app_is_started(config, control):
+    """SIGTERM mid-challenge: no error, no failure counted, no alert; the app runs again."""
+    existing(config)
+
+    def action(args: list[str]) -> CertbotResult:
+        stop_targets(config.state_dir, control, "the HTTP-01 challenge of a.example")
+        shutdown.REQUEST.request()
+        return CertbotResult(-15, timed_out=False, stopped=True)
+
+    save_journal(config.state_dir, Journal(failures=2, last_result="failed: x"))
+    result = run_cycle(config, FakeCertbot(action), control)
+    assert result.stopped
+    assert result.errors == ()
+    assert control.get("web").running
+    state = load(config.state_dir)
+    assert state.failures == 2
+    assert state.last_result.startswith("stopped before the end")
+    assert state.alerts.failure is None

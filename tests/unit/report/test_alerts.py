@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,6 +10,7 @@ from loguru import logger
 
 from sidecar import logs
 from sidecar.errors import ConfigError
+from sidecar.logs import secret_parts
 from sidecar.report import alerts
 from sidecar.report.alerts import (
     DANGER,
@@ -25,9 +23,9 @@ from sidecar.report.alerts import (
     describe_target,
     in_danger_zone,
     normalized,
-    secret_parts,
 )
 from sidecar.volume.journal import AlertMemory
+from tests.receiver import Receiver
 from tests.unit.helpers import DAY, T0, cert_info, make_settings
 
 if TYPE_CHECKING:
@@ -226,33 +224,11 @@ def test_empty_alert_settings_mean_off(tmp_path):
 # delivery, to a local HTTP server
 
 
-class Receiver:
-    def __init__(self, status: int = 200) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((self.path, json.loads(body or b"{}")))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
-    server.server.shutdown()
-    server.server.server_close()
+    server.close()
 
 
 ALERT = Alert(FAILED, "failure", "certbot-sidecar: renewal failed", "boom", errors=("boom",))
@@ -294,8 +270,7 @@ def test_webhook_error_status_is_reported_not_raised():
         notifier = Notifier(f"http://127.0.0.1:{server.port}/hook/tok-123456-secret", None)
         (error,) = notifier.send(ALERT, T0)
     finally:
-        server.server.shutdown()
-        server.server.server_close()
+        server.close()
     assert error == f"webhook http://127.0.0.1:{server.port}/... answered HTTP 404"
     assert len(server.received) == 1
 
@@ -305,8 +280,7 @@ def test_unreachable_webhook_is_reported_without_the_url_path(monkeypatch):
     monkeypatch.setattr(alerts, "RETRY_DELAY", 0.0)
     server = Receiver()
     port = server.port
-    server.server.shutdown()
-    server.server.server_close()
+    server.close()
     (error,) = Notifier(f"http://127.0.0.1:{port}/hook/tok-123456-secret", None).send(ALERT, T0)
     assert "tok-123456-secret" not in error
     assert error.startswith(f"webhook http://127.0.0.1:{port}/...: ConnectionError")

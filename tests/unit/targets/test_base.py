@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
 from sidecar.errors import ConfigError, DockerError
-from sidecar.targets.base import each, label_matches, select_targets
+from sidecar.targets.base import NoTargetError, each, label_matches, select_targets
 from tests.unit.helpers import container
 
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -121,3 +122,26 @@ def test_each_applies_to_every_target_and_collects_docker_errors():
 def test_each_over_nothing_does_nothing():
     """No targets, no threads, no errors."""
     assert each(lambda _: pytest.fail("called"), []) == []
+
+
+def test_a_one_off_container_is_never_a_target():
+    """`docker compose run web task` copies web's labels: the task is not stopped or started."""
+    task = container(
+        "shop-web-run-1a2b", labels={**WEB.labels, "com.docker.compose.oneoff": "True"}
+    )
+    assert select_targets([WEB, task], [], "tls=true", None) == [WEB]
+
+
+def test_a_container_a_stop_would_delete_is_refused_with_the_fix():
+    """AutoRemove (`docker run --rm`): the sidecar will not stop it, and says why."""
+    temporary = dataclasses.replace(container("web", labels={"tls": "true"}), auto_remove=True)
+    with pytest.raises(ConfigError, match=r"AutoRemove .* would delete it"):
+        select_targets([temporary], [], "tls=true", None)
+
+
+def test_missing_app_containers_are_their_own_error_kind():
+    """Not found (yet) is a NoTargetError: after a start the daemon waits for a recreate."""
+    with pytest.raises(NoTargetError):
+        select_targets([DB], ["web"], None, None)
+    with pytest.raises(NoTargetError):
+        select_targets([DB], [], "tls=true", None)

@@ -125,3 +125,33 @@ def test_other_docker_errors_are_cut_to_their_first_line():
     assert containers._reason(RuntimeError("409 Conflict\ntraceback...")) == "409 Conflict"
     assert containers._reason(RuntimeError("x" * 400)) == "x" * 300
     assert containers._reason(RuntimeError()) == "RuntimeError"
+
+
+def test_the_stop_timeout_is_the_containers_own_unless_stop_timeout_is_set():
+    """Config.StopTimeout (compose's stop_grace_period) is used; STOP_TIMEOUT overrides it."""
+    attrs = {"Id": DB.id, "Name": "/db", "Config": {"StopTimeout": 45}, "HostConfig": {}}
+    assert containers._info(attrs).stop_timeout == 45
+    assert containers._info(attrs, stop_timeout=5).stop_timeout == 5
+    assert containers._info({"Id": DB.id, "Name": "/db"}).stop_timeout == 10
+
+
+def test_auto_remove_is_read_from_the_host_config():
+    """HostConfig.AutoRemove marks a container a stop would delete."""
+    attrs = {"Id": DB.id, "Name": "/db", "HostConfig": {"AutoRemove": True}}
+    assert containers._info(attrs).auto_remove
+
+
+@pytest.mark.parametrize(
+    ("state", "ready"),
+    [
+        ({"Running": True}, "ready"),
+        ({"Running": True, "Health": {"Status": "healthy"}}, "ready"),
+        ({"Running": True, "Health": {"Status": "starting"}}, "starting"),
+        ({"Running": True, "Health": {"Status": "unhealthy"}}, "unhealthy"),
+        ({"Running": False, "Status": "exited", "ExitCode": 1}, "exited"),
+        ({"Running": False, "Status": "created"}, "not running"),
+    ],
+)
+def test_readiness_of_a_started_container(state, ready):
+    """Running (and healthy where it has a healthcheck) is ready; exited is a failed start."""
+    assert containers.readiness(state) == ready

@@ -1,19 +1,29 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
+from sidecar.targets import outage
 from sidecar.targets.outage import (
     RECORD,
+    STOP_MARGIN,
     Stopped,
     read_record,
+    recover,
     restore,
+    settle,
     should_restore,
+    stop_in_progress,
     stop_targets,
 )
-from sidecar.volume.files import read_json, write_json
+from sidecar.volume.files import exclusive_lock, read_json, write_json
 from tests.unit.helpers import T0, FakeControl, container
+
+if TYPE_CHECKING:
+    from sidecar.targets.base import Target
 
 STOPPED_AT = T0 + timedelta(days=30)
 
@@ -34,7 +44,12 @@ def write_record(state_dir, *entries: Stopped) -> None:
         {
             "reason": "test",
             "containers": [
-                {"id": e.id, "name": e.name, "stopped_at": e.stopped_at.isoformat()}
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "stopped_at": e.stopped_at.isoformat(),
+                    "stop_timeout": e.stop_timeout,
+                }
                 for e in entries
             ],
         },
@@ -212,3 +227,78 @@ def test_running_target_left_in_a_kept_record_is_stopped_again(state_dir):
     control.fail.clear()
     restore(state_dir, control)
     assert control.get("web").running
+
+
+# a stop still in progress
+
+
+def test_a_stop_still_within_its_timeout_is_in_progress():
+    """Running since before our stop, the stop timeout not over: dockerd may still kill it."""
+    e = Stopped(container("web").id, "web", STOPPED_AT, stop_timeout=60)
+    web = container("web", started_at=STOPPED_AT - timedelta(hours=1))
+    assert stop_in_progress(e, web, STOPPED_AT + timedelta(seconds=30))
+    assert not stop_in_progress(e, web, STOPPED_AT + timedelta(seconds=60 + STOP_MARGIN + 1))
+
+
+def test_a_container_started_after_our_stop_is_no_stop_in_progress():
+    """Someone (or we) started it since: nothing of ours is pending."""
+    e = Stopped(container("web").id, "web", STOPPED_AT, stop_timeout=60)
+    web = container("web", started_at=STOPPED_AT + timedelta(seconds=1))
+    assert not stop_in_progress(e, web, STOPPED_AT + timedelta(seconds=5))
+    assert not stop_in_progress(e, None, STOPPED_AT)
+
+
+def test_restore_waits_for_a_stop_in_progress_then_starts_the_app(state_dir, monkeypatch):
+    """certbot killed while it stopped an app with a long grace: the record is kept until the
+    app has been seen stopped, then it is started (not left to be killed after the record)."""
+    monkeypatch.setattr(outage, "POLL", 0.01)
+    now = datetime.now(UTC)
+    control = FakeControl(container("web", started_at=now - timedelta(hours=1)))
+    write_record(state_dir, Stopped(control.get("web").id, "web", now, stop_timeout=30))
+    polls: list[int] = []
+
+    def inspect(ident: str) -> Target | None:
+        polls.append(1)
+        if len(polls) == 3:  # dockerd's kill lands while we wait
+            control.by_someone_else("web", running=False, finished_at=datetime.now(UTC))
+        return control.containers.get(ident)
+
+    monkeypatch.setattr(control, "inspect", inspect)
+
+    assert restore(state_dir, control) == ["web"]
+    assert control.calls == [("start", "web")]
+    assert read_record(state_dir) == []
+
+
+def test_the_stop_timeout_is_kept_in_the_record(state_dir):
+    """Each entry carries how long its stop may take, for whoever restores it."""
+    web = dataclasses.replace(container("web"), stop_timeout=45.0)
+    stop_targets(state_dir, FakeControl(web), "test")
+    (item,) = read_json(state_dir / RECORD)["containers"]
+    assert item["stop_timeout"] == 45.0
+    assert read_record(state_dir)[0].stop_timeout == 45.0
+
+
+def test_an_unreadable_record_is_moved_aside_and_reported(state_dir):
+    """A broken record is no crash: it is kept beside for a person, and reads as empty."""
+    state_dir.mkdir(parents=True)
+    (state_dir / RECORD).write_text("{not json")
+    assert read_record(state_dir) == []
+    assert list(state_dir.glob(f"{RECORD}.unreadable-*"))
+
+
+# restores outside a cycle
+
+
+def test_a_restore_outside_a_cycle_skips_while_a_cycle_holds_the_lock(state_dir):
+    """`sidecar renew` by hand during the daemon's challenge: the daemon's record is its own."""
+    control = FakeControl(container("web", running=False))
+    write_record(state_dir, entry("web"))
+    with exclusive_lock(state_dir / "lock"):
+        assert recover(state_dir, control) == []
+        assert settle(state_dir, control) is True
+    assert control.calls == []
+    assert read_record(state_dir)
+
+    assert recover(state_dir, control) == ["web"]
+    assert control.calls == [("start", "web")]

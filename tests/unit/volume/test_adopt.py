@@ -462,3 +462,39 @@ def test_odd_values_in_a_hand_edited_conf_do_not_break_the_decision():
     decision = decide(found(params=params), here(), now=T0)
     assert decision.action in ("sidecar", "own")
     assert "server" in edits(decision)
+
+
+# RENEW_BEFORE_EXPIRY in the confs
+
+
+def test_renew_before_expiry_is_written_as_an_edit_with_a_backup_visible_to_check():
+    """The interval goes where certbot reads it (top level), as an edit `adopt --check` shows."""
+    decision = decide(found(), here(renew_before_expiry=30 * 86400.0))
+    assert edits(decision)["renew_before_expiry"] == "2592000 seconds"
+    assert any("RENEW_BEFORE_EXPIRY" in c for c in decision.changes)
+
+
+def test_the_value_the_sidecar_wrote_is_removed_once_renew_before_expiry_is_unset():
+    """Unset again: a stale fixed interval would renew short-lived certificates at every check."""
+    stale = found(top={"renew_before_expiry": "2592000 seconds"})
+    assert edits(decide(stale, here()))["renew_before_expiry"] is None
+
+
+def test_an_interval_the_operator_wrote_is_theirs_and_stays():
+    """`30 days` was not written by the sidecar: left as certbot's own setting."""
+    theirs = found(top={"renew_before_expiry": "30 days"})
+    assert "renew_before_expiry" not in edits(decide(theirs, here()))
+
+
+# secrets in saved hooks
+
+
+def test_tokens_in_saved_hooks_are_masked_in_what_is_shown():
+    """A deploy hook posting to a webhook: the plan and `status --json` never show its token."""
+    hook = "curl -fsS https://hooks.slack.com/services/T0001/B0002/abcdefghijklmnopqrstuvwx"
+    lineage = found(params=host_params(renew_hook=hook, pre_hook="notify --token=s3cr3tvalue"))
+    decision = decide(lineage, here(), now=T0)
+    shown = decision.found + " ".join(decision.changes) + str(decision.to_json())
+    assert "abcdefghijklmnopqrstuvwx" not in shown
+    assert "s3cr3tvalue" not in shown
+    assert "hooks.slack.com" in shown

@@ -94,8 +94,9 @@ def test_docker_stop_while_the_app_is_stopped_for_the_challenge_starts_it_and_ex
         daemon = stack.sidecar("run", CHECK_INTERVAL="1h")
         wait_for(
             "the app stopped for the challenge",
-            lambda: (stack.le_dir / "sidecar" / "stopped.json").exists()
-            and not running(stack, app),
+            lambda: (
+                (stack.le_dir / "sidecar" / "stopped.json").exists() and not running(stack, app)
+            ),
             timeout=120,
         )
 

@@ -121,7 +121,40 @@ choose_base() {
   log "base: using $BASE_IMAGE"
 }
 
-# (d) uv, and the project's environment once uv.lock exists
+# (d) rootful Podman next to Docker, for tests/e2e/test_podman.py (the tests start their own
+# `podman system service`; nothing here starts a daemon). Debian's podman with netavark (its
+# default network stack), catatonit for `--init`. Without systemd as PID 1 Podman uses cgroupfs
+# and file events by itself; the storage driver it detects on first use (native overlay on ext4
+# here; Docker's daemon.json choice of fuse-overlayfs is not needed) is written down in
+# /etc/containers/storage.conf when that file is missing, so the store never changes driver.
+pkg_missing() {
+  local p
+  for p; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+  done
+}
+
+ensure_podman() {
+  local missing driver
+  missing=$(pkg_missing podman catatonit netavark | tr '\n' ' ')
+  if [[ -n "${missing// /}" ]]; then
+    # shellcheck disable=SC2086 # a list of package names
+    apt_install $missing
+  fi
+  podman info >/dev/null 2>&1 || die "podman info fails: $(podman info 2>&1 | tail -n 3)"
+  driver=$(podman info --format '{{.Store.GraphDriverName}}')
+  if [[ ! -e /etc/containers/storage.conf ]]; then
+    log "podman: pinning storage driver $driver in /etc/containers/storage.conf"
+    printf '%s\n' '# Written by certbot-sidecar tests/prepare.sh: the driver podman detected.' \
+      '[storage]' "driver = \"$driver\"" 'runroot = "/run/containers/storage"' \
+      'graphroot = "/var/lib/containers/storage"' >/etc/containers/storage.conf
+  fi
+  log "podman: $(podman --version), storage $driver," \
+    "network $(podman info --format '{{.Host.NetworkBackend}}')," \
+    "cgroups $(podman info --format '{{.Host.CgroupManager}}')"
+}
+
+# (e) uv, and the project's environment once uv.lock exists
 ensure_uv() {
   command -v uv >/dev/null || { log "uv: pip install uv"; pip_install uv; hash -r; }
   local uv
@@ -137,5 +170,6 @@ ensure_uv() {
 ensure_docker
 ensure_compose
 choose_base
+ensure_podman
 ensure_uv
 echo "BASE_IMAGE=$BASE_IMAGE" >&3

@@ -9,7 +9,7 @@ import pytest
 from sidecar.certbot.argv import common_args
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
-from sidecar.volume import confs, lineages, tree
+from sidecar.volume import accounts, confs, lineages, tree
 from tests.unit.helpers import (
     FakeCertbot,
     FakeControl,
@@ -77,7 +77,8 @@ def account(config: Settings, server: str, ident: str) -> None:
     host_path = server.split("://", 1)[1]
     folder = config.config_dir / "accounts" / host_path / ident
     folder.mkdir(parents=True)
-    (folder / "regr.json").write_text("{}", encoding="utf-8")
+    for name in ("regr.json", "private_key.json", "meta.json"):
+        (folder / name).write_text("{}", encoding="utf-8")
 
 
 APACHE = {
@@ -191,11 +192,13 @@ def test_ignore_mark_is_written_as_a_comment_and_removed_when_renewed_again(tmp_
 
 
 def test_account_ids_are_read_per_server(config):
-    """accounts/<host:port/path>/<id>/regr.json: the ids certbot can load for that server."""
+    """accounts/<host:port/path>/<id>/: the ids certbot can load for that server (all 3 files)."""
     account(config, "https://localhost:14000/dir", "abc")
-    (config.config_dir / "accounts" / "localhost:14000" / "dir" / "junk").mkdir()
-    assert tree.account_ids(config.config_dir, "https://localhost:14000/dir") == ("abc",)
-    assert tree.account_ids(config.config_dir, "https://nowhere/dir") == ()
+    junk = config.config_dir / "accounts" / "localhost:14000" / "dir" / "junk"
+    junk.mkdir()
+    (junk / "regr.json").write_text("{}", encoding="utf-8")
+    assert accounts.for_server(config.config_dir, "https://localhost:14000/dir").own == ("abc",)
+    assert accounts.for_server(config.config_dir, "https://nowhere/dir").loadable == ()
 
 
 def test_runnable_finds_programs_on_path_and_executable_files(tmp_path):

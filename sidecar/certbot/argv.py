@@ -85,9 +85,12 @@ def redact(argv: list[str]) -> list[str]:
 
 
 def needs_own_flags(decisions: Sequence[Decision], acme_server: str) -> bool:
-    """True when some lineage must be renewed with values from its conf, not the sidecar's flags."""
+    """True when some lineage must be renewed with values from its conf, not the sidecar's flags:
+    its own authenticator or CA, or an account it names among several (under `--server` certbot
+    ignores a conf's `account` and, finding several, asks which)."""
     return any(
-        d.renewable and (d.authenticator != AUTHENTICATOR or d.server != acme_server)
+        d.renewable
+        and (d.authenticator != AUTHENTICATOR or d.server != acme_server or d.pinned_account)
         for d in decisions
     )
 
@@ -118,16 +121,28 @@ def renew_args_for(args: list[str], decisions: Sequence[Decision], acme_server: 
 
 
 def renew_runs(args: list[str], decisions: Sequence[Decision], acme_server: str) -> list[list[str]]:
-    """The `certbot renew` runs of a cycle: one, unless forced with ignored lineages present.
+    """The `certbot renew` runs of a cycle: one, unless forced with ignored lineages present, or
+    a dry run with a lineage whose account must be named.
 
     `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
     renewal with IGNORE_LINEAGES in effect renews the other lineages one by one (`--cert-name`),
-    each with the flags it needs. That costs one app outage per lineage, on a manual command only.
+    each with the flags it needs. A dry run keeps `--server`, under which certbot ignores every
+    conf's `account`: there each lineage runs on its own, a pinned one with `--account`. That
+    costs one app outage per lineage, on a manual command only.
     """
-    if "--force-renewal" not in args or not any(d.action == "ignore" for d in decisions):
+    dry_pinned = "--dry-run" in args and any(d.renewable and d.pinned_account for d in decisions)
+    forced = "--force-renewal" in args and any(d.action == "ignore" for d in decisions)
+    if not (forced or dry_pinned):
         return [renew_args_for(args, decisions, acme_server)]
     return [
-        [*renew_args_for(args, [d], acme_server), "--cert-name", d.name]
+        [*renew_args_for(args, [d], acme_server), "--cert-name", d.name, *_account(d, args)]
         for d in decisions
-        if d.action != "ignore"
+        if d.action != "ignore" and (d.renewable or not dry_pinned)
     ]
+
+
+def _account(decision: Decision, args: list[str]) -> list[str]:
+    """`--account ID` where certbot would not take it from the conf (a dry run)."""
+    if decision.pinned_account and "--dry-run" in args:
+        return ["--account", decision.pinned_account]
+    return []

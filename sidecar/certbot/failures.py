@@ -23,6 +23,7 @@ PERMANENT = {
 _PROBLEM = re.compile(r"urn:ietf:params:acme:error:([A-Za-z]+)")
 _RETRY_AFTER = re.compile(r"[Rr]etry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)( UTC|Z)?")
 _LOCKED = "Another instance of Certbot is already running"
+_COUNTS = re.compile(r"(\d+) renew failure\(s\), (\d+) parse failure\(s\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +53,13 @@ def classify(lines: tuple[str, ...] | list[str]) -> Failure:
     if problems := _PROBLEM.findall(text):
         return Failure(problems[-1], "the CA reported a problem")
     return Failure("error", "certbot failed")
+
+
+def only_parse_failures(lines: tuple[str, ...] | list[str], known: int) -> bool:
+    """`certbot renew` failed only over renewal confs it cannot load, no more than the `known`
+    ones the adoption already reports (each renewal of the others went through)."""
+    counts = _COUNTS.findall("\n".join(lines))
+    if not counts:
+        return False
+    renew, parse = (int(n) for n in counts[-1])
+    return renew == 0 and 0 < parse <= known

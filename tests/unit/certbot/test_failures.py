@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sidecar.certbot.failures import PERMANENT, classify
+from sidecar.certbot.failures import PERMANENT, classify, only_parse_failures
 
 
 def problem(kind: str, detail: str = "detail") -> tuple[str, ...]:
@@ -71,3 +71,16 @@ def test_a_permanent_problem_wins_over_an_earlier_transient_one():
     """Several problems in one run: any permanent one makes the failure permanent."""
     lines = (*problem("serverInternal"), *problem("unauthorized"))
     assert classify(lines).kind == "unauthorized"
+
+
+def test_parse_failures_of_confs_already_reported_are_told_apart_from_renewal_failures():
+    """`0 renew failure(s), 1 parse failure(s)` with one known unloadable conf: the rest went
+    through; a renew failure, or more parse failures than known, is a failure."""
+    tail = [
+        "Renewal configuration file x.conf produced an unexpected error",
+        "0 renew failure(s), 1 parse failure(s)",
+    ]
+    assert only_parse_failures(tail, 1)
+    assert not only_parse_failures(tail, 0)
+    assert not only_parse_failures(["1 renew failure(s), 1 parse failure(s)"], 1)
+    assert not only_parse_failures(["certbot failed"], 1)

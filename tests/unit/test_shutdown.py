@@ -148,7 +148,7 @@ def test_wait_works_with_descriptors_past_1023():
         while True:
             fd = os.open(os.devnull, os.O_RDONLY)
             held.append(fd)
-            if fd > 1100:  # noqa: PLR2004
+            if fd > 1100:
                 break
         request = shutdown.StopRequest()
         assert not request.wait(0.01)

@@ -95,7 +95,7 @@ class DockerContainers:
             attrs = _call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident)
             return _info(attrs, self._stop_timeout)
         except DockerError as error:
-            if isinstance(error.__cause__, docker.errors.NotFound):
+            if gone(error.__cause__):
                 return None
             raise
 
@@ -197,6 +197,13 @@ def _log_done(event: str, target: Target, took: float) -> None:
         event=event,
         duration=round(took, 3),
     )
+
+
+def gone(error: BaseException | None) -> bool:
+    """The container does not exist (any more): Docker's 404, or Podman's 500 saying so."""
+    if isinstance(error, docker.errors.NotFound):
+        return True
+    return isinstance(error, docker.errors.APIError) and "no such container" in str(error).lower()
 
 
 def control_for(config: Settings) -> DockerContainers:

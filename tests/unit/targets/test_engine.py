@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import docker.errors
 import pytest
+import requests
 
 from sidecar.targets import engine as containers
 from sidecar.targets.engine import own_container_id, parse_docker_time
@@ -217,3 +219,19 @@ def test_who_publishes_a_port_is_read_from_the_listed_ports():
     assert containers.publishes(listed, 18080)
     assert not containers.publishes(listed, 5353), "a UDP port is not the challenge port"
     assert not containers.publishes({"Names": ["/x"], "Ports": None}, 18080)
+
+
+def test_a_container_removed_meanwhile_counts_as_gone_on_docker_and_podman():
+    """Listed, then removed before its inspect: Docker answers 404, Podman 500 'no such
+    container'; both mean it is gone (skipped), any other error is an error."""
+    response = requests.Response()
+    response.status_code = 500
+    podman = docker.errors.APIError(
+        "500 Server Error",
+        response,
+        explanation="container X does not exist in database: no such container",
+    )
+    assert containers.gone(podman)
+    assert containers.gone(docker.errors.NotFound("404 Client Error: No such container"))
+    other = docker.errors.APIError("500 Server Error", response, explanation="disk full")
+    assert not containers.gone(other)

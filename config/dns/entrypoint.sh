@@ -51,10 +51,12 @@ else
 fi
 (umask 077 && printf '%s\n' "$secret" >"$secret_file")
 
+match=$listen_host
+[[ "$listen_host" == 0.0.0.0 || "$listen_host" == :: ]] && match=any # every address
 if [[ "$listen_host" == *:* ]]; then
-  listen="listen-on { none; }; listen-on-v6 port $listen_port { $listen_host; };"
+  listen="listen-on { none; }; listen-on-v6 port $listen_port { $match; };"
 else
-  listen="listen-on port $listen_port { $listen_host; }; listen-on-v6 { none; };"
+  listen="listen-on port $listen_port { $match; }; listen-on-v6 { none; };"
 fi
 querylog=no
 [[ "$DNS_QUERYLOG" == 1 ]] && querylog=yes

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sidecar.certbot.challenges import challenge_for
-from sidecar.volume.confs import AUTHENTICATOR, INSTALLER, POST_HOOK
+from sidecar.volume.confs import INSTALLER, POST_HOOK
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from sidecar.certbot.challenges import Challenge
     from sidecar.settings import CertSpec, Settings
     from sidecar.volume.adopt import Decision
 
@@ -84,50 +85,64 @@ def redact(argv: list[str]) -> list[str]:
     return ["***" if i > 0 and argv[i - 1] in _SECRET_FLAGS else arg for i, arg in enumerate(argv)]
 
 
-def needs_own_flags(decisions: Sequence[Decision], acme_server: str) -> bool:
-    """True when some lineage must be renewed with values from its conf, not the sidecar's flags."""
-    return any(
-        d.renewable and (d.authenticator != AUTHENTICATOR or d.server != acme_server)
-        for d in decisions
-    )
+def needs_own_flags(decisions: Sequence[Decision]) -> bool:
+    """True when some lineage must be renewed with values from its conf, not the sidecar's flags
+    (its own authenticator, its own credentials, its own CA)."""
+    return any(d.action == "own" for d in decisions)
 
 
 PER_LINEAGE_FLAGS = frozenset({"--server", "--authenticator", "--installer"})
 
 
-def renew_args_for(args: list[str], decisions: Sequence[Decision], acme_server: str) -> list[str]:
-    """`certbot renew` flags: without the per-lineage ones when some lineage needs its own.
-
-    Every conf already names its authenticator, installer and server (certonly saved them, the
-    adoption rewrote the rest), so dropping the flags changes nothing for the sidecar's lineages
-    and lets the others keep theirs, all in one certbot run (one app outage). A dry run keeps the
-    flags: certbot would send every lineage to Let's Encrypt staging without `--server`.
-    """
-    if "--dry-run" in args or not needs_own_flags(decisions, acme_server):
-        return args
+def without_lineage_flags(args: list[str]) -> list[str]:
+    """`args` without the flags certbot saves per lineage (and writes back after a renewal):
+    `--server`, `--installer`, `--authenticator` and that authenticator's own options
+    (`--webroot-path`, `--dns-rfc2136-credentials`, ...)."""
+    auth = args[args.index("--authenticator") + 1] if "--authenticator" in args else None
+    own = f"--{auth}-" if auth else None
     out: list[str] = []
     skip = False
     for arg in args:
         if skip:
             skip = False
-        elif arg in PER_LINEAGE_FLAGS:
+        elif arg in PER_LINEAGE_FLAGS or (own and arg.startswith(own)):
             skip = True
         else:
             out.append(arg)
     return out
 
 
-def renew_runs(args: list[str], decisions: Sequence[Decision], acme_server: str) -> list[list[str]]:
-    """The `certbot renew` runs of a cycle: one, unless forced with ignored lineages present.
+def renew_runs(
+    args: list[str], decisions: Sequence[Decision], challenge: Challenge | None = None
+) -> list[list[str]]:
+    """The `certbot renew` runs of a cycle (`args` carry the sidecar's flags).
 
-    `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
-    renewal with IGNORE_LINEAGES in effect renews the other lineages one by one (`--cert-name`),
-    each with the flags it needs. That costs one app outage per lineage, on a manual command only.
+    One run for all lineages: with the sidecar's flags while each is renewed the sidecar's way;
+    without the per-lineage flags when some lineage keeps its own authenticator, credentials or
+    CA (every conf names its own: certonly saved them, the adoption rewrote the rest), still one
+    run, so certificates due together share one app outage. One run per lineage (`--cert-name`),
+    each with the flags it needs, where one run cannot serve them all:
+
+    - a dry run must name each lineage's own CA (without `--server` certbot sends every lineage
+      to Let's Encrypt staging) and give the sidecar's lineages the sidecar's authenticator;
+    - with DNS-01 (no outage to share) the sidecar's lineages get the current DNS_* settings
+      while the others keep their own plugin and credentials (a flag would overwrite them);
+    - `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
+      renewal with IGNORE_LINEAGES in effect renews the others one by one (one app outage each,
+      on a manual command only).
     """
-    if "--force-renewal" not in args or not any(d.action == "ignore" for d in decisions):
-        return [renew_args_for(args, decisions, acme_server)]
-    return [
-        [*renew_args_for(args, [d], acme_server), "--cert-name", d.name]
-        for d in decisions
-        if d.action != "ignore"
-    ]
+    forced = "--force-renewal" in args and any(d.action == "ignore" for d in decisions)
+    mixed = needs_own_flags(decisions)
+    if not (forced or mixed):
+        return [args]
+    dns = challenge is not None and challenge.name == "dns"
+    if not forced and "--dry-run" not in args and not dns:
+        return [without_lineage_flags(args)]
+    return [_lineage_run(args, d) for d in decisions if d.action != "ignore"]
+
+
+def _lineage_run(args: list[str], decision: Decision) -> list[str]:
+    if decision.action != "own":
+        return [*args, "--cert-name", decision.name]
+    server = ["--server", decision.server] if decision.server else []
+    return [*without_lineage_flags(args), *server, "--cert-name", decision.name]

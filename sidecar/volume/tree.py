@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -14,6 +13,7 @@ from urllib.parse import urlparse
 from loguru import logger
 
 from sidecar.errors import ConfigError
+from sidecar.settings import installed_plugins
 from sidecar.volume import access, adopt, checks, confs, lineages
 from sidecar.volume.certs import now_utc
 from sidecar.volume.files import exclusive_lock
@@ -39,11 +39,6 @@ class Adoption:
             "lineages": [d.to_json() for d in self.decisions],
             "tree": list(self.findings),
         }
-
-
-def installed_plugins() -> frozenset[str]:
-    """certbot plugins installed next to the sidecar (its `certbot.plugins` entry points)."""
-    return frozenset(e.name for e in entry_points(group="certbot.plugins"))
 
 
 def runnable(program: str) -> bool:
@@ -77,7 +72,18 @@ def here_for(config: Settings) -> adopt.Here:
         runnable=runnable,
         accounts=lambda server: account_ids(config.config_dir, server),
         renew_before_expiry=config.renew_before_expiry,
+        **_sidecars_authenticator(config),
     )
+
+
+def _sidecars_authenticator(config: Settings) -> dict[str, str]:
+    """With CHALLENGE=dns: its plugin and credentials file, as certbot saves them in a conf."""
+    auth = config.dns_authenticator
+    if not auth:
+        return {}
+    if config.dns_credentials is None or (config.dns and config.dns.credentials == "aws"):
+        return {"authenticator": auth}
+    return {"authenticator": auth, "credentials": str(config.dns_credentials)}
 
 
 def _plain(value: Any) -> Any:  # noqa: ANN401 (configobj values)

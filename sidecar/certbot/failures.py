@@ -10,7 +10,8 @@ from datetime import datetime
 # spends the CA's failed-validation budget. They need a person (DNS, firewall, config).
 PERMANENT = {
     "rejectedIdentifier": "the CA will not issue for this name",
-    "unauthorized": "the CA refused: check that the names point at this host",
+    "unauthorized": "the CA refused the answer: check that the names point at this host "
+    "(HTTP-01) or that the DNS plugin updates the zone the CA reads (DNS-01)",
     "caa": "a CAA DNS record forbids this CA",
     "dns": "the names do not resolve (DNS)",
     "malformed": "the CA rejected the request as malformed",
@@ -20,6 +21,40 @@ PERMANENT = {
     "connection": "the CA could not connect to port 80 of this host (firewall, DNS, port mapping)",
     "tls": "the CA could not connect over TLS",
 }
+# certbot's DNS plugins failing before the CA is asked (their PluginError lines): a key or a file
+# that is wrong stays wrong until the configuration changes.
+DNS_PERMANENT = {
+    "didn't like the signature": (
+        "dnsKeyRejected",
+        "the DNS server rejected the key in DNS_CREDENTIALS (wrong secret or algorithm)",
+    ),
+    "didn't know the key": (
+        "dnsKeyUnknown",
+        "the DNS server does not know the key in DNS_CREDENTIALS (wrong key name or algorithm)",
+    ),
+    "is not a valid IPv4 or IPv6 address": (
+        "dnsServerAddress",
+        "the DNS server in DNS_CREDENTIALS must be an IP address, not a hostname",
+    ),
+    "File not found: ": ("dnsCredentials", "the DNS credentials file is missing"),
+    "in credentials configuration file": (
+        "dnsCredentials",
+        "DNS_CREDENTIALS lacks a setting the plugin needs",
+    ),
+    "Error parsing credentials configuration": (
+        "dnsCredentials",
+        "DNS_CREDENTIALS is not an ini file the plugin can read",
+    ),
+    "Unable to determine base domain": (
+        "dnsZone",
+        "the DNS server is not authoritative for the names' zone",
+    ),
+    **dict.fromkeys(
+        (f"Received response from server: {rcode}" for rcode in ("REFUSED", "NOTAUTH", "NOTZONE")),
+        ("dnsRefused", "the DNS server refused the update (may the key update this zone?)"),
+    ),
+}
+_DNS_TIMEOUT = re.compile(r"Encountered error .*(timed out|[Tt]imeout)")
 _PROBLEM = re.compile(r"urn:ietf:params:acme:error:([A-Za-z]+)")
 _RETRY_AFTER = re.compile(r"[Rr]etry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)( UTC|Z)?")
 _LOCKED = "Another instance of Certbot is already running"
@@ -49,6 +84,18 @@ def classify(lines: tuple[str, ...] | list[str]) -> Failure:
     for problem in _PROBLEM.findall(text):
         if problem in PERMANENT:
             return Failure(problem, PERMANENT[problem], permanent=True)
+    if dns := _dns_plugin(text):
+        return dns
     if problems := _PROBLEM.findall(text):
         return Failure(problems[-1], "the CA reported a problem")
     return Failure("error", "certbot failed")
+
+
+def _dns_plugin(text: str) -> Failure | None:
+    """A DNS plugin's own failure: its key or credentials (permanent), or no answer (retried)."""
+    for marker, (kind, reason) in DNS_PERMANENT.items():
+        if marker in text:
+            return Failure(kind, reason, permanent=True)
+    if _DNS_TIMEOUT.search(text):
+        return Failure("dnsTimeout", "the DNS server did not answer (down or unreachable?)")
+    return None

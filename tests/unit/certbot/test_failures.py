@@ -71,3 +71,44 @@ def test_a_permanent_problem_wins_over_an_earlier_transient_one():
     """Several problems in one run: any permanent one makes the failure permanent."""
     lines = (*problem("serverInternal"), *problem("unauthorized"))
     assert classify(lines).kind == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (
+            "Encountered error adding TXT record: The peer didn't like the signature we sent",
+            "dnsKeyRejected",
+        ),
+        (
+            "Encountered error adding TXT record: The peer didn't know the key we used",
+            "dnsKeyUnknown",
+        ),
+        (
+            "The configured target DNS server (localhost) is not a valid IPv4 or IPv6 address.",
+            "dnsServerAddress",
+        ),
+        ("File not found: /creds/missing.ini", "dnsCredentials"),
+        ("Received response from server: REFUSED", "dnsRefused"),
+    ],
+)
+def test_a_dns_plugin_refused_key_or_file_is_permanent(line, kind):
+    """certbot's DNS plugin lines for a wrong key or file: retrying cannot fix them."""
+    failure = classify(("Certbot failed to authenticate some domains.", line))
+    assert failure.kind == kind
+    assert failure.permanent
+
+
+def test_a_dns_server_that_does_not_answer_is_retried():
+    """The DNS server down (the plugin's query timed out): backed off, not given up on."""
+    line = "Encountered error when making query: The DNS operation timed out."
+    failure = classify((line,))
+    assert failure.kind == "dnsTimeout"
+    assert not failure.permanent
+    assert "did not answer" in failure.reason
+
+
+def test_the_cas_problem_type_wins_over_a_dns_cleanup_line():
+    """An ACME problem the CA named comes first; a cleanup error after it does not hide it."""
+    lines = (*problem("caa"), "Encountered error deleting TXT record: The DNS operation timed out.")
+    assert classify(lines).kind == "caa"

@@ -497,9 +497,13 @@ def _renew_before_edits(found: Found, here: Here) -> list[Edit]:
 
 
 def _outcome(
-    auth: str | None, credentials: str | None, server: str, here: Here
+    auth: str | None, credentials: str | None, server: str, here: Here, in_domains: bool
 ) -> tuple[Action, str]:
-    ours = auth == AUTHENTICATOR or (auth == here.authenticator and credentials == here.credentials)
+    """The sidecar's way: its authenticator; with CHALLENGE=dns also its DNS plugin, for a
+    lineage in DOMAINS (DNS_CREDENTIALS apply) or saved with DNS_CREDENTIALS."""
+    ours = auth == AUTHENTICATOR or (
+        auth == here.authenticator and (in_domains or credentials == here.credentials)
+    )
     way = (
         "authenticator sidecar, app stopped for it"
         if here.authenticator == AUTHENTICATOR
@@ -555,7 +559,7 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
     server, server_edits, notes = _server_and_account(found, here, in_domains)
     saved = {**found.params, **{e.key: e.value for e in edits}}
     credentials = _text(saved.get(credentials_key(auth))) if auth else None
-    action, does = _outcome(auth, credentials, server, here)
+    action, does = _outcome(auth, credentials, server, here, in_domains)
     return result(action, does, edits + server_edits, notes)
 
 

@@ -81,13 +81,20 @@ def test_the_sidecars_own_dns_lineage_is_renewed_the_sidecars_way_unchanged():
     assert decision.edits == ()
 
 
-def test_a_dns_lineage_with_other_credentials_keeps_them():
-    """Same plugin, another credentials file (another zone's key): its own way, kept."""
+def test_a_dns_lineage_outside_domains_with_other_credentials_keeps_them():
+    """Same plugin, another credentials file (another zone's key), not in DOMAINS: kept."""
     params = sidecar_params(authenticator="dns-rfc2136", dns_rfc2136_credentials=CREDS)
-    decision = decide(found(params=params), dns_mode(existing={"/run/secrets/rfc2136"}))
+    decision = decide(found("other.example", params=params), dns_mode())
     assert decision.action == "own"
     assert "dns_rfc2136_credentials" not in edits(decision)
     assert decision.server == PEBBLE
+
+
+def test_a_dns_lineage_in_domains_follows_dns_credentials():
+    """In DOMAINS with the sidecar's plugin: renewed with its flags (a rotated key file)."""
+    params = sidecar_params(authenticator="dns-rfc2136", dns_rfc2136_credentials=CREDS)
+    decision = decide(found(params=params), dns_mode())
+    assert decision.action == "sidecar"
 
 
 def test_the_container_offers_the_sidecars_dns_plugin_and_credentials(tmp_path):

@@ -55,7 +55,15 @@ DNS_PERMANENT = {
     ),
 }
 _DNS_TIMEOUT = re.compile(r"Encountered error .*(timed out|[Tt]imeout)")
-_PROBLEM = re.compile(r"urn:ietf:params:acme:error:([A-Za-z]+)")
+# The problem type: in an error's text (`urn:ietf:params:acme:error:rateLimited :: ...`), or
+# as certbot reports a failed challenge (`  Type:   unauthorized`, the prefix left off).
+_PROBLEM = re.compile(
+    r"urn:ietf:params:acme:error:([A-Za-z]+)|^\s*Type:\s+([A-Za-z]+)\s*$", re.MULTILINE
+)
+# The CA could not ask the DNS for the TXT record (the server down, or its resolver's SERVFAIL
+# when no authoritative server answers): an outage, retried with backoff.
+_TXT_LOOKUP = re.compile(r"TXT records for DNS challenge|looking up TXT")
+_OUTAGE = re.compile(r"timed out|timeout|connection refused|SERVFAIL", re.IGNORECASE)
 _RETRY_AFTER = re.compile(r"[Rr]etry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)( UTC|Z)?")
 _LOCKED = "Another instance of Certbot is already running"
 
@@ -81,14 +89,31 @@ def classify(lines: tuple[str, ...] | list[str]) -> Failure:
         return Failure(
             "rateLimited", "the CA's rate limit was hit", permanent=when is None, not_before=when
         )
-    for problem in _PROBLEM.findall(text):
+    return (
+        _permanent(text)
+        or _dns_plugin(text)
+        or _problem(text)
+        or Failure("error", "certbot failed")
+    )
+
+
+def _problems(text: str) -> list[str]:
+    return [urn or short for urn, short in _PROBLEM.findall(text)]
+
+
+def _permanent(text: str) -> Failure | None:
+    """An ACME problem retrying cannot fix; but the CA not reaching the DNS is an outage."""
+    if any(_TXT_LOOKUP.search(line) and _OUTAGE.search(line) for line in text.splitlines()):
+        return Failure("dnsUnreachable", "the CA could not query the DNS server (down?)")
+    for problem in _problems(text):
         if problem in PERMANENT:
             return Failure(problem, PERMANENT[problem], permanent=True)
-    if dns := _dns_plugin(text):
-        return dns
-    if problems := _PROBLEM.findall(text):
-        return Failure(problems[-1], "the CA reported a problem")
-    return Failure("error", "certbot failed")
+    return None
+
+
+def _problem(text: str) -> Failure | None:
+    problems = _problems(text)
+    return Failure(problems[-1], "the CA reported a problem") if problems else None
 
 
 def _dns_plugin(text: str) -> Failure | None:

@@ -112,3 +112,41 @@ def test_the_cas_problem_type_wins_over_a_dns_cleanup_line():
     """An ACME problem the CA named comes first; a cleanup error after it does not hide it."""
     lines = (*problem("caa"), "Encountered error deleting TXT record: The DNS operation timed out.")
     assert classify(lines).kind == "caa"
+
+
+def test_a_failed_challenge_is_classified_by_the_type_certbot_prints_without_its_prefix():
+    """certbot 5 reports a failed challenge as `Type:   unauthorized`: still permanent."""
+    lines = (
+        (
+            "Certbot failed to authenticate some domains (authenticator: dns-rfc2136). The "
+            "Certificate Authority reported these problems:"
+        ),
+        "  Identifier: example.test",
+        "  Type:   unauthorized",
+        '  Detail: Incorrect TXT record "x" found at _acme-challenge.example.test',
+    )
+    failure = classify(lines)
+    assert (failure.kind, failure.permanent) == ("unauthorized", True)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        (
+            'Error retrieving TXT records for DNS challenge ("read udp 127.0.0.1:59353->'
+            '127.0.0.1:18153: read: connection refused")'
+        ),
+        "DNS problem: query timed out looking up TXT for _acme-challenge.example.com",
+        (
+            "DNS problem: SERVFAIL looking up TXT for _acme-challenge.example.com - the domain's "
+            "nameservers may be malfunctioning"
+        ),
+    ],
+)
+def test_the_ca_not_reaching_the_dns_server_is_an_outage_retried(detail):
+    """The CA could not ask the DNS server for the TXT record (down): backed off, not given up."""
+    for kind in ("unauthorized", "dns"):
+        failure = classify(
+            ("  Identifier: example.test", f"  Type:   {kind}", f"  Detail: {detail}")
+        )
+        assert (failure.kind, failure.permanent) == ("dnsUnreachable", False)

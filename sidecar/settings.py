@@ -367,6 +367,11 @@ class Settings(BaseSettings):
             return path.absolute()  # as certbot saves it in the renewal conf
         return path
 
+    @field_validator("dns_credentials", mode="before")
+    @classmethod
+    def _optional_path(cls, raw: object) -> object:
+        return None if isinstance(raw, str) and not raw.strip() else raw
+
     @field_validator("dns_plugin")
     @classmethod
     def _plugin_name(cls, raw: str | None) -> str | None:

@@ -143,3 +143,9 @@ def test_the_plugin_table_has_certbots_thirteen_dns_plugins():
     assert len(DNS_PLUGINS) == 13
     assert DNS_PLUGINS["google"].credentials == "optional"
     assert [n for n, p in DNS_PLUGINS.items() if not p.propagation] == ["route53"]
+
+
+def test_empty_dns_variables_are_unset():
+    """Compose passes `DNS_PLUGIN: ""` for an unset default: the same as leaving them out."""
+    config = load(DNS_PLUGIN="", DNS_CREDENTIALS=" ", DNS_PROPAGATION="")
+    assert (config.dns_plugin, config.dns_credentials, config.dns_propagation) == (None,) * 3

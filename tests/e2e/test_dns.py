@@ -212,6 +212,38 @@ def test_an_adopted_dns_rfc2136_lineage_from_the_host_renews_as_it_is(stack: Sta
     assert lineages[ZONE]["action"] == "own"
 
 
+def test_in_dns_mode_a_host_lineage_with_its_own_credentials_keeps_them(stack: Stack):
+    """The sidecar in dns mode beside a host-made dns-rfc2136 lineage saved with another
+    credentials file: a forced renewal renews each in its own run, the host's with its own
+    file (no flag overwrites it in its conf), the sidecar's with DNS_CREDENTIALS."""
+    bed = start_dns(stack)
+    stack.start_pebble(dns_server=bed.address)
+    own = f"app.{ZONE}"
+    stack.start_app(env={"CERT_NAME": own})
+    host_ini = bed.variant("host.ini")  # the same key, as another file (another zone's, say)
+    code, out, _ = run_certbot(
+        stack, "certonly", "--cert-name", ZONE, "-d", WILDCARD, *bed.certbot_args(host_ini)
+    )
+    assert code == 0, out
+    host = disk_serial(stack.le_dir, ZONE)
+    env = dns_env(stack, bed, DOMAINS=own, VERIFY="")
+    code, logs = stack.sidecar_once("renew", **env)
+    assert code == 0, logs
+    mine = disk_serial(stack.le_dir, own)
+
+    code, logs = stack.sidecar_once("renew", "--force", **env)
+
+    assert code == 0, logs
+    assert disk_serial(stack.le_dir, ZONE) != host
+    assert disk_serial(stack.le_dir, own) != mine
+    renewal = stack.le_dir / "renewal"
+    theirs = configobj.ConfigObj(str(renewal / f"{ZONE}.conf"))["renewalparams"]
+    assert theirs["dns_rfc2136_credentials"] == host_ini
+    ours = configobj.ConfigObj(str(renewal / f"{own}.conf"))["renewalparams"]
+    assert ours["dns_rfc2136_credentials"] == bed.credentials
+    assert logs.count("--cert-name") == 2, logs
+
+
 def test_the_dry_run_checks_the_plugin_its_credentials_and_a_txt_record(stack: Stack):
     """CHALLENGE=dns dry run: the plugin loads, the credentials are safe and taken, a TXT record
     is added and removed in bind, certbot's dry run validates; no stop, no port."""

@@ -52,8 +52,15 @@ class StopRequest:
         """Sleep up to `timeout` seconds; True (at once) when a stop is requested."""
         if self.requested:
             return True
-        ready, _, _ = select.select([self._read], [], [], max(0.0, timeout))
-        return bool(ready) or self.requested
+        poll = select.poll()  # not select(): it fails for descriptors past 1023
+        poll.register(self._read, select.POLLIN)
+        return bool(poll.poll(max(0.0, timeout) * 1000)) or self.requested
+
+    def close(self) -> None:
+        """Release the pipe (a request made for a test; the process-wide one lives as long)."""
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 REQUEST = StopRequest()

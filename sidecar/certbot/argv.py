@@ -86,9 +86,10 @@ def redact(argv: list[str]) -> list[str]:
 
 
 def needs_own_flags(decisions: Sequence[Decision]) -> bool:
-    """True when some lineage must be renewed with values from its conf, not the sidecar's flags
-    (its own authenticator, its own credentials, its own CA)."""
-    return any(d.action == "own" for d in decisions)
+    """True when some lineage must be renewed with values from its conf, not the sidecar's flags:
+    its own authenticator, credentials or CA, or an account it names among several (under
+    `--server` certbot ignores a conf's `account` and, finding several, asks which)."""
+    return any(d.action == "own" or (d.renewable and d.pinned_account) for d in decisions)
 
 
 PER_LINEAGE_FLAGS = frozenset({"--server", "--authenticator", "--installer"})
@@ -118,31 +119,40 @@ def renew_runs(
     """The `certbot renew` runs of a cycle (`args` carry the sidecar's flags).
 
     One run for all lineages: with the sidecar's flags while each is renewed the sidecar's way;
-    without the per-lineage flags when some lineage keeps its own authenticator, credentials or
-    CA (every conf names its own: certonly saved them, the adoption rewrote the rest), still one
-    run, so certificates due together share one app outage. One run per lineage (`--cert-name`),
-    each with the flags it needs, where one run cannot serve them all:
+    without the per-lineage flags when some lineage keeps its own authenticator, credentials, CA
+    or pinned account (every conf names its own: certonly saved them, the adoption rewrote the
+    rest), still one run, so certificates due together share one app outage. One run per lineage
+    (`--cert-name`), each with the flags it needs, where one run cannot serve them all:
 
-    - a dry run must name each lineage's own CA (without `--server` certbot sends every lineage
-      to Let's Encrypt staging) and give the sidecar's lineages the sidecar's authenticator;
+    - a dry run must name each lineage's CA (without `--server` certbot sends every lineage to
+      Let's Encrypt staging, and under it ignores a conf's `account`: a pinned one is named with
+      `--account`) and give only the sidecar's lineages the sidecar's authenticator;
     - with DNS-01 (no outage to share) the sidecar's lineages get the current DNS_* settings
       while the others keep their own plugin and credentials (a flag would overwrite them);
     - `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
-      renewal with IGNORE_LINEAGES in effect renews the others one by one (one app outage each,
-      on a manual command only).
+      renewal with IGNORE_LINEAGES in effect renews the others one by one.
+
+    In standalone mode that costs one app outage per lineage, on a manual command only.
     """
     forced = "--force-renewal" in args and any(d.action == "ignore" for d in decisions)
-    mixed = needs_own_flags(decisions)
-    if not (forced or mixed):
+    if not (forced or needs_own_flags(decisions)):
         return [args]
     dns = challenge is not None and challenge.name == "dns"
-    if not forced and "--dry-run" not in args and not dns:
+    dry = "--dry-run" in args
+    if not (forced or dry or dns):
         return [without_lineage_flags(args)]
-    return [_lineage_run(args, d) for d in decisions if d.action != "ignore"]
+    return [
+        _lineage_run(args, d, dry=dry)
+        for d in decisions
+        if d.action != "ignore" and (d.renewable or not dry)
+    ]
 
 
-def _lineage_run(args: list[str], decision: Decision) -> list[str]:
-    if decision.action != "own":
-        return [*args, "--cert-name", decision.name]
-    server = ["--server", decision.server] if decision.server else []
-    return [*without_lineage_flags(args), *server, "--cert-name", decision.name]
+def _lineage_run(args: list[str], decision: Decision, *, dry: bool) -> list[str]:
+    """One lineage's run: the sidecar's flags for its own lineages, none for the others (their
+    conf names them), but on a dry run the lineage's CA and pinned account."""
+    account = ["--account", decision.pinned_account] if decision.pinned_account and dry else []
+    if decision.action != "own" and (dry or not decision.pinned_account):
+        return [*args, "--cert-name", decision.name, *account]
+    server = ["--server", decision.server] if dry and decision.server else []
+    return [*without_lineage_flags(args), *server, "--cert-name", decision.name, *account]

@@ -66,6 +66,7 @@ _TXT_LOOKUP = re.compile(r"TXT records for DNS challenge|looking up TXT")
 _OUTAGE = re.compile(r"timed out|timeout|connection refused|SERVFAIL", re.IGNORECASE)
 _RETRY_AFTER = re.compile(r"[Rr]etry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)( UTC|Z)?")
 _LOCKED = "Another instance of Certbot is already running"
+_COUNTS = re.compile(r"(\d+) renew failure\(s\), (\d+) parse failure\(s\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +125,13 @@ def _dns_plugin(text: str) -> Failure | None:
     if _DNS_TIMEOUT.search(text):
         return Failure("dnsTimeout", "the DNS server did not answer (down or unreachable?)")
     return None
+
+
+def only_parse_failures(lines: tuple[str, ...] | list[str], known: int) -> bool:
+    """`certbot renew` failed only over renewal confs it cannot load, no more than the `known`
+    ones the adoption already reports (each renewal of the others went through)."""
+    counts = _COUNTS.findall("\n".join(lines))
+    if not counts:
+        return False
+    renew, parse = (int(n) for n in counts[-1])
+    return renew == 0 and 0 < parse <= known

@@ -53,7 +53,7 @@ def _check_lineage(config: Settings, name: str) -> None:
     if conf.exists():
         load_conf(conf)
     lineages.read_strict(config.config_dir, name)
-    key = config.config_dir / "live" / name / "privkey.pem"
+    key = lineages.live_dir(config.config_dir, name) / "privkey.pem"
     if key.exists():
         try:
             load_pem_private_key(key.read_bytes(), password=None)

@@ -13,7 +13,7 @@ from loguru import logger
 from sidecar import shutdown
 from sidecar.certbot.argv import certonly_args, eab_options, renew_args, renew_runs
 from sidecar.certbot.challenges import challenge_for
-from sidecar.certbot.failures import classify
+from sidecar.certbot.failures import classify, only_parse_failures
 from sidecar.certbot.inside import EXPECTED_ENV
 from sidecar.cycle.plan import changed_lineages, configured, expected_renewals, plan_cycle
 from sidecar.cycle.result import CycleResult
@@ -162,10 +162,13 @@ def _renew(
     due = expected_renewals(renewable, now_utc(), config.renew_before, force=force)
     args = renew_args(config, force=force, dry_run=dry_run)
     runs = renew_runs(args, adoption.decisions, challenge_for(config))
-    for run in runs:  # one, unless forced with IGNORE_LINEAGES in effect
+    # confs certbot cannot load, outside DOMAINS: reported by the adoption, not this cycle's error
+    unloadable = sum(d.parse_failure and not d.in_domains for d in adoption.decisions)
+    for run in runs:  # one, unless per lineage (a dry run, dns mode, forced with ignored ones)
         if shutdown.REQUEST.requested:
             return
-        certbot(run, "renewal", {EXPECTED_ENV: str(due if len(runs) == 1 else 1)})
+        env = {EXPECTED_ENV: str(due if len(runs) == 1 else 1)}
+        certbot(run, "renewal", env, unloadable if "--cert-name" not in run else 0)
 
 
 def _start_again(config: Settings, control: TargetControl, *, dry_run: bool) -> None:
@@ -213,9 +216,18 @@ class _CertbotCalls:
     failures: list[Failure]
     secrets: Mapping[str, str]
 
-    def __call__(self, args: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
+    def __call__(
+        self,
+        args: list[str],
+        what: str,
+        env: Mapping[str, str] | None = None,
+        unloadable: int = 0,
+    ) -> None:
         result = self.certbot.run(args, env, self.secrets)
         if result.ok or result.stopped:  # a run ended by a stop request is no failure
+            return
+        if only_parse_failures(result.tail, unloadable):
+            logger.info("certbot {}: the rest went through ({})", args[0], result.summary())
             return
         how = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
         failure = classify(result.tail)

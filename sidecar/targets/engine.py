@@ -30,7 +30,9 @@ API_TIMEOUT = 30.0
 STOPPING_START_WAIT = 5.0  # while the sidecar stops: how long a started app may take to run
 P = ParamSpec("P")
 R = TypeVar("R")
-_CONTAINER_ID = re.compile(r"/(?:docker/)?containers/([0-9a-f]{64})/")
+# Docker: .../docker/containers/ID/...; Podman: .../overlay-containers/ID/userdata/... (or
+# vfs-containers rootless). Layer directories (overlay/ID/diff) do not match.
+_CONTAINER_ID = re.compile(r"/(?:docker/|[a-z]+-)?containers/([0-9a-f]{64})/")
 
 
 def own_container_id(mountinfo: str) -> str | None:
@@ -52,7 +54,7 @@ def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> Target:
     """A Target from inspect data; `stop_timeout` (STOP_TIMEOUT) overrides the container's."""
     state = attrs.get("State", {})
     config = attrs.get("Config") or {}
-    own = config.get("StopTimeout")
+    own = config.get("StopTimeout") or None  # Podman says 0 where Docker leaves it out
     return Target(
         id=attrs["Id"],
         name=attrs["Name"].lstrip("/"),
@@ -60,9 +62,7 @@ def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> Target:
         running=bool(state.get("Running")),
         started_at=parse_docker_time(state.get("StartedAt", "")),
         finished_at=parse_docker_time(state.get("FinishedAt", "")),
-        stop_timeout=float(
-            stop_timeout if stop_timeout is not None else own if own is not None else 10
-        ),
+        stop_timeout=float(stop_timeout if stop_timeout is not None else own or 10),
         auto_remove=bool((attrs.get("HostConfig") or {}).get("AutoRemove")),
     )
 
@@ -153,14 +153,27 @@ class DockerContainers:
                 what = "running" if ready == "not running" else f"healthy ({ready})"
                 raise DockerError(
                     f"{target.name} not {what} {limit:.0f}s after start (START_TIMEOUT)"
+                    + never_checked(state["State"])
                 )
             time.sleep(0.1)
 
 
+def never_checked(state: dict[str, Any]) -> str:
+    """Why a healthcheck may never report: it has not run once (Podman without systemd)."""
+    health = state.get("Health") or {}
+    if health.get("Status") != "starting" or health.get("Log"):
+        return ""
+    return (
+        "; its healthcheck has not run once: Podman runs healthchecks only through systemd "
+        "timers (run its API service under systemd, or remove the healthcheck)"
+    )
+
+
 def readiness(state: dict[str, Any]) -> str:
     """`ready` (running, and healthy where it has a healthcheck), `starting` (running, health
-    not yet known), `unhealthy`, `not running` (not yet), or `exited`."""
-    health = (state.get("Health") or {}).get("Status")
+    not yet known), `unhealthy`, `not running` (not yet), or `exited`. No healthcheck is a
+    missing `Health` (Docker) or an empty `Status` in it (Podman)."""
+    health = (state.get("Health") or {}).get("Status") or None
     if state.get("Running"):
         if health in (None, "healthy"):
             return "ready"
@@ -213,11 +226,18 @@ def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
 
 
 def publishers(port: int) -> list[str]:
-    """Names of the containers that publish host port `port` (who holds it, if Docker knows)."""
-    found = _call(
-        f"list publishers of {port}", connect().api.containers, filters={"publish": str(port)}
+    """Names of the running containers that publish host port `port` (who holds it, if the
+    engine knows). Read from each container's `Ports`: Podman rejects the `publish` filter."""
+    running = _call(f"list publishers of {port}", connect().api.containers)
+    return [c["Names"][0].lstrip("/") for c in running if publishes(c, port)]
+
+
+def publishes(listed: dict[str, Any], port: int) -> bool:
+    """Does a container (as the container list shows it) publish TCP host port `port`?"""
+    return any(
+        p.get("PublicPort") == port and p.get("Type", "tcp") == "tcp"
+        for p in listed.get("Ports") or []
     )
-    return [c["Names"][0].lstrip("/") for c in found]
 
 
 _CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")

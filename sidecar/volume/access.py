@@ -109,8 +109,8 @@ def apply_lineage(
 ) -> list[str]:
     """Make lineage `name`'s files what the policy says; returns what changed."""
     changed: list[str] = []
-    live = config_dir / "live" / name
-    archive = config_dir / "archive" / name
+    live = lineages.live_dir(config_dir, name)
+    archive = lineages.archive_dir(config_dir, name)
     if not live.is_dir():
         return changed
     if policy.combined:

@@ -13,7 +13,12 @@ it, and all lineages on the sidecar's authenticator share one app outage.
 - Hooks whose command cannot run here (not found, or a host service manager such as `systemctl`)
   are removed; the post-hook is the sidecar's.
 - Lineages in DOMAINS use ACME_SERVER; others keep the server they were saved with (never moved
-  to another CA behind the operator's back), unless none is saved.
+  to another CA behind the operator's back). No saved server is certbot's default, Let's Encrypt
+  production, and a production lineage is never moved to a staging ACME_SERVER.
+- An `account` certbot can load is kept; where certbot would find several accounts for the server
+  the lineage's account is pinned, and renewed without `--server` (under which certbot ignores it).
+- The four `live/` links are checked as certbot checks them; a safe repair is planned (`layout`),
+  otherwise the lineage cannot be renewed and the plan says how to repair it by hand.
 - `config_dir`/`work_dir`/`logs_dir` and the lineage's file paths are made to name this tree.
 - A lineage in IGNORE_LINEAGES gets certbot's own `autorenew = False` and is otherwise left alone.
 """
@@ -25,12 +30,16 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from sidecar.logs import mask_command
-from sidecar.settings import dns_plugin_problem
+from sidecar.settings import LETSENCRYPT, dns_plugin_problem
+from sidecar.volume.accounts import Accounts
 from sidecar.volume.confs import AUTHENTICATOR, INSTALLER, PARAMS, POST_HOOK, TOP, Edit, quote
+from sidecar.volume.layout import Layout, Step
+from sidecar.volume.lineages import rebase
 
 if TYPE_CHECKING:
     from sidecar.volume.certs import CertInfo
@@ -100,6 +109,29 @@ HOOK_KEYS = frozenset(
 )
 _SHELL_SPLIT = re.compile(r"&&|\|\||[;|&\n]")
 _ENV_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "busybox"})
+# Programs that run another command: the options of each that take a value, and how many
+# operands come before the command (`timeout 10 cmd`, `flock /run/x.lock cmd`).
+_WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "sudo": (frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-R", "-r", "-t", "-U", "-T"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "runuser": (frozenset({"-u", "-g", "-G", "-l", "-s"}), 0),
+    "su": (frozenset({"-s", "-g", "-G", "-l"}), 0),
+    "env": (frozenset({"-u", "-C", "-S"}), 0),
+    "nice": (frozenset({"-n"}), 0),
+    "ionice": (frozenset({"-c", "-n", "-p", "-t"}), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
+    "timeout": (frozenset({"-s", "-k"}), 1),
+    "flock": (frozenset({"-w", "-E"}), 1),
+    "chroot": (frozenset(), 1),
+    "nohup": (frozenset(), 0),
+    "exec": (frozenset(), 0),
+    "command": (frozenset(), 0),
+    "time": (frozenset(), 0),
+    "chronic": (frozenset(), 0),
+    "xargs": (frozenset({"-I", "-n", "-P", "-d", "-L", "-s", "-E"}), 0),
+}
+_BUILTINS = frozenset({"exec", "command", "time"})
 _SUFFIX = re.compile(r"^(?P<base>.+)-(?P<n>\d{4})$")
 _WRITTEN_HERE = re.compile(r"^\d+ seconds$")  # the form the sidecar writes RENEW_BEFORE_EXPIRY in
 RENEW_MARK = "# certbot-sidecar: RENEW_BEFORE_EXPIRY (removed again when it is unset)"
@@ -119,6 +151,7 @@ class Found:
     cert_error: str | None = None
     backups: tuple[str, ...] = ()
     adopted_from: str | None = None
+    layout: Layout = field(default_factory=Layout)  # its four live/ files, as certbot sees them
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +174,7 @@ class Here:
     renew_before_expiry: float | None = None  # RENEW_BEFORE_EXPIRY, seconds
     exists: Callable[[str], bool] = lambda _path: False
     runnable: Callable[[str], bool] = lambda _command: False
-    accounts: Callable[[str], tuple[str, ...]] = lambda _server: ()
+    accounts: Callable[[str], Accounts] = lambda _server: Accounts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +191,10 @@ class Decision:
     changes: tuple[str, ...] = ()  # the edits, described against the values found
     problems: tuple[str, ...] = ()
     authenticator: str | None = None  # after the edits
-    server: str | None = None  # after the edits
+    server: str | None = None  # after the edits: the CA certbot renews it at
+    repairs: tuple[Step, ...] = ()  # the live/ links and archive copies `tree.apply` makes
+    pinned_account: str | None = None  # several accounts for its CA: renewed naming this one
+    parse_failure: bool = False  # certbot cannot load it: a parse failure at every `renew`
 
     @property
     def renewable(self) -> bool:
@@ -176,6 +212,7 @@ class Decision:
             "problems": list(self.problems),
             "authenticator": self.authenticator,
             "server": self.server,
+            "account": self.pinned_account,
         }
 
 
@@ -191,34 +228,97 @@ def is_staging(server: str | None) -> bool:
 def server_label(server: object) -> str:
     """`https://acme-v02.api.letsencrypt.org/directory` -> `acme-v02.api.letsencrypt.org`."""
     if not server:
-        return "none"
+        return "none (certbot's default: Let's Encrypt)"
     return urlparse(str(server)).netloc or str(server)
 
 
-def hook_commands(command: str) -> list[str]:
-    """The program each part of a shell command line runs (`a && b | c` -> a, b, c)."""
-    programs = []
-    for part in _SHELL_SPLIT.split(command):
+def saved_server(params: Mapping[str, Any]) -> str:
+    """The CA certbot renews a lineage at when no `--server` is given: its saved `server`, or
+    certbot's default (Let's Encrypt production) when none is saved or the ACMEv1 URL is."""
+    saved = str(params.get("server") or "")
+    if not saved or saved == V1_URI:
+        return LETSENCRYPT
+    return saved
+
+
+V1_URI = "https://acme-v01.api.letsencrypt.org/directory"  # certbot's constants.V1_URI
+
+
+def _pieces(command: str) -> list[list[str]]:
+    """The simple commands of a shell line, as words (quotes respected: `bash -c "a && b"`)."""
+    out: list[list[str]] = []
+    for line in command.splitlines():
         try:
-            words = shlex.split(part)
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+            lexer.whitespace_split = True
+            tokens = list(lexer)
         except ValueError:
-            words = part.split()
-        words = [w for w in words if not _ENV_ASSIGN.match(w)]
-        if words and words[0] not in ("sudo", "exec", "env", "nohup"):
-            programs.append(words[0])
-        elif len(words) > 1:
-            programs.append(words[1])
-    return programs
+            out += [part.split() for part in _SHELL_SPLIT.split(line)]
+            continue
+        words: list[str] = []
+        for token in [*tokens, ";"]:
+            if token and set(token) <= set(";&|"):
+                out.append(words)
+                words = []
+            else:
+                words.append(token)
+    return [p for p in out if p]
+
+
+def _unwrap(words: list[str], via: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The program that would actually run, through `sudo -u x`, `bash -c "..."`, `env A=1`,
+    `timeout 10`...; with the wrappers it runs through."""
+    while words and _ENV_ASSIGN.match(words[0]):
+        words = words[1:]
+    if not words:
+        return []
+    first, rest = words[0], words[1:]
+    base = first.rsplit("/", 1)[-1]
+    if (base in _SHELLS or base in ("su", "runuser")) and (script := _script(rest)) is not None:
+        return [found for piece in _pieces(script) for found in _unwrap(piece, (*via, first))]
+    if base in _WRAPPERS:
+        options, operands = _WRAPPERS[base]
+        i = 0
+        while i < len(rest) and rest[i].startswith("-"):
+            i += 2 if rest[i] in options else 1
+            if rest[i - 1] == "--":
+                break
+        inner = rest[i + operands :]
+        if inner:
+            return _unwrap(inner, (*via, first))
+    if base in _SHELLS and rest and not rest[0].startswith("-"):
+        return [(rest[0], (*via, first))]  # `bash /path/script.sh`
+    return [(first, via)]
+
+
+def _script(args: list[str]) -> str | None:
+    """The command string of `sh -c '...'` (also `-lc`, `su user -c '...'`), or None."""
+    for i, arg in enumerate(args[:-1]):
+        if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
+            return args[i + 1]
+    return None
+
+
+def hook_commands(command: str) -> list[str]:
+    """The program each part of a shell command line runs (`a && b | c` -> a, b, c), looking
+    through wrappers (`sudo -u www-data x`, `bash -c "x"`, `env A=1 x`) to the command they run."""
+    return [program for piece in _pieces(command) for program, _via in _unwrap(piece, ())]
 
 
 def hook_problem(command: str, runnable: Callable[[str], bool]) -> str | None:
-    """Why a saved hook cannot run in the container, or None if it can."""
-    for program in hook_commands(command):
-        base = program.rsplit("/", 1)[-1]
-        if base in HOST_TOOLS or program.startswith("/etc/init.d/"):
-            return f"{base} manages the host's services, not the app's container"
-        if not runnable(program):
-            return f"{program} is not found in the container"
+    """Why a saved hook cannot run in the container, or None if it can: decided by the command
+    that would actually run, then by the wrappers it runs through."""
+    for piece in _pieces(command):
+        for program, via in _unwrap(piece, ()):
+            base = program.rsplit("/", 1)[-1]
+            through = f" (run through {' '.join(via)})" if via else ""
+            if base in HOST_TOOLS or program.startswith("/etc/init.d/"):
+                return f"{base} manages the host's services, not the app's container{through}"
+            if not runnable(program):
+                return f"{program} is not found in the container{through}"
+            for wrapper in via:
+                if wrapper not in _BUILTINS and not runnable(wrapper):
+                    return f"{wrapper} is not found in the container (it would run {program})"
     return None
 
 
@@ -307,18 +407,27 @@ def _http01_impossible(cert: CertInfo | None, here: Here) -> str | None:
     return None
 
 
+def _wanted_paths(found: Found, base: str) -> dict[str, str]:
+    """Where this tree holds the lineage's files, following the conf's own paths as certbot does
+    (a renamed conf names another `live/` and `archive/` directory)."""
+    top = found.top
+    lives = [rebase(top[k], "live", base) for k in FILES if top.get(k)]
+    live = next((p.rsplit("/", 2)[-2] for p in lives if p), found.name)
+    archive = rebase(top["archive_dir"], "archive", base) if top.get("archive_dir") else None
+    want = {"archive_dir": archive or f"{base}/archive/{found.name}"}
+    want.update({kind: f"{base}/live/{live}/{kind}.pem" for kind in FILES})
+    return want
+
+
 def _path_edits(found: Found, here: Here) -> tuple[list[Edit], list[str]]:
     """Make archive_dir and the four live links name this tree (a tree made elsewhere)."""
-    base = here.config_dir.rstrip("/")
-    want = {"archive_dir": f"{base}/archive/{found.name}"}
-    want.update({kind: f"{base}/live/{found.name}/{kind}.pem" for kind in FILES})
     edits: list[Edit] = []
     problems: list[str] = []
-    for key, path in want.items():
+    for key, path in _wanted_paths(found, here.config_dir.rstrip("/")).items():
         have = found.top.get(key)
         if have == path or (have is not None and here.exists(have)):
             continue
-        if here.exists(path):
+        if here.exists(path) or (key != "archive_dir" and _repaired(found, path)):
             why = "missing" if have is None else "the tree was made under another directory"
             edits.append(Edit(TOP, key, path, why))
         else:
@@ -326,51 +435,58 @@ def _path_edits(found: Found, here: Here) -> tuple[list[Edit], list[str]]:
     return edits, problems
 
 
-def _server_and_account(
-    found: Found, here: Here, in_domains: bool
-) -> tuple[str, list[Edit], list[str]]:
-    params = found.params
-    saved = str(params.get("server") or "") or None
+def _repaired(found: Found, path: str) -> bool:
+    """The layout repair makes this live/ link (it is not there yet)."""
+    return any(str(step.link) == path for step in found.layout.steps)
+
+
+def _server(found: Found, here: Here, in_domains: bool) -> tuple[str, list[Edit], list[str]]:
+    """The CA to renew at: ACME_SERVER for DOMAINS (never production to staging), else the saved
+    one; no saved server is certbot's default, Let's Encrypt production."""
+    saved = saved_server(found.params)
     notes: list[str] = []
-    if in_domains:
+    if not in_domains:
+        target = saved if saved.startswith(("https://", "http://")) else here.acme_server
+    elif saved != here.acme_server and is_staging(here.acme_server) and not is_staging(saved):
+        target = saved
+        notes.append(
+            f"kept on {server_label(saved)}: ACME_SERVER is a staging CA and certbot never "
+            "replaces a trusted certificate with a test one"
+        )
+    else:
         target = here.acme_server
-        if saved and saved != target and is_staging(target) and not is_staging(saved):
-            target = saved
-            notes.append(
-                f"kept on {server_label(saved)}: ACME_SERVER is a staging CA and certbot never "
-                "replaces a trusted certificate with a test one"
-            )
-        elif saved and is_staging(saved) and not is_staging(target):
+        if is_staging(saved) and not is_staging(target):
             notes.append(
                 "holds a test certificate from a staging CA; it is replaced when due "
                 "(`sidecar renew --force` replaces it now)"
             )
-    elif saved and saved.startswith(("https://", "http://")):
-        target = saved
-    else:
-        target = here.acme_server
-    edits: list[Edit] = []
-    if saved != target:
-        why = "listed in DOMAINS: ACME_SERVER" if in_domains else "no server saved: ACME_SERVER"
-        edits.append(Edit(PARAMS, "server", target, why))
-    ids = here.accounts(target)
-    account = str(params.get("account") or "") or None
-    if account in ids:
-        pass
-    elif ids and (account is not None or len(ids) > 1):
+    if target == saved:
+        return target, [], notes
+    why = "listed in DOMAINS: ACME_SERVER" if in_domains else "no usable server saved: ACME_SERVER"
+    return target, [Edit(PARAMS, "server", target, why)], notes
+
+
+def _account(found: Found, here: Here, server: str) -> tuple[list[Edit], str | None]:
+    """Keep an account certbot loads; name one where certbot would find several (it would ask);
+    returns the edits and the account to pin when there are several."""
+    accounts = here.accounts(server)
+    account = str(found.params.get("account") or "") or None
+    several = len(accounts.listed) > 1
+    label = server_label(server)
+    if account in accounts.loadable:
+        return [], account if several else None
+    if account is None and not several:
+        return [], None
+    if accounts.loadable:
+        chosen = (accounts.listed or accounts.loadable)[0]
         why = (
-            f"account {account} does not exist for {server_label(target)} in this tree"
+            f"account {account} does not exist for {label} in this tree"
             if account
-            else "several accounts exist for this server; certbot would have to ask"
+            else f"{len(accounts.listed)} accounts exist for {label}; certbot would have to ask"
         )
-        edits.append(Edit(PARAMS, "account", ids[0], why))
-    elif account is not None:
-        why = (
-            f"no account for {server_label(target)} in this tree; certbot registers one at the "
-            "next renewal"
-        )
-        edits.append(Edit(PARAMS, "account", None, why))
-    return target, edits, notes
+        return [Edit(PARAMS, "account", chosen, why)], chosen if several else None
+    why = f"no account for {label} in this tree; certbot registers one at the next renewal"
+    return [Edit(PARAMS, "account", None, why)], None
 
 
 def _hook_edits(found: Found, here: Here) -> list[Edit]:
@@ -428,7 +544,7 @@ def _stop(found: Found, here: Here, in_domains: bool) -> tuple[Action, str, list
         return "ignore", "left alone: not renewed (IGNORE_LINEAGES)", edits
     if autorenew_off and not (found.autorenew_marked or in_domains):
         return "ignore", "left alone: its conf says autorenew = False (certbot skips it)", []
-    if found.cert is None:
+    if found.cert is None and not found.layout.steps:
         return "cannot", f"cannot renew it: {found.cert_error or 'no current certificate'}", []
     return None
 
@@ -459,8 +575,11 @@ def _authenticator_edits(found: Found, here: Here) -> tuple[list[Edit], str | No
 
 def _installer_edits(found: Found, here: Here, removed: set[str]) -> list[Edit]:
     installer = str(found.params.get("installer") or "")
-    if installer.lower() in NO_INSTALLER or installer == here.installer:
+    if installer == here.installer:
         return []
+    if installer.lower() in NO_INSTALLER:
+        why = "the sidecar's installer starts the app as soon as the certificate is saved"
+        return [Edit(PARAMS, "installer", here.installer, why)]
     why = f"no {installer} here: the app reads the files itself"
     edits = [Edit(PARAMS, "installer", here.installer, why)]
     edits += [
@@ -517,13 +636,23 @@ def _outcome(
 
 
 def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
-    """What to do with one lineage; `edits` make its renewal conf say so."""
+    """What to do with one lineage; `edits` make its renewal conf say so, `repairs` its files."""
     in_domains = found.name in here.domains
     described = _describe_found(found, in_domains, now)
 
-    def result(action: Action, does: str, edits: list[Edit], problems: list[str]) -> Decision:
+    def result(
+        action: Action,
+        does: str,
+        edits: list[Edit],
+        problems: list[str],
+        **more: Any,  # noqa: ANN401
+    ) -> Decision:
         values = {**found.top, **found.params}
         after = {e.key: e.value for e in edits}
+        repairs: tuple[Step, ...] = more.pop("repairs", ())
+        root = Path(here.config_dir)
+        unloadable: bool = more.pop("unloadable", False)
+        loads = (found.layout.loads or bool(repairs)) and not unloadable
         return Decision(
             name=found.name,
             action=action,
@@ -532,10 +661,16 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
             in_domains=in_domains,
             names=found.cert.names if found.cert else (),
             edits=tuple(edits),
-            changes=tuple(e.describe(shown(e.key, values.get(e.key))) for e in edits),
+            changes=(
+                *(f"repair: {step.describe(root)}" for step in repairs),
+                *(e.describe(shown(e.key, values.get(e.key))) for e in edits),
+            ),
             problems=tuple(problems),
             authenticator=after.get("authenticator", _text(found.params.get("authenticator"))),
-            server=after.get("server", _text(found.params.get("server"))),
+            server=after.get("server", saved_server(found.params)),
+            repairs=repairs,
+            parse_failure=bool(found.conf_error) or not loads,
+            **more,
         )
 
     if stop := _stop(found, here, in_domains):
@@ -547,8 +682,10 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
         why = "listed in DOMAINS" if in_domains else "no longer in IGNORE_LINEAGES"
         edits.append(Edit(PARAMS, "autorenew", None, why))
     path_edits, problems = _path_edits(found, here)
+    problems += found.layout.blocking
     if problems:
-        return result("cannot", "cannot renew it: " + "; ".join(problems), [], problems)
+        does = "cannot renew it: " + "; ".join(problems)
+        return result("cannot", does, [], [*found.layout.problems, *problems], unloadable=True)
     try:
         auth_edits, auth = _authenticator_edits(found, here)
     except ValueError as error:
@@ -556,11 +693,24 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
     edits += path_edits + auth_edits
     edits += _installer_edits(found, here, {e.key for e in edits})
     edits += _hook_edits(found, here) + _dir_edits(found, here) + _renew_before_edits(found, here)
-    server, server_edits, notes = _server_and_account(found, here, in_domains)
+    server, server_edits, notes = _server(found, here, in_domains)
+    account_edits, pinned = _account(found, here, server)
+    if pinned:
+        notes.append(
+            f"{len(here.accounts(server).listed)} accounts exist for {server_label(server)}: "
+            f"renewed with account {pinned} named (certbot would ask which otherwise)"
+        )
     saved = {**found.params, **{e.key: e.value for e in edits}}
     credentials = _text(saved.get(credentials_key(auth))) if auth else None
     action, does = _outcome(auth, credentials, server, here, in_domains)
-    return result(action, does, edits + server_edits, notes)
+    return result(
+        action,
+        does,
+        edits + server_edits + account_edits,
+        [*found.layout.problems, *notes],
+        repairs=found.layout.steps,
+        pinned_account=pinned,
+    )
 
 
 def ignored(decisions: Sequence[Decision]) -> frozenset[str]:

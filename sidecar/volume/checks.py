@@ -6,7 +6,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from sidecar.volume import adopt, lineages
+from sidecar.volume import accounts, adopt, layout, lineages
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,40 +19,41 @@ HOOK_DIRS = ("pre", "deploy", "post")
 def check_tree(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[str]:
     """What is wrong with the tree, each in one line; nothing is changed or deleted."""
     config_dir = config.config_dir
-    confs = set(lineages.names(config_dir))
-    findings = []
+    confs = lineages.names(config_dir)
+    # live/ directory -> the lineage whose conf names it (certbot follows the conf's paths)
+    owners = {lineages.live_dir(config_dir, name).name: name for name in confs}
+    findings: list[str] = []
     live = config_dir / "live"
     lives = sorted(p.name for p in live.iterdir() if p.is_dir()) if live.is_dir() else []
-    for name in lives:
-        findings += _check_links(config_dir, name)
-        if name not in confs:
-            findings.append(f"live/{name} has no renewal conf: certbot does not renew it")
+    for folder in lives:
+        owner = owners.get(folder)
+        archive = lineages.archive_dir(config_dir, owner or folder)
+        found = layout.inspect(live / folder, archive, config_dir, owner or folder)
+        findings += found.problems
+        if owner is None:
+            findings.append(f"live/{folder} has no renewal conf: certbot does not renew it")
+        elif owner != folder:
+            findings.append(f"renewal/{owner}.conf names live/{folder} (a renamed lineage)")
     findings += _check_suffixes(config, decisions)
-    findings += _check_archive(config_dir, sorted(confs))
+    findings += _check_archive(config, confs)
+    findings += _check_accounts(config)
     findings += _check_hook_dirs(config_dir)
     return findings
 
 
-def _check_links(config_dir: Path, name: str) -> list[str]:
-    out = []
-    for kind in adopt.FILES:
-        link = config_dir / "live" / name / f"{kind}.pem"
-        rel = f"live/{name}/{kind}.pem"
-        if not link.is_symlink():
-            if link.exists():
-                out.append(f"{rel} is a file, not a symlink: certbot cannot renew this lineage")
-            else:
-                out.append(f"{rel} is missing")
-            continue
-        target = link.readlink()
-        if not link.exists():
-            where = (
-                " (an absolute link made on another machine or directory)"
-                if target.is_absolute()
-                else " (is the whole volume mounted?)"
-            )
-            out.append(f"{rel} -> {target} is a broken symlink{where}")
-    return out
+def _check_accounts(config: Settings) -> list[str]:
+    """certbot asks which account when it finds several and none is named: `certonly` for a new
+    DOMAINS certificate would fail."""
+    found = accounts.for_server(config.config_dir, config.acme_server).listed
+    existing = set(lineages.names(config.config_dir))
+    if len(found) <= 1 or all(spec.name in existing for spec in config.domains):
+        return []
+    label = adopt.server_label(config.acme_server)
+    line = (
+        f"{len(found)} accounts exist for {label} ({', '.join(found)}): certbot would ask which "
+        "one to obtain a new certificate with; keep one (move the others out of accounts/)"
+    )
+    return [line]
 
 
 def _check_suffixes(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[str]:
@@ -83,17 +84,18 @@ def _check_suffixes(config: Settings, decisions: tuple[adopt.Decision, ...]) -> 
     return out
 
 
-def _check_archive(config_dir: Path, names: list[str]) -> list[str]:
+def _check_archive(config: Settings, names: list[str]) -> list[str]:
+    config_dir = config.config_dir
     out = []
     for name in names:
-        archive = config_dir / "archive" / name
+        archive = lineages.archive_dir(config_dir, name)
         if not archive.is_dir():
             continue
         for path in sorted(archive.iterdir()):
             if path.is_symlink() or not path.is_file():
                 continue
             mode = stat.S_IMODE(path.stat().st_mode)
-            rel = f"archive/{name}/{path.name}"
+            rel = layout.rel(path, config_dir)
             if path.name.startswith("privkey") and mode & 0o007:
                 out.append(f"{rel} is readable by everyone (mode {mode:04o}): a private key")
             elif mode & 0o002:

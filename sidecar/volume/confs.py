@@ -52,17 +52,49 @@ def quote(value: object) -> str:
     return f"'{value}'" if isinstance(value, str) and " " in value else str(value)
 
 
-def load_conf(path: Path) -> Any:  # noqa: ANN401 (configobj has no types)
-    """The parsed conf, or ConfigError naming the file when certbot could not parse it either."""
+def _parse(path: Path) -> Any:  # noqa: ANN401 (configobj has no types)
+    """The conf as certbot parses it (configobj, UTF-8), or ConfigError naming the file."""
     try:
-        conf = configobj.ConfigObj(
+        return configobj.ConfigObj(
             str(path), encoding="utf-8", default_encoding="utf-8", file_error=True
         )
+    except UnicodeDecodeError as error:
+        raise ConfigError(_not_utf8(path, error)) from None
     except (OSError, configobj.ConfigObjError) as error:
         raise ConfigError(f"{path} is not a renewal conf certbot can read: {error}") from None
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """certbot reads confs as UTF-8 and skips one that is not ("produced an unexpected error")."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    start = data.find(error.object) if isinstance(error.object, bytes) else -1
+    where = error.start + max(start, 0)
+    line = data[:where].count(b"\n") + 1
+    byte = data[where : where + 1].hex() or "?"
+    return (
+        f"{path} is not UTF-8 (byte 0x{byte} on line {line}): certbot cannot read it and skips "
+        "the lineage; save it as UTF-8 (`iconv -f latin1 -t utf-8`, or re-type that line)"
+    )
+
+
+def load_conf(path: Path) -> Any:  # noqa: ANN401 (configobj has no types)
+    """The parsed conf, or ConfigError naming the file when certbot could not parse it either."""
+    conf = _parse(path)
     if PARAMS not in conf:
         raise ConfigError(f"{path} has no [renewalparams] section; certbot cannot renew it")
     return conf
+
+
+def lineage_paths(path: Path) -> dict[str, str]:
+    """The conf's top-level file paths (`cert`, `archive_dir`, ...); {} when it cannot be read."""
+    try:
+        conf = _parse(path)
+    except ConfigError:
+        return {}
+    return {k: v for k, v in conf.items() if isinstance(v, str)}
 
 
 def _save(conf: Any, path: Path) -> None:  # noqa: ANN401

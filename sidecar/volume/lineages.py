@@ -4,22 +4,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from sidecar.errors import ConfigError
 from sidecar.volume.certs import CertInfo, parse_cert
+from sidecar.volume.confs import lineage_paths
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
-    from pathlib import Path
 
 
 def names(config_dir: Path) -> list[str]:
     """Every lineage certbot knows in this tree (its renewal confs), configured or not."""
     renewal = config_dir / "renewal"
     return sorted(p.stem for p in renewal.glob("*.conf")) if renewal.is_dir() else []
+
+
+def rebase(saved: str, kind: str, config_dir: str) -> str | None:
+    """The same `live/...` or `archive/...` path under `config_dir` (`kind` is `live` or
+    `archive`), for a path saved in a tree made elsewhere (`C:\\Certbot\\live\\x\\cert.pem` too)."""
+    parts = PurePosixPath(saved.replace("\\", "/")).parts
+    if kind not in parts[:-1]:
+        return None
+    at = len(parts) - 1 - parts[::-1].index(kind)
+    return str(PurePosixPath(config_dir, *parts[at:]))
+
+
+def in_tree(config_dir: Path, saved: str | None, kind: str) -> Path | None:
+    """A path a conf saved, as it is found in this tree: itself, or the same `live/...` or
+    `archive/...` path under this config dir (a tree made under another directory)."""
+    if not saved:
+        return None
+    for candidate in (saved, rebase(saved, kind, str(config_dir))):
+        if candidate and (Path(candidate).exists() or Path(candidate).is_symlink()):
+            return Path(candidate)
+    return None
+
+
+def live_dir(config_dir: Path, name: str) -> Path:
+    """Where certbot finds lineage `name`'s files: the directory of its conf's `cert` path
+    (a renamed conf names another `live/` directory), else `live/NAME`."""
+    saved = lineage_paths(config_dir / "renewal" / f"{name}.conf").get("cert")
+    cert = in_tree(config_dir, saved, "live")
+    return cert.parent if cert is not None else config_dir / "live" / name
+
+
+def archive_dir(config_dir: Path, name: str) -> Path:
+    """Where certbot writes lineage `name`'s new files: its conf's `archive_dir` (found in this
+    tree), else certbot's default `archive/NAME`."""
+    saved = lineage_paths(config_dir / "renewal" / f"{name}.conf").get("archive_dir")
+    return in_tree(config_dir, saved, "archive") or config_dir / "archive" / name
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +69,7 @@ class Current:
 
 
 def read(config_dir: Path, name: str) -> Current:
-    path = config_dir / "live" / name / "cert.pem"
+    path = live_dir(config_dir, name) / "cert.pem"
     if not path.exists():
         if path.is_symlink():
             return Current(None, f"{path} is a broken symlink (is the whole volume mounted?)")
@@ -75,5 +112,5 @@ def snapshot(
 
 def written_at(config_dir: Path, name: str) -> datetime:
     """When the lineage's current certificate was written."""
-    path = (config_dir / "live" / name / "cert.pem").resolve()
+    path = (live_dir(config_dir, name) / "cert.pem").resolve()
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)

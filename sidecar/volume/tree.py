@@ -8,13 +8,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from loguru import logger
 
 from sidecar.errors import ConfigError
 from sidecar.settings import installed_plugins
-from sidecar.volume import access, adopt, checks, confs, lineages
+from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages
 from sidecar.volume.certs import now_utc
 from sidecar.volume.files import exclusive_lock
 
@@ -49,12 +48,8 @@ def runnable(program: str) -> bool:
 
 
 def account_ids(config_dir: Path, server: str) -> tuple[str, ...]:
-    """Account ids certbot keeps for `server` (accounts/<host:port/path>/<id>/)."""
-    parsed = urlparse(server)
-    path = config_dir / "accounts" / (parsed.netloc + parsed.path).lstrip("/")
-    if not path.is_dir():
-        return ()
-    return tuple(sorted(p.name for p in path.iterdir() if (p / "regr.json").exists()))
+    """Account ids certbot can load for `server` (its own directory's and the ACMEv1 ones)."""
+    return accounts.for_server(config_dir, server).loadable
 
 
 def here_for(config: Settings) -> adopt.Here:
@@ -70,7 +65,7 @@ def here_for(config: Settings) -> adopt.Here:
         plugins=installed_plugins(),
         exists=lambda p: Path(p).exists(),
         runnable=runnable,
-        accounts=lambda server: account_ids(config.config_dir, server),
+        accounts=lambda server: accounts.for_server(config.config_dir, server),
         renew_before_expiry=config.renew_before_expiry,
         **_sidecars_authenticator(config),
     )
@@ -100,11 +95,14 @@ def read_lineage(config_dir: Path, name: str) -> adopt.Found:
     names = tuple(p.name for p in saved)
     current = lineages.read(config_dir, name)
     cert = current.cert
-    cert_error = current.problem or (None if cert else f"live/{name}/cert.pem does not exist")
+    live = lineages.live_dir(config_dir, name)
+    missing = f"{layout.rel(live, config_dir)}/cert.pem does not exist"
+    cert_error = current.problem or (None if cert else missing)
     try:
         conf = confs.load_conf(conf_path)
     except ConfigError as error:
         return adopt.Found(name, conf_error=str(error), cert=cert, cert_error=cert_error)
+    files = layout.inspect(live, lineages.archive_dir(config_dir, name), config_dir, name)
     params = conf["renewalparams"]
     now_using = f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
     if adopted_from == now_using:
@@ -120,6 +118,7 @@ def read_lineage(config_dir: Path, name: str) -> adopt.Found:
         cert_error=cert_error,
         backups=names,
         adopted_from=adopted_from,
+        layout=files,
     )
 
 
@@ -147,6 +146,7 @@ def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> 
     made = []
     stamp = (now or now_utc()).strftime("%Y%m%dT%H%M%SZ")
     for decision in adoption.decisions:
+        _repair(decision, stamp)
         if not decision.edits:
             continue
         conf_path = config.config_dir / "renewal" / f"{decision.name}.conf"
@@ -165,6 +165,19 @@ def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> 
             certificate=decision.name,
         )
     return made
+
+
+def _repair(decision: adopt.Decision, stamp: str) -> None:
+    """The lineage's live/ links and archive copies, as certbot's layout wants them."""
+    if not decision.repairs:
+        return
+    name = decision.name
+    try:
+        done = layout.repair(layout.Layout(steps=decision.repairs), stamp)
+    except OSError as error:
+        logger.error("could not repair the files of {}: {}", name, error, certificate=name)
+        return
+    logger.info("files of {} repaired: {}", name, "; ".join(done), certificate=name)
 
 
 def prepare(config: Settings, *, dry_run: bool = False) -> Adoption:
@@ -192,12 +205,17 @@ def adopt_command(config: Settings, *, check: bool) -> str:
     if check:
         adoption = inspect(config)
         pending = sum(1 for d in adoption.decisions if d.edits)
-        tail = f"{pending} renewal conf(s) would be rewritten; nothing was changed (--check)"
+        repairs = sum(1 for d in adoption.decisions if d.repairs)
+        also = f", the files of {repairs} lineage(s) repaired" if repairs else ""
+        tail = f"{pending} renewal conf(s) would be rewritten{also}; nothing was changed (--check)"
         return f"{adoption.render()}\n{tail}"
     with exclusive_lock(config.state_dir / "lock"):
         adoption = inspect(config)
         made = apply(config, adoption)
+    repaired = [d.name for d in adoption.decisions if d.repairs]
     tail = f"{len(made)} renewal conf(s) rewritten" + (
         " (backups: " + ", ".join(p.name for p in made) + ")" if made else ""
     )
+    if repaired:
+        tail += "; files repaired: " + ", ".join(repaired)
     return f"{adoption.render()}\n{tail}"

@@ -10,6 +10,7 @@ with the app every 20 ms. Scenarios:
   D  three certificates due at once, default mode
   E  DNS-01 (`*.NAME` + NAME through bind9, certbot-dns-rfc2136), the app reloading by SIGHUP
   E' DNS-01, the app restarted once to load the new certificate (compare with B)
+  P  the first cycle (first issuance) against Docker and against Podman's Docker-compatible API
 Prints per scenario the total outage, longest outage and number of outages (min/median/max),
 whether the new certificate was served afterwards; then idle RSS and image size. Last line:
 `downtime_ratio=<median total outage of B / median total outage of A>`.
@@ -43,6 +44,7 @@ from tests.e2e.harness import (
     disk_serial,
     served_serial,
 )
+from tests.e2e.podman import PodmanService, PodmanStack
 
 PROBE_EVERY = 0.02
 
@@ -232,11 +234,55 @@ def idle_rss_mb(client: docker.DockerClient) -> float:
                     raise RuntimeError(daemon.logs().decode())
                 time.sleep(0.5)
             time.sleep(2)
-            status = daemon.exec_run(["cat", "/proc/1/status"]).output.decode()
-            rss_kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS"))
-            return rss_kb / 1024
+            return container_rss_mb(daemon)
         finally:
             stack.cleanup()
+
+
+# RSS of every process in the container but the one reading it (tini as PID 1, the sleeper).
+_RSS = (
+    'for s in /proc/[0-9]*/status; do [ "${s#/proc/}" = "$$/status" ] && continue; '
+    "sed -n 's/^VmRSS:[[:space:]]*\\([0-9]*\\).*/\\1/p' \"$s\"; done"
+)
+
+
+def container_rss_mb(container: object) -> float:
+    out = container.exec_run(["sh", "-c", _RSS]).output.decode()  # type: ignore[attr-defined]
+    return sum(int(x) for x in out.split() if x.isdigit()) / 1024
+
+
+def first_cycle_seconds(stack: Stack) -> float:
+    """`sidecar renew` on an empty volume (first issuance): the cycle's own duration."""
+    stack.start_pebble()
+    stack.start_app()
+    code, logs = stack.sidecar_once("renew")
+    if code:
+        raise RuntimeError(logs)
+    return float(logs.split("cycle done in ", 1)[1].split("s", 1)[0])
+
+
+def engines(client: docker.DockerClient, runs: int) -> tuple[list[float], list[float]]:
+    """First-cycle seconds against Docker and against Podman's API, `runs` each."""
+    docker_times, podman_times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        service = PodmanService(Path(tmp) / "podman-api")
+        service.tmp.mkdir()
+        service.start()
+        try:
+            service.load_images()
+            for i in range(runs):
+                for engine, times in (("docker", docker_times), ("podman", podman_times)):
+                    where = Path(tmp) / f"{engine}-{i}"
+                    stack = (
+                        Stack(client, where) if engine == "docker" else PodmanStack(service, where)
+                    )
+                    try:
+                        times.append(first_cycle_seconds(stack))
+                    finally:
+                        stack.cleanup()
+        finally:
+            service.close()
+    return docker_times, podman_times
 
 
 def stats(values: list[float]) -> str:
@@ -271,7 +317,14 @@ def main() -> int:
     report("D", "three certificates due at once", scenario(client, "D", args.runs, domains=3))
     report("E", "DNS-01, wildcard, reload by SIGHUP", scenario(client, "E", args.runs))
     report("E'", "DNS-01, wildcard, one restart", scenario(client, "E'", args.runs))
-    print(f"idle RSS of the sidecar: {idle_rss_mb(client):.1f} MB")
+    print(f"idle RSS of the sidecar container (tini + the sleeper): {idle_rss_mb(client):.1f} MB")
+    on_docker, on_podman = engines(client, args.runs)
+    print(
+        f"P first cycle (first issuance), s: Docker {stats(on_docker)}, "
+        f"Podman {stats(on_podman)} (Podman/Docker median "
+        f"{statistics.median(on_podman) / statistics.median(on_docker):.2f})",
+        flush=True,
+    )
     base = base_image()
     default, _ = client.images.build(
         path=str(ROOT), tag="certbot-sidecar:bench", buildargs={"BASE_IMAGE": base}, rm=True

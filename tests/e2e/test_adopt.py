@@ -4,13 +4,21 @@ their renewal confs rewritten the way a host install leaves them, then renewed b
 from __future__ import annotations
 
 import re
+import shutil
 import stat
 from typing import TYPE_CHECKING
 
 import configobj
 import pytest
 
-from tests.e2e.harness import APP_IMAGE, disk_serial, free_ports, served_serial, wait_for
+from tests.e2e.harness import (
+    APP_IMAGE,
+    SIDECAR_IMAGE,
+    disk_serial,
+    free_ports,
+    served_serial,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -201,3 +209,103 @@ def test_host_lineages_are_adopted_and_renewed_together_with_one_app_outage(stac
     assert code == 0, status
     for host_way in ("apache/apache", "nginx/nginx", "webroot/none"):
         assert f"adopted from {host_way}" in status
+
+
+def test_a_tree_with_an_undecodable_conf_and_a_production_lineage_without_server(stack: Stack):
+    """One conf with a Latin-1 byte (certbot cannot read it), one production lineage saved
+    without a `server` line, one healthy lineage due, ACME_SERVER a staging-like URL of the test
+    CA: the healthy one renews with one stop, the production one keeps no server (certbot's
+    default, production), the broken conf is left byte for byte, nothing crashes and `status`
+    lists all three."""
+    stack.start_pebble()
+    healthy = stack.domain
+    prod, broken = (f"{tag}-{stack.uid}.example.com" for tag in ("prod", "latin"))
+    stack.start_app()
+    code, logs = stack.sidecar_once("renew", DOMAINS=f"{healthy};{prod};{broken}")
+    assert code == 0, logs
+    first = {n: disk_serial(stack.le_dir, n) for n in (healthy, prod, broken)}
+    edit_conf(stack.le_dir, healthy, top={"renew_before_expiry": "100 days"}, params={})
+    edit_conf(stack.le_dir, prod, top={}, params={"server": None})
+    bad = stack.le_dir / "renewal" / f"{broken}.conf"
+    bad.write_bytes(b"# certificat g\xe9r\xe9 par l'h\xf4te\n" + bad.read_bytes())
+    saved = bad.read_bytes()
+    env = {"DOMAINS": f"{healthy};{prod}", "ACME_SERVER": f"{stack.acme_url}?staging"}
+
+    code, plan = stack.sidecar_once("adopt", "--check", **env)
+    assert code == 0, plan
+    assert "is not UTF-8 (byte 0xe9 on line 1)" in plan
+    assert f"{prod}: own" in plan, plan
+
+    code, logs = stack.sidecar_once("renew", **env)
+
+    assert code == 0, logs
+    assert "Traceback" not in logs
+    assert disk_serial(stack.le_dir, healthy) != first[healthy], logs
+    assert disk_serial(stack.le_dir, prod) == first[prod]
+    stops = [line for line in logs.splitlines() if re.search(r"\bstopping cbs-", line)]
+    assert len(stops) == 1, stops
+    assert "server" not in params(stack.le_dir, prod), "a production lineage moved to staging"
+    assert "staging" not in str(params(stack.le_dir, healthy)["server"])
+    assert bad.read_bytes() == saved
+    code, status = stack.sidecar_once("status", **env)
+    assert code == 0, status
+    for name in (healthy, prod, broken):
+        assert status.count(name) >= 2, (name, status)  # its row and its lineage block
+
+
+def register_second_account(stack: Stack) -> str:
+    """A second real account at the test CA, made by certbot in a config dir of its own and put
+    next to the first one in the tree (as a host that registered twice has it); its id."""
+    other = stack.tmp / "other-config"
+    other.mkdir()
+    container = stack._run(
+        SIDECAR_IMAGE,
+        "register",
+        entrypoint="certbot",
+        command=[
+            "register",
+            "-n",
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            "--server",
+            stack.acme_url,
+            "--config-dir",
+            "/other",
+        ],
+        network_mode="host",
+        environment={"REQUESTS_CA_BUNDLE": "/pebble-ca/ca.pem"},
+        volumes={
+            str(other): {"bind": "/other", "mode": "rw"},
+            str(stack.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
+        },
+    )
+    assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()
+    server_dir = f"localhost:{stack.ports[0]}/dir"
+    (account,) = (other / "accounts" / server_dir).iterdir()
+    shutil.copytree(account, stack.le_dir / "accounts" / server_dir / account.name)
+    return account.name
+
+
+def test_a_lineage_among_two_accounts_of_its_ca_renews_with_its_own(stack: Stack):
+    """Two accounts for the CA: certbot under `--server` would ignore the conf's `account` and
+    ask which to use; the sidecar's renew leaves the server to the confs, so certbot takes the
+    conf's account and the renewal succeeds (forced and due alike)."""
+    stack.start_pebble()
+    stack.start_app()
+    code, logs = stack.sidecar_once("renew")
+    assert code == 0, logs
+    first = disk_serial(stack.le_dir, stack.domain)
+    mine = params(stack.le_dir, stack.domain)["account"]
+    other = register_second_account(stack)
+    assert other != mine
+
+    code, plan = stack.sidecar_once("adopt", "--check")
+    assert code == 0, plan
+    assert f"renewed with account {mine} named" in plan, plan
+
+    code, logs = stack.sidecar_once("renew", "--force")
+
+    assert code == 0, logs
+    assert "Please choose an account" not in logs
+    assert disk_serial(stack.le_dir, stack.domain) != first, logs
+    assert params(stack.le_dir, stack.domain)["account"] == mine

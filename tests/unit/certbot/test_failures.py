@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sidecar.certbot.failures import PERMANENT, classify
+from sidecar.certbot.failures import PERMANENT, classify, only_parse_failures
 
 
 def problem(kind: str, detail: str = "detail") -> tuple[str, ...]:
@@ -150,3 +150,16 @@ def test_the_ca_not_reaching_the_dns_server_is_an_outage_retried(detail):
             ("  Identifier: example.test", f"  Type:   {kind}", f"  Detail: {detail}")
         )
         assert (failure.kind, failure.permanent) == ("dnsUnreachable", False)
+
+
+def test_parse_failures_of_confs_already_reported_are_told_apart_from_renewal_failures():
+    """`0 renew failure(s), 1 parse failure(s)` with one known unloadable conf: the rest went
+    through; a renew failure, or more parse failures than known, is a failure."""
+    tail = [
+        "Renewal configuration file x.conf produced an unexpected error",
+        "0 renew failure(s), 1 parse failure(s)",
+    ]
+    assert only_parse_failures(tail, 1)
+    assert not only_parse_failures(tail, 0)
+    assert not only_parse_failures(["1 renew failure(s), 1 parse failure(s)"], 1)
+    assert not only_parse_failures(["certbot failed"], 1)

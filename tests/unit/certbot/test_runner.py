@@ -122,7 +122,7 @@ def test_a_stop_request_ends_the_running_certbot_at_once(fake_certbot):
     result = runner.run(["renew"])
     assert result.stopped
     assert not result.ok
-    assert time.monotonic() - began < 10
+    assert time.monotonic() - began < 30, "woken before its timeout"
     assert "got TERM" in result.tail
 
 

@@ -155,3 +155,65 @@ def test_auto_remove_is_read_from_the_host_config():
 def test_readiness_of_a_started_container(state, ready):
     """Running (and healthy where it has a healthcheck) is ready; exited is a failed start."""
     assert containers.readiness(state) == ready
+
+
+# Podman's Docker-compatible API
+
+
+PODMAN_ID = "f13bbc2cae1a67db8432ef892b253f3e52c3615beabb8d5f49d64a8dc410dffa"
+STORE = "/run/containers/storage/overlay-containers"
+LAYERS = "/var/lib/containers/storage/overlay"
+PODMAN_MOUNTINFO = "\n".join(
+    [
+        f"383 338 0:112 / / rw - overlay overlay rw,upperdir={LAYERS}/{'b' * 64}/diff",
+        f"390 383 254:0 {STORE}/{PODMAN_ID}/userdata/resolv.conf /etc/resolv.conf rw - ext4 x",
+        f"394 383 254:0 {STORE}/{PODMAN_ID}/userdata/hostname /etc/hostname rw - ext4 x",
+    ]
+)
+
+
+def test_own_container_id_is_read_from_podman_mounts():
+    """Podman's userdata paths (overlay-containers/ID/...) name the sidecar's own container,
+    not a layer directory (overlay/ID/diff)."""
+    assert own_container_id(PODMAN_MOUNTINFO) == PODMAN_ID
+
+
+def test_own_container_id_works_with_podmans_vfs_driver():
+    """Rootless Podman keeps containers under vfs-containers/ID/."""
+    root = "/home/u/.local/share/containers/storage/vfs-containers"
+    line = f"1 2 0:1 {root}/{PODMAN_ID}/userdata/hosts /etc/hosts rw - ext4 /dev/vda rw"
+    assert own_container_id(line) == PODMAN_ID
+
+
+def test_an_empty_health_status_means_no_healthcheck():
+    """Podman reports `Health: {Status: ""}` for a container without one: it is ready."""
+    state = {"Running": True, "Health": {"Status": "", "FailingStreak": 0, "Log": None}}
+    assert containers.readiness(state) == "ready"
+
+
+def test_a_healthcheck_that_never_ran_is_named_as_podmans_systemd_limit():
+    """`starting` with no result ever logged: the start wait says why it will not end."""
+    state = {"Running": True, "Health": {"Status": "starting", "Log": None}}
+    assert "Podman runs healthchecks only through systemd" in containers.never_checked(state)
+    ran = {"Running": True, "Health": {"Status": "starting", "Log": [{"ExitCode": 1}]}}
+    assert containers.never_checked(ran) == ""
+
+
+def test_a_stop_timeout_of_zero_counts_as_none_set():
+    """Podman's compat API shows StopTimeout 0 where Docker leaves it out: never an instant kill."""
+    attrs = {"Id": DB.id, "Name": "/db", "Config": {"StopTimeout": 0}}
+    assert containers._info(attrs).stop_timeout == 10
+
+
+def test_who_publishes_a_port_is_read_from_the_listed_ports():
+    """Podman rejects the `publish` filter: the list's Ports show the publisher instead."""
+    listed = {
+        "Names": ["/web"],
+        "Ports": [
+            {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 18080, "Type": "tcp"},
+            {"PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
+        ],
+    }
+    assert containers.publishes(listed, 18080)
+    assert not containers.publishes(listed, 5353), "a UDP port is not the challenge port"
+    assert not containers.publishes({"Names": ["/x"], "Ports": None}, 18080)

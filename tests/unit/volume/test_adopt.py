@@ -8,6 +8,7 @@ import pytest
 from sidecar.certbot.argv import renew_runs
 from sidecar.settings import LETSENCRYPT, LETSENCRYPT_STAGING
 from sidecar.volume import adopt
+from sidecar.volume.accounts import Accounts
 from sidecar.volume.adopt import Found, Here, decide, hook_commands
 from tests.unit.helpers import T0, cert_info
 
@@ -34,7 +35,7 @@ def here(**changes: Any) -> Here:
         domains=frozenset({"a.example"}),
         exists=exists,
         runnable=lambda program: program in RUNNABLE,
-        accounts=lambda server: ACCOUNTS.get(server, ()),
+        accounts=lambda server: Accounts(ACCOUNTS.get(server, ())),
     )
     return dataclasses.replace(base, **changes)
 
@@ -44,7 +45,7 @@ def sidecar_params(**params: Any) -> dict[str, Any]:
     base = {
         "account": "acc-pebble",
         "authenticator": "sidecar",
-        "installer": "null",
+        "installer": "sidecar",
         "server": PEBBLE,
         "key_type": "ecdsa",
         "post_hook": "sidecar hook post",
@@ -263,10 +264,12 @@ def test_lineage_not_in_domains_keeps_the_ca_it_was_saved_with():
     assert decision.server == LETSENCRYPT
 
 
-def test_lineage_without_a_saved_server_uses_acme_server():
-    """No `server` saved: ACME_SERVER rather than certbot's default."""
+def test_lineage_not_in_domains_without_a_server_stays_on_certbots_default_ca():
+    """No `server` saved is Let's Encrypt production to certbot: not moved to ACME_SERVER."""
     params = sidecar_params(server=None, account=None)
-    assert edits(decide(found("b.example", params=params), here()))["server"] == PEBBLE
+    decision = decide(found("b.example", params=params), here())
+    assert "server" not in edits(decision)
+    assert decision.server == LETSENCRYPT
 
 
 def test_production_lineage_is_not_moved_to_a_staging_acme_server():
@@ -295,7 +298,7 @@ def test_missing_account_is_replaced_by_the_trees_account_for_that_server():
 def test_account_is_dropped_when_the_tree_has_none_for_that_server():
     """No account at all for the CA: removed, certbot registers one at the next renewal."""
     params = sidecar_params(account="gone")
-    decision = decide(found(params=params), here(accounts=lambda _server: ()))
+    decision = decide(found(params=params), here(accounts=lambda _server: Accounts()))
     assert edits(decision)["account"] is None
     assert "registers one" in decision.changes[0]
 

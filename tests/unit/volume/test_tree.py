@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ import pytest
 from sidecar.certbot.argv import common_args
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
-from sidecar.volume import confs, lineages, tree
+from sidecar.volume import accounts, confs, lineages, tree
 from tests.unit.helpers import (
     FakeCertbot,
     FakeControl,
@@ -77,7 +78,8 @@ def account(config: Settings, server: str, ident: str) -> None:
     host_path = server.split("://", 1)[1]
     folder = config.config_dir / "accounts" / host_path / ident
     folder.mkdir(parents=True)
-    (folder / "regr.json").write_text("{}", encoding="utf-8")
+    for name in ("regr.json", "private_key.json", "meta.json"):
+        (folder / name).write_text("{}", encoding="utf-8")
 
 
 APACHE = {
@@ -191,11 +193,13 @@ def test_ignore_mark_is_written_as_a_comment_and_removed_when_renewed_again(tmp_
 
 
 def test_account_ids_are_read_per_server(config):
-    """accounts/<host:port/path>/<id>/regr.json: the ids certbot can load for that server."""
+    """accounts/<host:port/path>/<id>/: the ids certbot can load for that server (all 3 files)."""
     account(config, "https://localhost:14000/dir", "abc")
-    (config.config_dir / "accounts" / "localhost:14000" / "dir" / "junk").mkdir()
-    assert tree.account_ids(config.config_dir, "https://localhost:14000/dir") == ("abc",)
-    assert tree.account_ids(config.config_dir, "https://nowhere/dir") == ()
+    junk = config.config_dir / "accounts" / "localhost:14000" / "dir" / "junk"
+    junk.mkdir()
+    (junk / "regr.json").write_text("{}", encoding="utf-8")
+    assert accounts.for_server(config.config_dir, "https://localhost:14000/dir").own == ("abc",)
+    assert accounts.for_server(config.config_dir, "https://nowhere/dir").loadable == ()
 
 
 def test_runnable_finds_programs_on_path_and_executable_files(tmp_path):
@@ -342,3 +346,246 @@ def test_a_conf_that_cannot_be_written_is_an_error_line_not_a_crash(config, monk
     made = tree.apply(config, tree.inspect(config), now=NOW)
     assert [p.name.split(".conf")[0] for p in made] == ["b.example"]
     assert confs.backups(config.config_dir / "renewal" / "a.example.conf") == []
+
+
+# issue 10: host trees as they really are
+
+
+def test_a_conf_that_is_not_utf8_is_one_finding_and_the_rest_is_adopted(config):
+    """A Latin-1 comment: that lineage `cannot` (certbot skips it), its conf untouched; the
+    healthy lineage beside it is adopted; nothing raises."""
+    bad = lineage(config, "bad.example", APACHE)
+    bad.write_bytes(b"# g\xe9r\xe9 par l'h\xf4te\n" + bad.read_bytes())
+    before = bad.read_bytes()
+    good = lineage(config, "a.example", APACHE)
+    adoption = tree.inspect(config)
+    tree.apply(config, adoption, now=NOW)
+    by_name = {d.name: d for d in adoption.decisions}
+    assert by_name["bad.example"].action == "cannot"
+    assert "is not UTF-8 (byte 0xe9 on line 1)" in by_name["bad.example"].does
+    assert by_name["bad.example"].parse_failure
+    assert by_name["a.example"].action == "sidecar"
+    assert bad.read_bytes() == before
+    assert "authenticator = sidecar" in good.read_text(encoding="utf-8")
+    assert "bad.example: cannot" in tree.adopt_command(config, check=True)
+
+
+def test_crlf_and_bom_confs_are_adopted_and_stay_readable(config):
+    """A conf copied from Windows (CRLF, UTF-8 BOM) is read as certbot reads it and rewritten."""
+    conf = lineage(config, "a.example", APACHE)
+    conf.write_bytes(b"\xef\xbb\xbf" + conf.read_bytes().replace(b"\n", b"\r\n"))
+    tree.apply(config, tree.inspect(config), now=NOW)
+    assert configobj.ConfigObj(str(conf), encoding="utf-8")["renewalparams"]["authenticator"] == (
+        "sidecar"
+    )
+    assert tree.inspect(config).decisions[0].edits == ()
+
+
+def test_production_lineage_without_server_is_never_moved_to_staging(tmp_path):
+    """No `server` line is production to certbot: kept, in DOMAINS or not, with ACME_SERVER
+    staging; the renew then leaves `--server` to the confs."""
+    staging = make_settings(tmp_path / "le", DOMAINS="a.example", ACME_SERVER="letsencrypt-staging")
+    params = {k: v for k, v in APACHE.items() if k != "server"}
+    for name in ("a.example", "b.example"):
+        lineage(staging, name, params)
+    adoption = tree.inspect(staging)
+    tree.apply(staging, adoption, now=NOW)
+    for name in ("a.example", "b.example"):
+        saved = configobj.ConfigObj(str(staging.config_dir / "renewal" / f"{name}.conf"))
+        assert "server" not in saved["renewalparams"], name
+    assert {d.server for d in adoption.decisions} == {
+        "https://acme-v02.api.letsencrypt.org/directory"
+    }
+    fake = FakeCertbot()
+    run_cycle(staging, fake, FakeControl(container("web")))
+    assert "--server" not in fake.calls[-1]
+
+
+def test_two_accounts_for_the_ca_pin_the_lineages_account_and_drop_the_server_flag(config):
+    """Several accounts for the CA: certbot ignores `account` under --server and asks; the conf's
+    account is kept and the renew runs without --server (dry runs name it with --account)."""
+    account(config, SERVER, "acc-two")
+    lineage(config, "a.example", {**APACHE, "account": "acc-two"})
+    (decision,) = tree.inspect(config).decisions
+    assert decision.pinned_account == "acc-two"
+    assert "account" not in {e.key for e in decision.edits}
+    fake = FakeCertbot()
+    assert run_cycle(config, fake, FakeControl(container("web"))).ok
+    assert "--server" not in fake.calls[-1]
+    dry = FakeCertbot()
+    run_cycle(config, dry, FakeControl(container("web")), dry_run=True)
+    assert value_after(dry.calls[-1], "--account") == "acc-two"
+    assert value_after(dry.calls[-1], "--cert-name") == "a.example"
+
+
+def test_a_conf_without_account_among_two_gets_one_named(config):
+    """No `account` saved and two for the CA: certbot would have to ask; one is named."""
+    account(config, SERVER, "acc-two")
+    lineage(config, "a.example", {k: v for k, v in APACHE.items() if k != "account"})
+    (decision,) = tree.inspect(config).decisions
+    assert decision.pinned_account == "acc-le"
+    assert any("2 accounts exist" in c for c in decision.changes)
+
+
+LE = "https://acme-v02.api.letsencrypt.org/directory"
+LE_V1 = "https://acme-v01.api.letsencrypt.org/directory"
+
+
+def test_acmev1_accounts_certbot_still_uses_are_kept(tmp_path):
+    """Accounts under acme-v01's directory are loaded by certbot for v02: the pin stays; with two
+    of them it is what makes the conf load, so it is pinned (no --server)."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example", ACME_SERVER="letsencrypt")
+    account(config, LE_V1, "old-one")
+    lineage(config, "a.example", {**APACHE, "server": LE, "account": "old-one"})
+    (decision,) = tree.inspect(config).decisions
+    assert "account" not in {e.key for e in decision.edits}
+    assert decision.pinned_account is None
+    account(config, LE_V1, "old-two")
+    (decision,) = tree.inspect(config).decisions
+    assert "account" not in {e.key for e in decision.edits}
+    assert decision.pinned_account == "old-one"
+
+
+def _archive(config: Settings, name: str) -> Path:
+    return config.config_dir / "archive" / name
+
+
+def _live(config: Settings, name: str) -> Path:
+    return config.config_dir / "live" / name
+
+
+def test_unnumbered_archive_files_are_copied_to_numbered_ones_and_relinked(config):
+    """cert.pem instead of cert1.pem (certbot fails the lineage at every run): numbered copies
+    made, the live links point there, the originals kept; --check changes nothing."""
+    lineage(config, "a.example", APACHE)
+    for kind in ("cert", "privkey", "chain", "fullchain"):
+        (_archive(config, "a.example") / f"{kind}1.pem").rename(
+            _archive(config, "a.example") / f"{kind}.pem"
+        )
+        link = _live(config, "a.example") / f"{kind}.pem"
+        link.unlink()
+        link.symlink_to(f"../../archive/a.example/{kind}.pem")
+    text = tree.adopt_command(config, check=True)
+    assert "not numbered" in text
+    assert "files of 1 lineage(s) repaired" in text
+    assert (_live(config, "a.example") / "cert.pem").readlink().name == "cert.pem"
+    tree.adopt_command(config, check=False)
+    for kind in ("cert", "privkey", "chain", "fullchain"):
+        link = _live(config, "a.example") / f"{kind}.pem"
+        assert str(link.readlink()) == f"../../archive/a.example/{kind}1.pem"
+        assert (_archive(config, "a.example") / f"{kind}.pem").exists()
+    assert stat.S_IMODE((_archive(config, "a.example") / "privkey1.pem").stat().st_mode) == 0o600
+    (decision,) = tree.inspect(config).decisions
+    assert decision.repairs == ()
+    assert decision.renewable
+
+
+def test_plain_files_in_live_become_archive_versions_and_symlinks(config):
+    """A copied tree (live/ files, not symlinks; certbot skips it): each file's bytes become a
+    new archive version, the file is kept as a backup, live/ links are relative."""
+    lineage(config, "a.example", APACHE)
+    pem = (_live(config, "a.example") / "cert.pem").read_bytes()
+    for kind in ("cert", "privkey", "chain", "fullchain"):
+        link = _live(config, "a.example") / f"{kind}.pem"
+        data = link.read_bytes()
+        link.unlink()
+        link.write_bytes(data)
+    (decision,) = tree.inspect(config).decisions
+    assert decision.renewable
+    assert any("is a file, not a symlink" in p for p in decision.problems)
+    tree.apply(config, tree.inspect(config), now=NOW)
+    link = _live(config, "a.example") / "cert.pem"
+    assert str(link.readlink()) == "../../archive/a.example/cert2.pem"
+    assert link.read_bytes() == pem
+    assert (_live(config, "a.example") / "cert.pem.sidecar-backup-20250312T101500Z").exists()
+
+
+def test_an_empty_private_key_is_not_called_renewable(config):
+    """A 0-byte key: `cannot`, with what is wrong and how to repair it; nothing changed."""
+    lineage(config, "a.example", APACHE)
+    (_archive(config, "a.example") / "privkey1.pem").write_bytes(b"")
+    (decision,) = tree.inspect(config).decisions
+    assert decision.action == "cannot"
+    assert "private key) is empty" in decision.does
+    assert "--force-renewal" in decision.does
+    assert decision.edits == ()
+    assert decision.repairs == ()
+
+
+def test_a_live_link_from_another_machine_is_relinked_to_the_same_archive_file(config):
+    """An absolute link to /srv/letsencrypt/... (broken here) whose file the archive holds."""
+    lineage(config, "a.example", APACHE)
+    link = _live(config, "a.example") / "fullchain.pem"
+    link.unlink()
+    link.symlink_to("/srv/letsencrypt/archive/a.example/fullchain1.pem")
+    (decision,) = tree.inspect(config).decisions
+    assert decision.renewable
+    tree.apply(config, tree.inspect(config), now=NOW)
+    assert str(link.readlink()) == "../../archive/a.example/fullchain1.pem"
+
+
+def test_absolute_links_that_resolve_are_reported_and_made_relative(config):
+    """README: absolute live/ links are reported even when they resolve; made relative."""
+    lineage(config, "a.example", APACHE)
+    link = _live(config, "a.example") / "chain.pem"
+    link.unlink()
+    link.symlink_to(_archive(config, "a.example") / "chain1.pem")
+    assert any("is an absolute symlink" in f for f in tree.inspect(config).findings)
+    tree.apply(config, tree.inspect(config), now=NOW)
+    assert str(link.readlink()) == "../../archive/a.example/chain1.pem"
+
+
+def test_a_renamed_conf_follows_its_own_paths_as_certbot_does(config):
+    """renewal/a.example.conf naming live/other.example: renewable, its certificate read there,
+    live/other.example not reported as orphan, paths not rewritten."""
+    conf = lineage(config, "other.example", APACHE)
+    conf = conf.rename(conf.with_name("a.example.conf"))
+    adoption = tree.inspect(config)
+    (decision,) = adoption.decisions
+    assert decision.name == "a.example"
+    assert decision.renewable, decision.does
+    assert decision.names == ("other.example",)
+    assert not {"cert", "archive_dir"} & {e.key for e in decision.edits}
+    assert not any("has no renewal conf" in f for f in adoption.findings)
+    assert lineages.read(config.config_dir, "a.example").cert is not None
+
+
+@pytest.mark.parametrize(
+    ("hook", "kept"),
+    [
+        ('bash -c "systemctl reload nginx"', False),
+        ("sh -c 'cp a b && nginx -s reload'", False),
+        ("sudo -u www-data systemctl reload php-fpm", False),
+        ("env FOO=1 timeout 10 sh -c 'sh'", True),
+    ],
+)
+def test_hooks_are_judged_by_the_command_that_would_run(config, hook, kept):
+    """A wrapper (`bash -c`, `sudo -u x`, `env`, `timeout`) does not hide a host tool."""
+    lineage(config, "a.example", {**APACHE, "renew_hook": hook})
+    (decision,) = tree.inspect(config).decisions
+    removed = [c for c in decision.changes if c.startswith("renew_hook")]
+    assert bool(removed) != kept, decision.changes
+    if removed:
+        assert "manages the host's services" in removed[0], removed
+
+
+def test_a_conf_without_installer_gets_the_sidecars(config):
+    """README: adopted confs end up with `installer = sidecar`, saved without one too."""
+    lineage(config, "a.example", {**APACHE, "installer": "None"})
+    tree.apply(config, tree.inspect(config), now=NOW)
+    saved = configobj.ConfigObj(str(config.config_dir / "renewal" / "a.example.conf"))
+    assert saved["renewalparams"]["installer"] == installer(config)
+
+
+def test_the_daemons_cycle_goes_on_past_a_conf_certbot_cannot_read(config):
+    """certbot renew exits 1 over the undecodable conf alone: the cycle renews the others and is
+    not failed for it (the adoption reports that lineage at every cycle)."""
+    lineage(config, "a.example", APACHE, names=("a.example",))
+    bad = lineage(config, "old.example", APACHE, names=("old.example",))
+    bad.write_bytes(b"# \xe9\n" + bad.read_bytes())
+    tail = ("Renewal configuration file old.example.conf produced an unexpected error",
+            "0 renew failure(s), 1 parse failure(s)")  # fmt: skip
+    fake = FakeCertbot(lambda _args: CertbotResult(1, timed_out=False, tail=tail))
+    result = run_cycle(config, fake, FakeControl(container("web")))
+    assert result.ok, result.errors
+    assert fake.commands == ["renew"]

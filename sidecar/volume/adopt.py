@@ -8,7 +8,11 @@ it, and all lineages on the sidecar's authenticator share one app outage.
 
 - A lineage saved with an authenticator that cannot work in the container (apache, nginx,
   standalone — the app holds port 80 —, webroot with a path missing here, manual without a usable
-  auth hook, a plugin not installed) is renewed the sidecar's way: authenticator `sidecar`.
+  auth hook, a plugin not installed) is renewed the sidecar's way: authenticator `sidecar`, or
+  with CHALLENGE=dns the sidecar's DNS plugin and DNS_CREDENTIALS.
+- A DNS plugin lineage (`dns-cloudflare`) keeps its plugin and credentials when the plugin is in
+  the image and the credentials file is here; otherwise the finding names the extra to build and
+  the path to mount (a wildcard cannot move to HTTP-01).
 - Installers (apache, nginx, ...) configure a web server that is not here: `installer = null`.
 - Hooks whose command cannot run here (not found, or a host service manager such as `systemctl`)
   are removed; the post-hook is the sidecar's.

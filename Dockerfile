@@ -5,7 +5,9 @@ ARG BASE_IMAGE=python:3.13-slim
 
 FROM ${BASE_IMAGE} AS build
 ARG UV_VERSION=0.13.9
-# Optional extras, e.g. EXTRAS=alerts for apprise (ALERT_URLS): 20 MB more.
+# Optional extras, comma- or space-separated: alerts (apprise, for ALERT_URLS: 20 MB more), and
+# certbot's DNS plugins as dns-<plugin> (dns-rfc2136, dns-cloudflare, dns-route53, ... see
+# pyproject.toml), e.g. EXTRAS="alerts,dns-rfc2136". The default image has none.
 ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
@@ -18,8 +20,9 @@ RUN apt-get update -qq \
 WORKDIR /src
 # Dependencies first, exactly as locked (hashes checked), so code changes reuse this layer.
 COPY pyproject.toml uv.lock README.md ./
-RUN /opt/uv/bin/uv export --frozen --no-dev --no-emit-project --no-header \
-    ${EXTRAS:+--extra "$EXTRAS"} -o /tmp/requirements.txt \
+RUN set -f && extras=$(for e in $(echo "$EXTRAS" | tr ',' ' '); do echo --extra "$e"; done) \
+ && /opt/uv/bin/uv export --frozen --no-dev --no-emit-project --no-header $extras \
+    -o /tmp/requirements.txt \
  && python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --quiet --no-deps --require-hashes -r /tmp/requirements.txt
 COPY sidecar ./sidecar

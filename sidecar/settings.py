@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -20,6 +22,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sidecar.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -34,22 +39,28 @@ _LINEAGE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9._-]+)):(?P<port>\d+)$")
 
 
+WILDCARD = "*."
+
+
 @dataclass(frozen=True, slots=True)
 class CertSpec:
-    """One certificate: its lineage name (the first domain) and all its names."""
+    """One certificate: its lineage name (the first domain, without `*.`) and all its names."""
 
     name: str
     domains: tuple[str, ...]
 
+    @property
+    def wildcards(self) -> tuple[str, ...]:
+        return tuple(d for d in self.domains if d.startswith(WILDCARD))
+
 
 def check_domain(name: str) -> str:
-    """Return the lower-cased name, or raise ValueError saying why it is not usable."""
+    """Return the lower-cased name, or raise ValueError saying why it is not usable. A wildcard
+    (`*.example.com`) passes here; only CHALLENGE=dns may ask for one (Settings checks)."""
     domain = name.strip().lower().rstrip(".")
     if not domain.isascii():
         raise ValueError(_not_ascii(name.strip()))
-    if domain.startswith("*."):
-        raise ValueError(f"{name!r}: wildcards need a DNS-01 challenge; HTTP-01 cannot issue them")
-    labels = domain.split(".")
+    labels = domain.removeprefix(WILDCARD).split(".")
     if len(domain) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):  # noqa: PLR2004
         raise ValueError(f"{name!r} is not a valid domain name")
     if labels[-1].isdigit():
@@ -78,7 +89,8 @@ def _not_ascii(name: str) -> str:
 
 
 def parse_domains(raw: str) -> tuple[CertSpec, ...]:
-    """`a.com,www.a.com;b.com` -> two certificates, named after their first domain."""
+    """`a.com,www.a.com;b.com` -> two certificates, named after their first domain (certbot's
+    own name for a wildcard first: `*.a.com,a.com` is lineage `a.com`)."""
     specs: list[CertSpec] = []
     seen: set[str] = set()
     for group in raw.split(";"):
@@ -88,10 +100,28 @@ def parse_domains(raw: str) -> tuple[CertSpec, ...]:
         if dup := seen.intersection(names):
             raise ValueError(f"{min(dup)!r} is listed in two certificates")
         seen.update(names)
-        specs.append(CertSpec(names[0], names))
+        spec = CertSpec(names[0].removeprefix(WILDCARD), names)
+        _check_wildcards(spec)
+        if twin := next((s for s in specs if s.name == spec.name), None):
+            raise ValueError(
+                f"{twin.domains[0]!r} and {names[0]!r} would both be lineage {spec.name}; "
+                f"list them in one certificate ({twin.domains[0]},{names[0]})"
+            )
+        specs.append(spec)
     if not specs:
         raise ValueError("no domain names given (example: DOMAINS=example.com,www.example.com)")
     return tuple(specs)
+
+
+def _check_wildcards(spec: CertSpec) -> None:
+    """The CA refuses a certificate naming both `*.a.com` and a name it covers (`www.a.com`)."""
+    for wildcard in spec.wildcards:
+        base = wildcard.removeprefix(WILDCARD)
+        if covered := [d for d in spec.domains if d != wildcard and d.split(".", 1)[-1] == base]:
+            raise ValueError(
+                f"{covered[0]!r} is covered by {wildcard!r}; the CA rejects both in one "
+                "certificate, keep one"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +183,73 @@ def names_allowed(profile: str | None) -> int:
     return SHORT_PROFILES.get((profile or "").strip().lower(), MAX_NAMES)
 
 
+@dataclass(frozen=True, slots=True)
+class DnsPlugin:
+    """What one of certbot's DNS plugins (`certbot-dns-NAME`, extra `dns-NAME`) takes.
+
+    `credentials`: `file` (`--dns-NAME-credentials`, required), `optional` (google: a service
+    account file, else the machine's own credentials), or `aws` (route53 has no such option: the
+    file is AWS's shared credentials file, else AWS_* variables or the instance's role).
+    `propagation`: whether it takes `--dns-NAME-propagation-seconds` (route53 waits for Route 53
+    itself)."""
+
+    credentials: Literal["file", "optional", "aws"] = "file"
+    propagation: bool = True
+
+
+# certbot's own DNS plugins, each an image extra (pyproject.toml; tests check they agree).
+DNS_PLUGINS = {
+    "cloudflare": DnsPlugin(),
+    "digitalocean": DnsPlugin(),
+    "dnsimple": DnsPlugin(),
+    "dnsmadeeasy": DnsPlugin(),
+    "gehirn": DnsPlugin(),
+    "google": DnsPlugin(credentials="optional"),
+    "linode": DnsPlugin(),
+    "luadns": DnsPlugin(),
+    "nsone": DnsPlugin(),
+    "ovh": DnsPlugin(),
+    "rfc2136": DnsPlugin(),
+    "route53": DnsPlugin(credentials="aws", propagation=False),
+    "sakuracloud": DnsPlugin(),
+}
+OTHER_DNS_PLUGIN = DnsPlugin(credentials="optional")  # another `dns-NAME` plugin installed here
+AWS_CREDENTIALS_ENV = "AWS_SHARED_CREDENTIALS_FILE"  # where boto3 (route53) finds its file
+
+
+def installed_plugins() -> frozenset[str]:
+    """certbot plugins installed next to the sidecar (its `certbot.plugins` entry points)."""
+    return frozenset(e.name for e in entry_points(group="certbot.plugins"))
+
+
+def dns_plugin_problem(plugin: str, installed: Collection[str]) -> str | None:
+    """Why DNS plugin `plugin` (`cloudflare`) cannot run where `installed` are the certbot
+    plugins, naming the extra to build with; None when it can."""
+    if f"dns-{plugin}" in installed:
+        return None
+    if plugin in DNS_PLUGINS:
+        return (
+            f"the dns-{plugin} plugin is not in this image; build it with "
+            f"--build-arg EXTRAS=dns-{plugin}"
+        )
+    return (
+        f"dns-{plugin} is none of certbot's DNS plugins ({', '.join(DNS_PLUGINS)}; each is "
+        "built in with EXTRAS=dns-NAME), and not installed in this image"
+    )
+
+
+def others_may_read(path: Path) -> str | None:
+    """Why a secret file is refused: any permission for other users (certbot itself only warns),
+    or None."""
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o007:
+        return None
+    return (
+        f"{str(path)!r} is open to other users (mode {mode:04o}); make it 0600 "
+        "(chmod 600, or mode: 0400 for a Docker secret)"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting comes from the environment variable of the same name, upper-cased."""
 
@@ -168,8 +265,11 @@ class Settings(BaseSettings):
     start_timeout: Duration = 120.0
     http01_port: int = Field(80, ge=1, le=65535)
     http01_address: str = ""
-    challenge: Literal["standalone", "webroot"] = "standalone"
+    challenge: Literal["standalone", "webroot", "dns"] = "standalone"
     webroot_path: Path | None = None
+    dns_plugin: str | None = None
+    dns_credentials: Path | None = None
+    dns_propagation: Duration | None = None
     reload_signal: str | None = None
     key_type: Literal["ecdsa", "rsa"] = "ecdsa"
     elliptic_curve: Literal["secp256r1", "secp384r1", "secp521r1"] = "secp256r1"
@@ -222,6 +322,18 @@ class Settings(BaseSettings):
         """Where CHALLENGE=webroot puts challenge files (the app serves them; on the volume)."""
         return self.webroot_path or self.config_dir / "webroot"
 
+    @property
+    def dns(self) -> DnsPlugin | None:
+        """The DNS plugin's facts with CHALLENGE=dns, else None."""
+        if self.challenge != "dns" or not self.dns_plugin:
+            return None
+        return DNS_PLUGINS.get(self.dns_plugin, OTHER_DNS_PLUGIN)
+
+    @property
+    def dns_authenticator(self) -> str | None:
+        """certbot's name of the DNS plugin (`dns-rfc2136`) with CHALLENGE=dns, else None."""
+        return f"dns-{self.dns_plugin}" if self.dns else None
+
     @field_validator("domains", mode="before")
     @classmethod
     def _domains(cls, raw: object) -> tuple[CertSpec, ...]:
@@ -244,12 +356,28 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an e-mail address")
         return value or None
 
-    @field_validator("acme_ca_bundle", "eab_hmac_key_file")
+    @field_validator("acme_ca_bundle", "eab_hmac_key_file", "dns_credentials")
     @classmethod
-    def _readable_file(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
+    def _readable_file(cls, path: Path | None, info: Any) -> Path | None:  # noqa: ANN401
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             raise ValueError(f"{str(path)!r} is not a readable file")
+        if path is not None and info.field_name == "dns_credentials":
+            if why := others_may_read(path):
+                raise ValueError(why)
+            return path.absolute()  # as certbot saves it in the renewal conf
         return path
+
+    @field_validator("dns_credentials", mode="before")
+    @classmethod
+    def _optional_path(cls, raw: object) -> object:
+        return None if isinstance(raw, str) and not raw.strip() else raw
+
+    @field_validator("dns_plugin")
+    @classmethod
+    def _plugin_name(cls, raw: str | None) -> str | None:
+        """`rfc2136`, `dns-rfc2136` or `certbot-dns-rfc2136` -> `rfc2136`."""
+        name = (raw or "").strip().lower().removeprefix("certbot-").removeprefix("dns-")
+        return name or None
 
     @field_validator("app_containers", mode="before")
     @classmethod
@@ -274,6 +402,7 @@ class Settings(BaseSettings):
         "check_jitter",
         "renew_before_expiry",
         "certbot_timeout",
+        "dns_propagation",
         mode="before",
     )
     @classmethod
@@ -378,6 +507,41 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _wildcards_need_dns(self) -> Settings:
+        wild = [w for spec in self.domains for w in spec.wildcards]
+        if wild and self.challenge != "dns":
+            raise ValueError(
+                f"DOMAINS: {wild[0]!r} is a wildcard: only CHALLENGE=dns (DNS-01) can obtain it, "
+                f"HTTP-01 (CHALLENGE={self.challenge}) cannot"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dns_challenge(self) -> Settings:
+        if self.challenge != "dns":
+            if self.dns_plugin:
+                raise ValueError(f"DNS_PLUGIN: set CHALLENGE=dns to use it (not {self.challenge})")
+            return self
+        if not self.dns_plugin:
+            raise ValueError(
+                f"DNS_PLUGIN is required with CHALLENGE=dns (one of {', '.join(DNS_PLUGINS)})"
+            )
+        if why := dns_plugin_problem(self.dns_plugin, installed_plugins()):
+            raise ValueError(f"DNS_PLUGIN: {why}")
+        plugin = DNS_PLUGINS.get(self.dns_plugin, OTHER_DNS_PLUGIN)
+        if plugin.credentials == "file" and self.dns_credentials is None:
+            raise ValueError(
+                f"DNS_CREDENTIALS is required with DNS_PLUGIN={self.dns_plugin}: the file of "
+                f"credentials the plugin reads (README: DNS-01)"
+            )
+        if self.dns_propagation is not None and not plugin.propagation:
+            raise ValueError(
+                f"DNS_PROPAGATION: the {self.dns_plugin} plugin waits for the change itself and "
+                "takes no propagation time"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _ports_apart(self) -> Settings:
         if self.metrics_port is not None and self.metrics_port == self.http01_port:
             raise ValueError("METRICS_PORT: must differ from HTTP01_PORT (the challenge port)")
@@ -396,8 +560,12 @@ class Settings(BaseSettings):
 
     @property
     def acme_env(self) -> dict[str, str]:
-        """Environment for certbot: trust ACME_CA_BUNDLE when one is given."""
-        return {"REQUESTS_CA_BUNDLE": str(self.acme_ca_bundle)} if self.acme_ca_bundle else {}
+        """Environment for certbot: trust ACME_CA_BUNDLE when one is given; route53 reads
+        DNS_CREDENTIALS as AWS's shared credentials file."""
+        env = {"REQUESTS_CA_BUNDLE": str(self.acme_ca_bundle)} if self.acme_ca_bundle else {}
+        if self.dns and self.dns.credentials == "aws" and self.dns_credentials:
+            env[AWS_CREDENTIALS_ENV] = str(self.dns_credentials)
+        return env
 
     @property
     def state_dir(self) -> Path:

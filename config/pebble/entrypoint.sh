@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs pebble-challtestsrv (mock DNS answering every name with 127.0.0.1) and
 # Pebble (test ACME CA) side by side. Meant for `network_mode: host`.
+# With PEBBLE_DNS_SERVER=ADDRESS:PORT, Pebble resolves through that DNS server instead (e.g. the
+# bind9 of config/dns, for dns-01) and pebble-challtestsrv is not started.
 # `entrypoint.sh healthcheck` exits 0 once the ACME directory answers.
 set -euo pipefail
 
@@ -10,6 +12,7 @@ set -euo pipefail
 : "${PEBBLE_TLS_PORT:=443}"                         # port the VA dials for tls-alpn-01
 : "${PEBBLE_DNS:=127.0.0.1:8053}"                   # challtestsrv mock DNS
 : "${PEBBLE_CHALLTEST_MANAGEMENT:=127.0.0.1:8055}"  # challtestsrv management API (HTTP)
+: "${PEBBLE_DNS_SERVER:=}"                          # an external DNS server: no challtestsrv
 : "${PEBBLE_VALIDITY_SECONDS:=7776000}"             # lifetime of issued certificates
 : "${PEBBLE_CA_DIR:=/pebble-ca}"                    # where ca.pem (trust for the API) is published
 : "${PEBBLE_STATE_DIR:=/run/pebble}"
@@ -66,20 +69,25 @@ cat >pebble-config.json <<EOF
   }
 }
 EOF
+dns=${PEBBLE_DNS_SERVER:-$PEBBLE_DNS}
 echo "pebble-entrypoint: ACME directory https://$PEBBLE_LISTEN/dir, CA cert $PEBBLE_CA_DIR/ca.pem," \
-  "http-01 port $PEBBLE_HTTP_PORT, DNS $PEBBLE_DNS, validity ${PEBBLE_VALIDITY_SECONDS}s"
+  "http-01 port $PEBBLE_HTTP_PORT, DNS $dns${PEBBLE_DNS_SERVER:+ (external)}," \
+  "validity ${PEBBLE_VALIDITY_SECONDS}s"
 
-pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "$PEBBLE_DNS" \
-  -http01 "" -https01 "" -tlsalpn01 "" -doh "" -management "$PEBBLE_CHALLTEST_MANAGEMENT" &
-challtest=$!
-pebble -config pebble-config.json -dnsserver "$PEBBLE_DNS" &
-pebble=$!
+pids=()
+if [[ -z "$PEBBLE_DNS_SERVER" ]]; then
+  pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "$PEBBLE_DNS" \
+    -http01 "" -https01 "" -tlsalpn01 "" -doh "" -management "$PEBBLE_CHALLTEST_MANAGEMENT" &
+  pids+=($!)
+fi
+pebble -config pebble-config.json -dnsserver "$dns" &
+pids+=($!)
 
 stopping=0
-trap 'stopping=1; kill -TERM "$challtest" "$pebble" 2>/dev/null || true' TERM INT
+trap 'stopping=1; kill -TERM "${pids[@]}" 2>/dev/null || true' TERM INT
 status=0
 wait -n || status=$?   # returns when either process exits (or on SIGTERM)
-kill -TERM "$challtest" "$pebble" 2>/dev/null || true
+kill -TERM "${pids[@]}" 2>/dev/null || true
 wait || true
 if ((stopping)); then status=0; elif ((status == 0)); then status=1; fi  # an unasked exit is a failure
 echo "pebble-entrypoint: stopped (exit $status)"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sidecar.certbot.challenges import challenge_for
-from sidecar.volume.confs import AUTHENTICATOR, INSTALLER, POST_HOOK
+from sidecar.volume.confs import INSTALLER, POST_HOOK
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from sidecar.certbot.challenges import Challenge
     from sidecar.settings import CertSpec, Settings
     from sidecar.volume.adopt import Decision
 
@@ -84,65 +85,74 @@ def redact(argv: list[str]) -> list[str]:
     return ["***" if i > 0 and argv[i - 1] in _SECRET_FLAGS else arg for i, arg in enumerate(argv)]
 
 
-def needs_own_flags(decisions: Sequence[Decision], acme_server: str) -> bool:
+def needs_own_flags(decisions: Sequence[Decision]) -> bool:
     """True when some lineage must be renewed with values from its conf, not the sidecar's flags:
-    its own authenticator or CA, or an account it names among several (under `--server` certbot
-    ignores a conf's `account` and, finding several, asks which)."""
-    return any(
-        d.renewable
-        and (d.authenticator != AUTHENTICATOR or d.server != acme_server or d.pinned_account)
-        for d in decisions
-    )
+    its own authenticator, credentials or CA, or an account it names among several (under
+    `--server` certbot ignores a conf's `account` and, finding several, asks which)."""
+    return any(d.action == "own" or (d.renewable and d.pinned_account) for d in decisions)
 
 
 PER_LINEAGE_FLAGS = frozenset({"--server", "--authenticator", "--installer"})
 
 
-def renew_args_for(args: list[str], decisions: Sequence[Decision], acme_server: str) -> list[str]:
-    """`certbot renew` flags: without the per-lineage ones when some lineage needs its own.
-
-    Every conf already names its authenticator, installer and server (certonly saved them, the
-    adoption rewrote the rest), so dropping the flags changes nothing for the sidecar's lineages
-    and lets the others keep theirs, all in one certbot run (one app outage). A dry run keeps the
-    flags: certbot would send every lineage to Let's Encrypt staging without `--server`.
-    """
-    if "--dry-run" in args or not needs_own_flags(decisions, acme_server):
-        return args
+def without_lineage_flags(args: list[str]) -> list[str]:
+    """`args` without the flags certbot saves per lineage (and writes back after a renewal):
+    `--server`, `--installer`, `--authenticator` and that authenticator's own options
+    (`--webroot-path`, `--dns-rfc2136-credentials`, ...)."""
+    auth = args[args.index("--authenticator") + 1] if "--authenticator" in args else None
+    own = f"--{auth}-" if auth else None
     out: list[str] = []
     skip = False
     for arg in args:
         if skip:
             skip = False
-        elif arg in PER_LINEAGE_FLAGS:
+        elif arg in PER_LINEAGE_FLAGS or (own and arg.startswith(own)):
             skip = True
         else:
             out.append(arg)
     return out
 
 
-def renew_runs(args: list[str], decisions: Sequence[Decision], acme_server: str) -> list[list[str]]:
-    """The `certbot renew` runs of a cycle: one, unless forced with ignored lineages present, or
-    a dry run with a lineage whose account must be named.
+def renew_runs(
+    args: list[str], decisions: Sequence[Decision], challenge: Challenge | None = None
+) -> list[list[str]]:
+    """The `certbot renew` runs of a cycle (`args` carry the sidecar's flags).
 
-    `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
-    renewal with IGNORE_LINEAGES in effect renews the other lineages one by one (`--cert-name`),
-    each with the flags it needs. A dry run keeps `--server`, under which certbot ignores every
-    conf's `account`: there each lineage runs on its own, a pinned one with `--account`. That
-    costs one app outage per lineage, on a manual command only.
+    One run for all lineages: with the sidecar's flags while each is renewed the sidecar's way;
+    without the per-lineage flags when some lineage keeps its own authenticator, credentials, CA
+    or pinned account (every conf names its own: certonly saved them, the adoption rewrote the
+    rest), still one run, so certificates due together share one app outage. One run per lineage
+    (`--cert-name`), each with the flags it needs, where one run cannot serve them all:
+
+    - a dry run must name each lineage's CA (without `--server` certbot sends every lineage to
+      Let's Encrypt staging, and under it ignores a conf's `account`: a pinned one is named with
+      `--account`) and give only the sidecar's lineages the sidecar's authenticator;
+    - with DNS-01 (no outage to share) the sidecar's lineages get the current DNS_* settings
+      while the others keep their own plugin and credentials (a flag would overwrite them);
+    - `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
+      renewal with IGNORE_LINEAGES in effect renews the others one by one.
+
+    In standalone mode that costs one app outage per lineage, on a manual command only.
     """
-    dry_pinned = "--dry-run" in args and any(d.renewable and d.pinned_account for d in decisions)
     forced = "--force-renewal" in args and any(d.action == "ignore" for d in decisions)
-    if not (forced or dry_pinned):
-        return [renew_args_for(args, decisions, acme_server)]
+    if not (forced or needs_own_flags(decisions)):
+        return [args]
+    dns = challenge is not None and challenge.name == "dns"
+    dry = "--dry-run" in args
+    if not (forced or dry or dns):
+        return [without_lineage_flags(args)]
     return [
-        [*renew_args_for(args, [d], acme_server), "--cert-name", d.name, *_account(d, args)]
+        _lineage_run(args, d, dry=dry)
         for d in decisions
-        if d.action != "ignore" and (d.renewable or not dry_pinned)
+        if d.action != "ignore" and (d.renewable or not dry)
     ]
 
 
-def _account(decision: Decision, args: list[str]) -> list[str]:
-    """`--account ID` where certbot would not take it from the conf (a dry run)."""
-    if decision.pinned_account and "--dry-run" in args:
-        return ["--account", decision.pinned_account]
-    return []
+def _lineage_run(args: list[str], decision: Decision, *, dry: bool) -> list[str]:
+    """One lineage's run: the sidecar's flags for its own lineages, none for the others (their
+    conf names them), but on a dry run the lineage's CA and pinned account."""
+    account = ["--account", decision.pinned_account] if decision.pinned_account and dry else []
+    if decision.action != "own" and (dry or not decision.pinned_account):
+        return [*args, "--cert-name", decision.name, *account]
+    server = ["--server", decision.server] if dry and decision.server else []
+    return [*without_lineage_flags(args), *server, "--cert-name", decision.name, *account]

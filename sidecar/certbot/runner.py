@@ -41,6 +41,7 @@ _SEPARATOR = re.compile(r"^[- ]+$")
 _NOISE = re.compile(
     r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
 )
+_RECOVERY = "Encountered exception during recovery"
 _HOOK_OUTPUT = re.compile(r"^Hook '[a-z-]+' (ran with error output|reported output):")
 
 
@@ -59,6 +60,8 @@ class CertbotResult:
         """certbot's most telling output lines, for one error line."""
         lines = [ln.strip() for ln in self.tail if not _NOISE.match(ln)]
         errors = [ln for ln in lines if "error" in ln.lower()]
+        # a cleanup's failure (certbot's "recovery") follows from the first one: named only alone
+        errors = [ln for ln in errors if not ln.startswith(_RECOVERY)] or errors
         return " | ".join(dict.fromkeys(errors[-2:] or lines[-2:]))
 
 

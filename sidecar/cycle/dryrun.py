@@ -1,8 +1,10 @@
 """`sidecar renew --dry-run`: the whole path except issuing a real certificate, and a report.
 
-Each step is checked on the real parts — Docker access, finding the targets, stopping them, the
-challenge port free, the challenge answered by the CA's test mode (certbot --dry-run, nothing
-saved), the app started again and answering — and reported as ok, failed or skipped.
+Each step is checked on the real parts — Docker access, finding the targets, with CHALLENGE=dns
+the DNS plugin (it loads, takes its credentials, adds and removes a TXT record), stopping the
+targets, the challenge port free, the challenge answered by the CA's test mode (certbot
+--dry-run, nothing saved), the app started again and answering — and reported as ok, failed or
+skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from datetime import datetime
 
+    from sidecar.certbot.challenges import Challenge
     from sidecar.cycle.run import Certbot
     from sidecar.settings import Settings
     from sidecar.targets.base import Target, TargetControl
@@ -80,18 +83,22 @@ def stop_and_start_steps(
     *,
     port: int,
     ca: str,
-    stops_app: bool = True,
+    challenge: Challenge | None = None,
 ) -> list[Step]:
-    """Pure: what the cycle did to the targets and the CA, from the containers before and after.
+    """Pure: what the cycle did to the targets and the CA, from the containers before and after
+    (`challenge`: the sidecar's; standalone when None).
 
     A target stopped in the dry run has a Docker `FinishedAt` after it began.
     """
     stopped = [t for t in running if (a := after.get(t.id)) and a.finished_at >= began_at]
+    dns = challenge is not None and challenge.name == "dns"
     return [
-        _stop_step(running, stopped, result)
-        if stops_app
-        else Step("stop", SKIPPED, "not needed: the app answers the challenge itself"),
-        _port_step(running, stopped, result, port),
+        Step("stop", SKIPPED, f"not needed: {challenge.answered}")
+        if challenge is not None and not challenge.stops_app
+        else _stop_step(running, stopped, result),
+        Step("port", SKIPPED, "not needed: DNS-01 binds no port")
+        if dns
+        else _port_step(running, stopped, result, port),
         Step("challenge", OK, f"{ca} validated the challenge (dry run: nothing was saved)")
         if result.ok
         else Step("challenge", FAILED, "; ".join(result.errors) or "failed"),
@@ -165,12 +172,38 @@ STEPS = (
     "start",
     "answering",
 )
+DNS_STEPS = ("plugin", "credentials", "record")  # after `targets`, with CHALLENGE=dns
 
 
-def _skip_rest(steps: list[Step], reason: str) -> Report:
+def steps_for(config: Settings) -> tuple[str, ...]:
+    if config.challenge != "dns":
+        return STEPS
+    at = STEPS.index("targets") + 1
+    return (*STEPS[:at], *DNS_STEPS, *STEPS[at:])
+
+
+def _skip_rest(steps: list[Step], reason: str, names: Sequence[str] = STEPS) -> Report:
     done = {s.name for s in steps}
-    steps += [Step(name, SKIPPED, reason) for name in STEPS if name not in done]
+    steps += [Step(name, SKIPPED, reason) for name in names if name not in done]
     return Report(tuple(steps))
+
+
+def dns_steps(config: Settings, steps: list[Step]) -> bool:
+    """CHALLENGE=dns: the plugin loads, takes DNS_CREDENTIALS, and adds and removes a TXT record
+    for each certificate, before certbot and the CA are asked; False when a step failed."""
+    # certbot's own machinery, loaded only here: the daemon's process never needs it
+    from sidecar.certbot.dnscheck import DnsPluginCheck  # noqa: PLC0415
+
+    check = DnsPluginCheck(config)
+
+    def record() -> str:
+        return "; ".join(check.record(spec.domains[0]) for spec in config.domains)
+
+    return (
+        _gate(steps, "plugin", check.load)
+        and _gate(steps, "credentials", check.credentials)
+        and _gate(steps, "record", record)
+    )
 
 
 def _gate(steps: list[Step], name: str, check: Callable[[], str]) -> bool:
@@ -212,19 +245,24 @@ def run(
     fine = all([_gate(steps, "volume", writable), _gate(steps, "tree", tree)])
     fine = _gate(steps, "acme", acme) and fine
     if not _gate(steps, "docker", docker):
-        return _finish(_skip_rest(steps, "not run: no Docker access"))
+        return _finish(_skip_rest(steps, "not run: no Docker access", steps_for(config)))
     control = controls[0]
     try:
         targets = control.targets()
     except SidecarError as error:
         steps.append(Step("targets", FAILED, str(error)))
-        return _finish(_skip_rest(steps, "not run: the app containers were not found"))
+        return _finish(
+            _skip_rest(steps, "not run: the app containers were not found", steps_for(config))
+        )
     running = [t for t in targets if t.running]
     idle = [t for t in targets if not t.running]
     found = _names(running) + (f" (not running: {_names(idle)})" if idle else "")
     steps.append(Step("targets", OK if targets else FAILED, found or "no container matches"))
+    names = steps_for(config)
     if not fine:
-        return _finish(_skip_rest(steps, "not run: an earlier step failed"))
+        return _finish(_skip_rest(steps, "not run: an earlier step failed", names))
+    if config.challenge == "dns" and not dns_steps(config, steps):
+        return _finish(_skip_rest(steps, "not run: the DNS plugin cannot answer", names))
     began_at = now_utc()
     try:
         result = run_cycle(config, certbot, control, dry_run=True)
@@ -239,7 +277,7 @@ def run(
         result,
         port=config.http01_port,
         ca=ca,
-        stops_app=challenge_for(config).stops_app,
+        challenge=challenge_for(config),
     )
     steps.append(answering_step(config))
     return _finish(Report(tuple(steps)))

@@ -12,6 +12,7 @@ from loguru import logger
 
 from sidecar import shutdown
 from sidecar.certbot.argv import certonly_args, eab_options, renew_args, renew_runs
+from sidecar.certbot.challenges import challenge_for
 from sidecar.certbot.failures import classify, only_parse_failures
 from sidecar.certbot.inside import EXPECTED_ENV
 from sidecar.cycle.plan import changed_lineages, configured, expected_renewals, plan_cycle
@@ -160,10 +161,10 @@ def _renew(
     renewable = {n: c for n, c in before.items() if n not in skipped}
     due = expected_renewals(renewable, now_utc(), config.renew_before, force=force)
     args = renew_args(config, force=force, dry_run=dry_run)
-    runs = renew_runs(args, adoption.decisions, config.acme_server)
+    runs = renew_runs(args, adoption.decisions, challenge_for(config))
     # confs certbot cannot load, outside DOMAINS: reported by the adoption, not this cycle's error
     unloadable = sum(d.parse_failure and not d.in_domains for d in adoption.decisions)
-    for run in runs:  # one, unless forced with IGNORE_LINEAGES in effect (or accounts pinned)
+    for run in runs:  # one, unless per lineage (a dry run, dns mode, forced with ignored ones)
         if shutdown.REQUEST.requested:
             return
         env = {EXPECTED_ENV: str(due if len(runs) == 1 else 1)}

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from loguru import logger
 
-from sidecar.settings import Endpoint
+from sidecar.settings import WILDCARD, Endpoint
 from sidecar.targets.reload import load_certificate
 from sidecar.volume import lineages
 from sidecar.volume.certs import CertInfo, parse_cert
@@ -114,6 +114,12 @@ def served_cert(endpoint: Endpoint, name: str, timeout: float = PROBE_TIMEOUT) -
 
 
 Probe = Callable[[Endpoint, str], CertInfo]
+WILDCARD_LABEL = "certbot-sidecar"  # the name probed for `*.example.com`: any it covers
+
+
+def probe_name(name: str) -> str:
+    """The SNI name to probe for `name`: a wildcard is probed with one name it covers."""
+    return f"{WILDCARD_LABEL}.{name[2:]}" if name.startswith(WILDCARD) else name
 
 
 def probe_all(
@@ -129,7 +135,7 @@ def probe_all(
         if cert is None:
             continue
         for endpoint in endpoints:
-            for name in spec.domains:
+            for name in map(probe_name, spec.domains):
                 try:
                     checks.append(compare(spec.name, endpoint, name, cert, probe(endpoint, name)))
                 except (OSError, ValueError) as error:

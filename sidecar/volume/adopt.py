@@ -8,7 +8,11 @@ it, and all lineages on the sidecar's authenticator share one app outage.
 
 - A lineage saved with an authenticator that cannot work in the container (apache, nginx,
   standalone — the app holds port 80 —, webroot with a path missing here, manual without a usable
-  auth hook, a plugin not installed) is renewed the sidecar's way: authenticator `sidecar`.
+  auth hook, a plugin not installed) is renewed the sidecar's way: authenticator `sidecar`, or
+  with CHALLENGE=dns the sidecar's DNS plugin and DNS_CREDENTIALS.
+- A DNS plugin lineage (`dns-cloudflare`) keeps its plugin and credentials when the plugin is in
+  the image and the credentials file is here; otherwise the finding names the extra to build and
+  the path to mount (a wildcard cannot move to HTTP-01).
 - Installers (apache, nginx, ...) configure a web server that is not here: `installer = null`.
 - Hooks whose command cannot run here (not found, or a host service manager such as `systemctl`)
   are removed; the post-hook is the sidecar's.
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from sidecar.logs import mask_command
-from sidecar.settings import LETSENCRYPT
+from sidecar.settings import LETSENCRYPT, dns_plugin_problem
 from sidecar.volume.accounts import Accounts
 from sidecar.volume.confs import AUTHENTICATOR, INSTALLER, PARAMS, POST_HOOK, TOP, Edit, quote
 from sidecar.volume.layout import Layout, Step
@@ -167,6 +171,10 @@ class Here:
     ignore_unlisted: bool = False
     plugins: frozenset[str] = frozenset({"sidecar", "standalone", "webroot", "manual", "null"})
     installer: str = INSTALLER  # the one the sidecar's own certbot runs pass (`--installer`)
+    # The sidecar's own authenticator: `sidecar` (HTTP-01), or with CHALLENGE=dns its DNS plugin
+    # (`dns-rfc2136`) and DNS_CREDENTIALS, as certbot saves them (`dns_rfc2136_credentials`).
+    authenticator: str = AUTHENTICATOR
+    credentials: str | None = None
     renew_before_expiry: float | None = None  # RENEW_BEFORE_EXPIRY, seconds
     exists: Callable[[str], bool] = lambda _path: False
     runnable: Callable[[str], bool] = lambda _command: False
@@ -366,6 +374,22 @@ _AUTH_CHECKS: dict[str, Callable[[Mapping[str, Any], Here], str | None]] = {
 }
 
 
+def credentials_key(plugin: str) -> str:
+    """Where certbot saves a DNS plugin's credentials file: `dns-ovh` -> `dns_ovh_credentials`."""
+    return plugin.replace("-", "_") + "_credentials"
+
+
+def _dns_problem(auth: str, params: Mapping[str, Any], here: Here) -> str | None:
+    """A DNS plugin lineage renews its own way when the plugin is in the image and the
+    credentials file it saved is there too."""
+    if why := dns_plugin_problem(auth.removeprefix("dns-"), here.plugins):
+        return why
+    path = _text(params.get(credentials_key(auth)))
+    if path and not here.exists(path):
+        return f"its credentials file {path} is not in the container (mount it at {path})"
+    return None
+
+
 def authenticator_problem(found: Found, here: Here) -> str | None:
     """Why the saved authenticator cannot renew this lineage in the container, or None."""
     auth = str(found.params.get("authenticator") or "")
@@ -373,15 +397,17 @@ def authenticator_problem(found: Found, here: Here) -> str | None:
         return "no authenticator saved (certbot skips such a lineage)"
     if check := _AUTH_CHECKS.get(auth):
         return check(found.params, here)
+    if auth.startswith("dns-"):
+        return _dns_problem(auth, found.params, here)
     return None if auth in here.plugins else f"the {auth} plugin is not installed in the container"
 
 
-def _http01_impossible(cert: CertInfo | None) -> str | None:
-    if cert is None:
-        return None
+def _http01_impossible(cert: CertInfo | None, here: Here) -> str | None:
+    if cert is None or here.authenticator != AUTHENTICATOR:
+        return None  # with CHALLENGE=dns the sidecar's own way answers DNS-01
     wild = [n for n in cert.names if n.startswith("*.")]
     if wild:
-        return f"{', '.join(wild)} needs a DNS-01 challenge, which the sidecar cannot answer"
+        return f"{', '.join(wild)} needs DNS-01, which the sidecar answers with CHALLENGE=dns"
     return None
 
 
@@ -534,14 +560,21 @@ def _authenticator_edits(found: Found, here: Here) -> tuple[list[Edit], str | No
     why_not = authenticator_problem(found, here)
     if not why_not:
         return [], str(params.get("authenticator"))
-    if impossible := _http01_impossible(found.cert):
-        raise ValueError(f"{why_not}, and {impossible}")
+    if impossible := _http01_impossible(found.cert, here):
+        raise ValueError(f"{why_not}; {impossible}")
     auth = str(params.get("authenticator") or "")
-    edits = [Edit(PARAMS, "authenticator", AUTHENTICATOR, why_not)]
-    edits += [Edit(PARAMS, k, None, f"an option of {auth}") for k in plugin_keys(params, auth)]
+    edits = [Edit(PARAMS, "authenticator", here.authenticator, why_not)]
+    ours = credentials_key(here.authenticator) if here.credentials else None
+    edits += [
+        Edit(PARAMS, k, None, f"an option of {auth}")
+        for k in plugin_keys(params, auth)
+        if k != ours
+    ]
+    if ours and here.credentials:
+        edits.append(Edit(PARAMS, ours, here.credentials, "DNS_CREDENTIALS"))
     if "pref_challs" in params:
-        edits.append(Edit(PARAMS, "pref_challs", None, "the sidecar answers HTTP-01"))
-    return edits, AUTHENTICATOR
+        edits.append(Edit(PARAMS, "pref_challs", None, "the sidecar chooses the challenge"))
+    return edits, here.authenticator
 
 
 def _installer_edits(found: Found, here: Here, removed: set[str]) -> list[Edit]:
@@ -586,10 +619,22 @@ def _renew_before_edits(found: Found, here: Here) -> list[Edit]:
     return [Edit(TOP, "renew_before_expiry", value, "RENEW_BEFORE_EXPIRY", comment=RENEW_MARK)]
 
 
-def _outcome(auth: str | None, server: str, here: Here) -> tuple[Action, str]:
-    if auth == AUTHENTICATOR and server == here.acme_server:
-        return "sidecar", "renewed the sidecar's way (authenticator sidecar, app stopped for it)"
-    if auth == AUTHENTICATOR:
+def _outcome(
+    auth: str | None, credentials: str | None, server: str, here: Here, in_domains: bool
+) -> tuple[Action, str]:
+    """The sidecar's way: its authenticator; with CHALLENGE=dns also its DNS plugin, for a
+    lineage in DOMAINS (DNS_CREDENTIALS apply) or saved with DNS_CREDENTIALS."""
+    ours = auth == AUTHENTICATOR or (
+        auth == here.authenticator and (in_domains or credentials == here.credentials)
+    )
+    way = (
+        "authenticator sidecar, app stopped for it"
+        if here.authenticator == AUTHENTICATOR
+        else f"{here.authenticator}, no stop"
+    )
+    if ours and server == here.acme_server:
+        return "sidecar", f"renewed the sidecar's way ({way})"
+    if ours:
         return "own", f"renewed the sidecar's way, at its own CA {server_label(server)}"
     return "own", f"renewed its own way: authenticator {auth}, CA {server_label(server)}"
 
@@ -659,7 +704,9 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
             f"{len(here.accounts(server).listed)} accounts exist for {server_label(server)}: "
             f"renewed with account {pinned} named (certbot would ask which otherwise)"
         )
-    action, does = _outcome(auth, server, here)
+    saved = {**found.params, **{e.key: e.value for e in edits}}
+    credentials = _text(saved.get(credentials_key(auth))) if auth else None
+    action, does = _outcome(auth, credentials, server, here, in_domains)
     return result(
         action,
         does,

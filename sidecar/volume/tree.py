@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from sidecar.errors import ConfigError
+from sidecar.settings import installed_plugins
 from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages
 from sidecar.volume.certs import now_utc
 from sidecar.volume.files import exclusive_lock
@@ -38,11 +38,6 @@ class Adoption:
             "lineages": [d.to_json() for d in self.decisions],
             "tree": list(self.findings),
         }
-
-
-def installed_plugins() -> frozenset[str]:
-    """certbot plugins installed next to the sidecar (its `certbot.plugins` entry points)."""
-    return frozenset(e.name for e in entry_points(group="certbot.plugins"))
 
 
 def runnable(program: str) -> bool:
@@ -72,7 +67,18 @@ def here_for(config: Settings) -> adopt.Here:
         runnable=runnable,
         accounts=lambda server: accounts.for_server(config.config_dir, server),
         renew_before_expiry=config.renew_before_expiry,
+        **_sidecars_authenticator(config),
     )
+
+
+def _sidecars_authenticator(config: Settings) -> dict[str, str]:
+    """With CHALLENGE=dns: its plugin and credentials file, as certbot saves them in a conf."""
+    auth = config.dns_authenticator
+    if not auth:
+        return {}
+    if config.dns_credentials is None or (config.dns and config.dns.credentials == "aws"):
+        return {"authenticator": auth}
+    return {"authenticator": auth, "credentials": str(config.dns_credentials)}
 
 
 def _plain(value: Any) -> Any:  # noqa: ANN401 (configobj values)

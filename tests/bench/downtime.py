@@ -8,6 +8,8 @@ with the app every 20 ms. Scenarios:
   B  the sidecar's default mode (`sidecar renew --force`)
   C  cooperative mode (no stop: webroot challenge answered by the app, reload by signal)
   D  three certificates due at once, default mode
+  E  DNS-01 (`*.NAME` + NAME through bind9, certbot-dns-rfc2136), the app reloading by SIGHUP
+  E' DNS-01, the app restarted once to load the new certificate (compare with B)
   P  the first cycle (first issuance) against Docker and against Podman's Docker-compatible API
 Prints per scenario the total outage, longest outage and number of outages (min/median/max),
 whether the new certificate was served afterwards; then idle RSS and image size. Last line:
@@ -32,6 +34,7 @@ from typing import Self
 
 import docker
 
+from tests.e2e.dns import start_dns
 from tests.e2e.harness import (
     ROOT,
     SIDECAR_IMAGE,
@@ -177,11 +180,15 @@ def scenario(client: docker.DockerClient, label: str, runs: int, domains: int = 
             names = [stack.domain] + [
                 f"extra{i}-{stack.uid}.example.com" for i in range(1, domains)
             ]
-            stack.start_pebble()
-            cooperative = label == "C"
-            app = stack.start_app(env={"ACME_WEBROOT": "/etc/letsencrypt/webroot"})
             env = {"DOMAINS": ";".join(names)}
-            if cooperative:
+            if label.startswith("E"):  # bind9 authoritative for the app's name, Pebble through it
+                bed = start_dns(stack, zones=(stack.domain,))
+                stack.start_pebble(dns_server=bed.address)
+                env = dns_env(names[0], bed.credentials, reload=label == "E")
+            else:
+                stack.start_pebble()
+            app = stack.start_app(env={"ACME_WEBROOT": "/etc/letsencrypt/webroot"})
+            if label == "C":
                 env |= {"CHALLENGE": "webroot", "RELOAD_SIGNAL": "SIGHUP"}
             if label == "A":  # the lineage made by host certbot, as the plain approach does
                 plain_certbot(stack, app.name, "certonly", "-d", names[0])
@@ -194,10 +201,24 @@ def scenario(client: docker.DockerClient, label: str, runs: int, domains: int = 
                 "B": lambda: sidecar_renew(stack, **env),
                 "C": lambda: sidecar_renew(stack, **env),
                 "D": lambda: sidecar_renew(stack, **env),
+                "E": lambda: sidecar_renew(stack, **env),
+                "E'": lambda: sidecar_renew(stack, **env),
             }[label]
             return [measure(stack, names, renew) for _ in range(runs)]
         finally:
             stack.cleanup()
+
+
+def dns_env(name: str, credentials: str, *, reload: bool) -> dict[str, str]:
+    """CHALLENGE=dns for `*.name` + `name` (lineage `name`), reloading by SIGHUP or restarting."""
+    env = {
+        "DOMAINS": f"*.{name},{name}",
+        "CHALLENGE": "dns",
+        "DNS_PLUGIN": "rfc2136",
+        "DNS_CREDENTIALS": credentials,
+        "DNS_PROPAGATION": "0",
+    }
+    return env | {"RELOAD_SIGNAL": "SIGHUP"} if reload else env
 
 
 def idle_rss_mb(client: docker.DockerClient) -> float:
@@ -294,6 +315,8 @@ def main() -> int:
     b = report("B", "sidecar default mode", scenario(client, "B", args.runs))
     report("C", "cooperative mode (webroot + SIGHUP)", scenario(client, "C", args.runs))
     report("D", "three certificates due at once", scenario(client, "D", args.runs, domains=3))
+    report("E", "DNS-01, wildcard, reload by SIGHUP", scenario(client, "E", args.runs))
+    report("E'", "DNS-01, wildcard, one restart", scenario(client, "E'", args.runs))
     print(f"idle RSS of the sidecar container (tini + the sleeper): {idle_rss_mb(client):.1f} MB")
     on_docker, on_podman = engines(client, args.runs)
     print(
@@ -311,7 +334,7 @@ def main() -> int:
     base_size = client.images.get(base).attrs["Size"] / 1e6
     print(
         f"image size: {slim:.0f} MB (base {base} {base_size:.0f} MB + {slim - base_size:.0f} MB; "
-        f"with EXTRAS=alerts {full:.0f} MB)"
+        f"with EXTRAS=alerts,dns-rfc2136 {full:.0f} MB)"
     )
     print(f"downtime_ratio={b / a:.3f}" if a else "downtime_ratio=nan")
     return 0

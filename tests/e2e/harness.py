@@ -30,6 +30,7 @@ TAG = os.environ.get("E2E_IMAGE_TAG", "e2e")  # another tag keeps parallel check
 SIDECAR_IMAGE = f"certbot-sidecar:{TAG}"
 PEBBLE_IMAGE = f"certbot-sidecar/pebble:{TAG}"
 APP_IMAGE = f"certbot-sidecar/demo-app:{TAG}"
+DNS_IMAGE = f"certbot-sidecar/dns:{TAG}"  # bind9 for dns-01 (config/dns; helpers in dns.py)
 E2E_LABEL = "certbot-sidecar.e2e"
 SESSION_LABEL = "certbot-sidecar.e2e-session"
 SESSION = uuid.uuid4().hex[:12]  # this test process: its cleanup removes only its own
@@ -48,11 +49,13 @@ def base_image() -> str:
 
 
 def build_images(client: docker.DockerClient) -> None:
-    """Build the three images from this checkout, on the configured base."""
+    """Build the four images from this checkout, on the configured base."""
     for tag, context, dockerfile, extras in (
-        (SIDECAR_IMAGE, ROOT, "Dockerfile", "alerts"),  # with apprise, to test ALERT_URLS
+        # with apprise, to test ALERT_URLS, and certbot-dns-rfc2136, for dns-01 against DNS_IMAGE
+        (SIDECAR_IMAGE, ROOT, "Dockerfile", "alerts,dns-rfc2136"),
         (PEBBLE_IMAGE, ROOT / "config" / "pebble", "Dockerfile", ""),
         (APP_IMAGE, ROOT, "config/demo-app/Dockerfile", ""),
+        (DNS_IMAGE, ROOT / "config" / "dns", "Dockerfile", ""),
     ):
         client.images.build(
             path=str(context),
@@ -124,6 +127,8 @@ class Stack:
     uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     ports: list[int] = field(default_factory=lambda: free_ports(6))
     containers: list[Container] = field(default_factory=list)
+    # More mounts for every sidecar container, e.g. the DNS bed's credentials (dns.start_dns).
+    sidecar_volumes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def domain(self) -> str:
@@ -162,9 +167,18 @@ class Stack:
         return container
 
     def start_pebble(
-        self, validity: int = 7776000, http_port: int | None = None, **extra: str
+        self,
+        validity: int = 7776000,
+        http_port: int | None = None,
+        dns_server: str | None = None,
+        **extra: str,
     ) -> Container:
+        """Pebble with its mock DNS (every name is 127.0.0.1), or, with `dns_server`
+        (`127.0.0.1:PORT`, e.g. `dns.start_dns(stack).address`), resolving through that server
+        only: dns-01 TXT records and the addresses http-01 dials."""
         self.ca_dir.mkdir(parents=True, exist_ok=True)
+        if dns_server:
+            extra = {"PEBBLE_DNS_SERVER": dns_server, **extra}
         p = self.ports
         env = {
             "PEBBLE_LISTEN": f"127.0.0.1:{p[0]}",
@@ -236,6 +250,7 @@ class Stack:
         volumes = {
             str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": volume_mode},
             str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
+            **self.sidecar_volumes,
         }
         if socket:
             volumes[SOCKET] = {"bind": SOCKET, "mode": "rw"}

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from tests.e2e.harness import ROOT, free_ports
+from tests.e2e.dns import free_dns_port
+from tests.e2e.harness import ROOT, TAG, free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -25,12 +26,27 @@ def demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("mode", ["default", "cooperative"])
+def sidecar_logs(env: dict[str, str]) -> str:
+    done = subprocess.run(
+        ["docker", "compose", "logs", "--no-color", "sidecar"],
+        cwd=ROOT,
+        env={**env, "COMPOSE_PROFILES": "dns"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("mode", ["default", "cooperative", "dns"])
 def test_demo_up_serves_a_certificate_from_the_local_ca_and_renews_it(mode):
-    """`config/demo up` ends with the app serving Pebble's certificate; `renew` gets a new one."""
+    """`config/demo up` ends with the app serving Pebble's certificate; `renew` gets a new one.
+    With DEMO_CHALLENGE=dns: bind9 beside Pebble, a wildcard certificate, the app never stopped."""
     ports = free_ports(6)
     env = {
         **os.environ,
+        "DEMO_TAG": TAG,  # this checkout's images, not another's :latest
         "COMPOSE_PROJECT_NAME": f"cbs-demo-{uuid.uuid4().hex[:8]}",
         "DEMO_HTTP_PORT": str(ports[0]),
         "DEMO_HTTPS_PORT": str(ports[1]),
@@ -41,6 +57,8 @@ def test_demo_up_serves_a_certificate_from_the_local_ca_and_renews_it(mode):
     }
     if mode == "cooperative":
         env |= {"DEMO_CHALLENGE": "webroot", "DEMO_RELOAD_SIGNAL": "SIGHUP"}
+    if mode == "dns":
+        env |= {"DEMO_CHALLENGE": "dns", "DEMO_DNS_PORT": str(free_dns_port())}
     try:
         up = demo(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -53,7 +71,13 @@ def test_demo_up_serves_a_certificate_from_the_local_ca_and_renews_it(mode):
         assert renewed.returncode == 0, renewed.stdout + renewed.stderr
         served = renewed.stdout.strip().splitlines()[-1].split()[0]
         assert served != first
-        if mode == "cooperative":
+        if mode != "default":
             assert "stopping" not in renewed.stdout + renewed.stderr
+        if mode == "dns":
+            assert "for *.demo.example.com, demo.example.com" in up.stdout
+            logs = sidecar_logs(env)
+            assert "sending SIGHUP" in logs, logs
+            assert "stopping" not in logs
+            assert "restarting" not in logs
     finally:
         demo(env, "down")

@@ -136,6 +136,17 @@ def make_settings(config_dir: Path, **env: str) -> settings.Settings:
     return settings.load({**base, **env})
 
 
+def dns_settings(config_dir: Path, **env: str) -> settings.Settings:
+    """Valid CHALLENGE=dns settings (dns-rfc2136, installed for the tests) with a credentials
+    file of mode 0600 beside `config_dir`; `env` adds or overrides variables."""
+    ini = config_dir.parent / "rfc2136.ini"
+    if not ini.exists():
+        ini.write_text("dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_name = k\n", encoding="utf-8")
+        ini.chmod(0o600)
+    base = {"CHALLENGE": "dns", "DNS_PLUGIN": "rfc2136", "DNS_CREDENTIALS": str(ini)}
+    return make_settings(config_dir, **{**base, **env})
+
+
 def container(
     name: str,
     *,

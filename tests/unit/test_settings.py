@@ -28,10 +28,22 @@ def test_domain_is_lower_cased_and_loses_its_trailing_dot_and_spaces():
     assert check_domain("  WWW.Example.COM. ") == "www.example.com"
 
 
-def test_wildcard_domain_is_rejected_with_the_reason():
-    """HTTP-01 cannot issue wildcards; the error says so."""
-    with pytest.raises(ValueError, match=r"wildcards need a DNS-01 challenge"):
-        check_domain("*.example.com")
+def test_wildcard_domain_is_rejected_with_the_reason_unless_the_challenge_is_dns():
+    """HTTP-01 cannot issue wildcards: without CHALLENGE=dns the error says so."""
+    assert check_domain("*.Example.com") == "*.example.com"
+    message = load_error(DOMAINS="a.example.com;*.example.com,example.com")
+    assert "DOMAINS: '*.example.com' is a wildcard: only CHALLENGE=dns (DNS-01) can obtain" in (
+        message
+    )
+    assert "HTTP-01 (CHALLENGE=standalone) cannot" in message
+    assert "CHALLENGE=webroot" in load_error(DOMAINS="*.example.com", CHALLENGE="webroot")
+
+
+@pytest.mark.parametrize("name", ["*.com", "a.*.example.com", "**.example.com", "*example.com"])
+def test_a_wildcard_is_only_a_leading_star_label_over_a_domain(name):
+    """`*.` then a valid domain of two labels or more; a star anywhere else is no name."""
+    with pytest.raises(ValueError, match=r"is not a valid domain name"):
+        check_domain(name)
 
 
 def test_ip_address_is_rejected_with_the_reason():
@@ -324,7 +336,7 @@ def test_missing_required_variables_are_each_named():
 
 def test_several_errors_come_as_one_line():
     """Every bad variable is reported, joined on a single line."""
-    message = load_error(DOMAINS="*.example.com", HTTP01_PORT="0", LOG_FORMAT="xml")
+    message = load_error(DOMAINS="-bad.example.com", HTTP01_PORT="0", LOG_FORMAT="xml")
     assert "\n" not in message
     assert message.count("; ") >= 2
     assert "DOMAINS:" in message

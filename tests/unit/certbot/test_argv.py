@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.certbot.argv import certonly_args, eab_options, redact, renew_args
+from sidecar.certbot.argv import (
+    certonly_args,
+    eab_options,
+    redact,
+    renew_args,
+    renew_runs,
+    without_lineage_flags,
+)
+from sidecar.certbot.challenges import challenge_for
 from sidecar.settings import CertSpec
+from sidecar.volume.adopt import Decision
 from sidecar.volume.confs import AUTHENTICATOR, POST_HOOK
-from tests.unit.helpers import make_settings, value_after
+from tests.unit.helpers import dns_settings, make_settings, value_after
 
 SECRET = "hmac-secret-value"
 SPEC = CertSpec("a.example", ("a.example", "www.a.example"))
@@ -187,3 +196,59 @@ def test_webroot_challenge_uses_certbot_webroot_on_the_shared_volume(tmp_path):
     args = renew_args(make_settings(tmp_path, CHALLENGE="webroot"))
     assert value_after(args, "--authenticator") == "webroot"
     assert value_after(args, "--webroot-path") == str(tmp_path / "webroot")
+
+
+def _decision(name: str, action: str, server: str = "https://acme.test/directory") -> Decision:
+    return Decision(name, action, "", "", in_domains=True, server=server)  # type: ignore[arg-type]
+
+
+def test_dns_challenge_flags_reach_certonly_and_renew(tmp_path):
+    """CHALLENGE=dns: the plugin, its credentials and the sidecar's installer and post-hook."""
+    config = dns_settings(tmp_path / "le", DNS_PROPAGATION="0")
+    for args in (certonly_args(config, SPEC), renew_args(config)):
+        assert value_after(args, "--authenticator") == "dns-rfc2136"
+        assert value_after(args, "--dns-rfc2136-credentials") == str(tmp_path / "rfc2136.ini")
+        assert value_after(args, "--dns-rfc2136-propagation-seconds") == "0"
+        assert value_after(args, "--installer") == "sidecar"
+        assert value_after(args, "--post-hook") == POST_HOOK
+
+
+def test_without_lineage_flags_drops_the_authenticator_and_its_own_options(tmp_path):
+    """--server, --authenticator, --installer and --dns-NAME-* (or --webroot-*) go together."""
+    args = renew_args(dns_settings(tmp_path / "le", DNS_PROPAGATION="5"))
+    left = without_lineage_flags(args)
+    assert not [a for a in left if a.startswith(("--dns-rfc2136", "--authenticator", "--server"))]
+    assert "--installer" not in left
+    assert value_after(left, "--post-hook") == POST_HOOK
+    webroot = without_lineage_flags(renew_args(make_settings(tmp_path, CHALLENGE="webroot")))
+    assert "--webroot-path" not in webroot
+
+
+def test_dns_lineages_are_one_run_with_the_flags_when_all_are_the_sidecars(tmp_path):
+    """Every lineage renewed the sidecar's way: one `certbot renew` with the DNS flags."""
+    config = dns_settings(tmp_path / "le")
+    args = renew_args(config)
+    decisions = [_decision("a.example", "sidecar"), _decision("b.example", "sidecar")]
+    assert renew_runs(args, decisions, challenge_for(config)) == [args]
+
+
+def test_dns_mode_renews_a_lineage_with_its_own_plugin_alone_and_without_the_flags(tmp_path):
+    """An adopted DNS lineage keeps its plugin and credentials (a flag would overwrite them in
+    its conf): one run per lineage, the sidecar's with its flags, the other with none."""
+    config = dns_settings(tmp_path / "le")
+    args = renew_args(config)
+    own = _decision("host.example", "own", server="https://other.test/dir")
+    runs = renew_runs(args, [_decision("a.example", "sidecar"), own], challenge_for(config))
+    assert runs[0] == [*args, "--cert-name", "a.example"]
+    assert "--dns-rfc2136-credentials" not in runs[1]
+    assert "--authenticator" not in runs[1]
+    assert "--server" not in runs[1]  # its conf's: certbot renews it at its own CA
+    assert runs[1][-2:] == ["--cert-name", "host.example"]
+
+
+def test_standalone_mode_keeps_one_run_with_a_lineage_of_its_own(tmp_path):
+    """The app stops for the challenge: one run for all (one outage), the flags left to confs."""
+    config = make_settings(tmp_path)
+    args = renew_args(config)
+    decisions = [_decision("a.example", "sidecar"), _decision("host.example", "own")]
+    assert renew_runs(args, decisions, challenge_for(config)) == [without_lineage_flags(args)]

@@ -69,6 +69,22 @@ def test_summary_does_not_repeat_a_line():
     assert CertbotResult(1, timed_out=False, tail=(line, line)).summary() == line
 
 
+def test_summary_leaves_out_a_cleanup_failure_behind_the_real_one():
+    """A DNS plugin's failed cleanup ("recovery") follows from its failed add: the add is named."""
+    tail = (
+        (
+            "Encountered exception during recovery: certbot.errors.PluginError: Encountered error "
+            "deleting TXT record: The peer didn't like the signature we sent"
+        ),
+        (
+            "Failed to renew certificate example.test with error: Encountered error adding TXT "
+            "record: The peer didn't like the signature we sent"
+        ),
+    )
+    assert CertbotResult(1, timed_out=False, tail=tail).summary() == tail[1]
+    assert CertbotResult(1, timed_out=False, tail=tail[:1]).summary() == tail[0]
+
+
 def test_summary_of_a_silent_run_is_empty():
     """No output, nothing to quote."""
     assert CertbotResult(1, timed_out=True).summary() == ""

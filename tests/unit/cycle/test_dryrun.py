@@ -4,6 +4,7 @@ import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sidecar.certbot.challenges import challenge_for
 from sidecar.cycle import CycleResult
 from sidecar.cycle.dryrun import (
     FAILED,
@@ -12,9 +13,10 @@ from sidecar.cycle.dryrun import (
     Report,
     Step,
     answering_step,
+    steps_for,
     stop_and_start_steps,
 )
-from tests.unit.helpers import T0, container, install_cert, make_pem, make_settings
+from tests.unit.helpers import T0, container, dns_settings, install_cert, make_pem, make_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,6 +47,24 @@ def steps(
 ) -> dict[str, tuple[str, str]]:
     found = stop_and_start_steps(running, after, T0, result, port=80, ca="ca.test")
     return {s.name: (s.outcome, s.detail) for s in found}
+
+
+def test_dns_challenge_needs_no_stop_and_no_port(tmp_path: Path):
+    """CHALLENGE=dns: stop and port are skipped, saying why; the app runs on."""
+    challenge = challenge_for(dns_settings(tmp_path / "le"))
+    after = {WEB.id: WEB}
+    found = stop_and_start_steps([WEB], after, T0, GOOD, port=80, ca="ca.test", challenge=challenge)
+    got = {s.name: (s.outcome, s.detail) for s in found}
+    assert got["stop"] == (SKIPPED, "not needed: DNS-01: a TXT record through dns-rfc2136, no port")
+    assert got["port"] == (SKIPPED, "not needed: DNS-01 binds no port")
+    assert got["start"] == (OK, "web running again")
+
+
+def test_dns_challenge_adds_the_plugin_steps_after_the_targets(tmp_path: Path):
+    """plugin, credentials and record come before certbot is run; other modes lack them."""
+    names = steps_for(dns_settings(tmp_path / "le"))
+    assert names[names.index("targets") + 1 :][:4] == ("plugin", "credentials", "record", "stop")
+    assert "record" not in steps_for(make_settings(tmp_path / "le"))
 
 
 def test_everything_fine_is_four_ok_steps():

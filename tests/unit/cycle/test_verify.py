@@ -163,6 +163,20 @@ def test_every_name_of_every_issued_certificate_is_probed_on_every_endpoint():
     ]
 
 
+def test_a_wildcard_name_is_probed_with_a_name_it_covers():
+    """`*.a.example` is no host name to ask for: SNI `certbot-sidecar.a.example` instead."""
+    seen: list[str] = []
+
+    def probe(_endpoint: Endpoint, name: str) -> CertInfo:
+        seen.append(name)
+        return CURRENT
+
+    specs = (CertSpec("a.example", ("*.a.example", "a.example")),)
+    checks = probe_all(specs, {"a.example": CURRENT}, (LOCAL,), probe)
+    assert seen == ["certbot-sidecar.a.example", "a.example"]
+    assert "(SNI certbot-sidecar.a.example)" in checks[0].describe()
+
+
 def test_probe_errors_become_checks_with_a_short_reason():
     """OSError and ValueError from the probe are reported, not raised."""
 

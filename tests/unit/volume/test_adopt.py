@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.certbot.argv import renew_args_for, renew_runs
+from sidecar.certbot.argv import renew_runs
 from sidecar.settings import LETSENCRYPT, LETSENCRYPT_STAGING
 from sidecar.volume import adopt
 from sidecar.volume.accounts import Accounts
@@ -188,7 +188,7 @@ def test_installed_dns_plugin_is_not_forced_onto_http01():
     """A DNS plugin installed in the image keeps renewing the lineage (own way)."""
     params = sidecar_params(authenticator="dns-cloudflare", dns_cloudflare_credentials="/x.ini")
     plugins = here().plugins | {"dns-cloudflare"}
-    decision = decide(found(params=params), here(plugins=plugins))
+    decision = decide(found(params=params), here(plugins=plugins, existing={"/x.ini"}))
     assert decision.action == "own"
     assert "authenticator" not in edits(decision)
     assert "dns_cloudflare_credentials" not in edits(decision)
@@ -202,7 +202,8 @@ def test_wildcard_lineage_without_its_dns_plugin_cannot_be_renewed_and_is_left_u
     assert decision.action == "cannot"
     assert decision.edits == ()
     assert "DNS-01" in decision.does
-    assert "dns-route53 plugin is not installed" in decision.does
+    assert "dns-route53 plugin is not in this image" in decision.does
+    assert "EXTRAS=dns-route53" in decision.does
 
 
 @pytest.mark.parametrize(
@@ -403,28 +404,32 @@ def test_renew_keeps_the_sidecars_flags_when_every_lineage_is_renewed_its_way():
     """Common case: the one `certbot renew` passes --server/--authenticator/--installer."""
     args = ["renew", "--server", PEBBLE, "--authenticator", "sidecar", "--installer", "null"]
     decisions = [decide(found(), here())]
-    assert renew_args_for(args, decisions, PEBBLE) == args
+    assert renew_runs(args, decisions) == [args]
 
 
 def test_renew_drops_the_per_lineage_flags_when_a_lineage_keeps_its_own():
     """A lineage on another CA: still one `certbot renew`, each conf naming its own values."""
     args = ["renew", "--server", PEBBLE, "--authenticator", "sidecar", "--installer", "null", "-n"]
     decisions = [decide(found(), here()), decide(found("b.example", params=host_params()), here())]
-    assert renew_args_for(args, decisions, PEBBLE) == ["renew", "-n"]
+    assert renew_runs(args, decisions) == [["renew", "-n"]]
 
 
-def test_dry_run_keeps_the_server_flag_whatever_the_lineages_say():
-    """Without --server a dry run would go to Let's Encrypt staging for every lineage."""
-    args = ["renew", "--server", PEBBLE, "--dry-run"]
-    decisions = [decide(found("b.example", params=host_params()), here())]
-    assert renew_args_for(args, decisions, PEBBLE) == args
+def test_dry_run_renews_each_lineage_at_its_own_ca_and_the_sidecars_with_its_flags():
+    """Without --server a dry run would go to Let's Encrypt staging for every lineage, and a
+    lineage keeping its own authenticator must not get the sidecar's: one run per lineage."""
+    args = ["renew", "--server", PEBBLE, "--authenticator", "sidecar", "--dry-run"]
+    decisions = [decide(found(), here()), decide(found("b.example", params=host_params()), here())]
+    assert renew_runs(args, decisions) == [
+        [*args, "--cert-name", "a.example"],
+        ["renew", "--dry-run", "--server", LETSENCRYPT, "--cert-name", "b.example"],
+    ]
 
 
 def test_ignored_and_impossible_lineages_do_not_change_the_renew_flags():
     """Only lineages that are renewed decide the flags."""
     args = ["renew", "--server", PEBBLE]
     ignored = decide(found("b.example", params=host_params()), here(ignore_unlisted=True))
-    assert renew_args_for(args, [ignored], PEBBLE) == args
+    assert renew_runs(args, [ignored]) == [args]
 
 
 def test_core_keys_match_certbots_own_list():
@@ -449,14 +454,14 @@ def test_forced_renewal_with_ignored_lineages_renews_the_others_one_by_one():
     args = ["renew", "--force-renewal", "--server", PEBBLE]
     env = here(ignore=frozenset({"old.example"}))
     decisions = [decide(found(), env), decide(found("old.example"), env)]
-    assert renew_runs(args, decisions, PEBBLE) == [[*args, "--cert-name", "a.example"]]
+    assert renew_runs(args, decisions) == [[*args, "--cert-name", "a.example"]]
 
 
 def test_forced_renewal_without_ignored_lineages_is_one_run():
     """No ignored lineage: one `certbot renew --force-renewal` for all (one outage)."""
     args = ["renew", "--force-renewal", "--server", PEBBLE]
     decisions = [decide(found(), here()), decide(found("b.example"), here())]
-    assert renew_runs(args, decisions, PEBBLE) == [args]
+    assert renew_runs(args, decisions) == [args]
 
 
 def test_odd_values_in_a_hand_edited_conf_do_not_break_the_decision():

@@ -225,6 +225,7 @@ class SwarmStack(Stack):
         env: dict[str, str] | None = None,
         healthcheck: types.Healthcheck | None = None,
         publish_http: bool = True,
+        ports: dict[int, int] | None = None,
         name: str = "app",
     ) -> str:
         """The demo app as a service, ports published in host mode (0.0.0.0:PORT on the node).
@@ -251,15 +252,18 @@ class SwarmStack(Stack):
             init=True,  # SIGTERM reaches the app at once
             labels=self.labels(),  # the task containers: never the sidecar's APP_LABEL here
         )
-        ports = {self.https_port: (443, "tcp", "host")}
-        if publish_http:  # without it the challenge port stays free while the app runs
-            ports[self.http_port] = (80, "tcp", "host")
+        if ports is None:  # {published: target}; one task per node can hold a host-mode port
+            ports = {self.https_port: 443}
+            if publish_http:  # without it the challenge port stays free while the app runs
+                ports[self.http_port] = 80
         return self._service(
             name,
             types.TaskTemplate(container_spec=container),
             labels={"certbot-sidecar.test": self.uid},  # a service label: the future selector
             mode=types.ServiceMode(mode, replicas=replicas if mode == "replicated" else None),
-            endpoint_spec=types.EndpointSpec(ports=ports),
+            endpoint_spec=types.EndpointSpec(
+                ports={published: (target, "tcp", "host") for published, target in ports.items()}
+            ),
         )
 
     def sidecar_service(self, *command: str, restart: str = "any", **env: str) -> str:

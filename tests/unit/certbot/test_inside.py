@@ -46,7 +46,7 @@ def test_start_makes_the_new_files_readable_before_the_app_starts(world):
 
 def test_the_port_message_names_the_container_that_publishes_it(monkeypatch):
     """Docker knows who publishes the port: the message names that container."""
-    monkeypatch.setattr(inside, "publishers", lambda _port: ["cbs-other"])
+    monkeypatch.setattr(inside, "publishers", lambda _port: ["container cbs-other"])
     message = inside.port_busy_message(80)
     assert "container cbs-other publishes it" in message
     assert "APP_CONTAINERS/APP_LABEL" in message

@@ -8,15 +8,18 @@ it is active (the swarm adds the `ingress` and `docker_gwbridge` networks, nothi
 `SwarmStack` mirrors `harness.Stack` (it is one: Pebble and other plain containers come from
 there): the app as a service publishing host-mode ports (they answer on 127.0.0.1; the ingress
 routing mesh does not, here), the sidecar as a one-replica service on a manager with the Docker
-socket and the host network, lineage secrets, and the full-spec service updates that scale, force
-and swap secrets without changing anything else in the spec. Services run the images by ID
-(`sha256:...`): with a tag, every task start first tries to pull from the registry.
+socket and the host network, `docker stack deploy` of config/stack.yaml, and the full-spec service
+updates that scale and force without changing anything else in the spec (what a person does by
+hand). Services run the images by ID (`sha256:...`): with a tag, every task start first tries to
+pull from the registry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,18 +31,18 @@ from docker import types
 from tests.e2e.harness import (
     APP_IMAGE,
     E2E_LABEL,
+    ROOT,
     SESSION,
     SESSION_LABEL,
     SIDECAR_IMAGE,
     SOCKET,
+    TAG,
     Stack,
-    disk_serial,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from docker.models.containers import Container
 
 GWBRIDGE = "docker_gwbridge"
 # A task whose container may run: every state before a terminal one.
@@ -47,10 +50,11 @@ LIVE_STATES = frozenset(
     {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
 )
 TERMINAL_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "remove", "orphaned"})
-SECRET_PARTS = ("fullchain", "privkey")
-LINEAGE_LABEL = "certbot-sidecar.lineage"  # on secrets: which lineage, part and serial they hold
+LINEAGE_LABEL = "certbot-sidecar.lineage"  # on the sidecar's secrets: lineage, part, serial
 PART_LABEL = "certbot-sidecar.part"
 SERIAL_LABEL = "certbot-sidecar.serial"
+STACK_FILE = ROOT / "config" / "stack.yaml"
+STACK_LABEL = "com.docker.stack.namespace"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,19 @@ def remove_labelled(api: docker.APIClient, label: str) -> None:
     for secret in api.secrets(filters={"label": label}):
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_secret(secret["ID"])
+
+
+def remove_stack(api: docker.APIClient, stack: str) -> None:
+    """`docker stack rm`, then the stack's volumes once its containers are gone."""
+    subprocess.run(["docker", "stack", "rm", stack], check=False, capture_output=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and api.containers(
+        all=True, filters={"label": f"{STACK_LABEL}={stack}"}
+    ):
+        time.sleep(0.2)
+    for volume in api.volumes(filters={"label": f"{STACK_LABEL}={stack}"}).get("Volumes") or []:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_volume(volume["Name"])
 
 
 def update_spec(
@@ -182,7 +199,7 @@ class SwarmStack(Stack):
 
     swarm: Swarm | None = None
     services: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
+    stacks: list[str] = field(default_factory=list)
 
     @property
     def api(self) -> docker.APIClient:
@@ -202,20 +219,6 @@ class SwarmStack(Stack):
         self.services.append(sid)
         return sid
 
-    def start_placeholder(self) -> Container:
-        """A plain container with the app label and no ports: what `renew` stops meanwhile.
-
-        The sidecar of today controls containers only; it obtains the certificate for the
-        services this way (with the challenge port free, as the app service is not there yet).
-        """
-        return self._run(
-            APP_IMAGE,
-            "placeholder",
-            command=["sleep", "infinity"],
-            labels={"certbot-sidecar.test": self.uid},
-            init=True,
-        )
-
     def app_service(
         self,
         *,
@@ -230,9 +233,9 @@ class SwarmStack(Stack):
     ) -> str:
         """The demo app as a service, ports published in host mode (0.0.0.0:PORT on the node).
 
-        With `secrets` (from `lineage_secrets`) it reads the certificate from /run/secrets
-        (secret mode, every node); else from the lineage directory bind-mounted read-only (the
-        node the volume is on).
+        With `secrets` (a list, empty for none yet: the sidecar adds them with
+        CERT_DELIVERY=secret) it reads the certificate from /run/secrets; else from the lineage
+        directory bind-mounted read-only (the node the volume is on).
         """
         environment = {"CERT_NAME": self.domain, **(env or {})}
         mounts = []
@@ -266,14 +269,18 @@ class SwarmStack(Stack):
             ),
         )
 
-    def sidecar_service(self, *command: str, restart: str = "any", **env: str) -> str:
-        """The sidecar as a one-replica service on a manager: host network, volume, socket."""
+    def sidecar_service(
+        self, *command: str, restart: str = "any", socket: bool = True, **env: str
+    ) -> str:
+        """The sidecar as a one-replica service on a manager: host network, volume, socket
+        (without it: DOCKER_HOST, e.g. a socket proxy)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
         mounts = [
             types.Mount("/etc/letsencrypt", str(self.le_dir), type="bind"),
             types.Mount("/pebble-ca", str(self.ca_dir), type="bind", read_only=True),
-            types.Mount(SOCKET, SOCKET, type="bind"),
         ]
+        if socket:
+            mounts.append(types.Mount(SOCKET, SOCKET, type="bind"))
         container = types.ContainerSpec(
             image=self.image_id(SIDECAR_IMAGE),
             args=list(command) or None,  # args = CMD; `command` would replace the entrypoint
@@ -291,10 +298,10 @@ class SwarmStack(Stack):
         return self._service(f"sidecar-{len(self.services)}", template)
 
     def sidecar_service_once(
-        self, *command: str, timeout: float = 300, **env: str
+        self, *command: str, timeout: float = 300, socket: bool = True, **env: str
     ) -> tuple[int, str]:
         """Run one sidecar command as a swarm task (restart: none); its exit code and logs."""
-        sid = self.sidecar_service(*command, restart="none", **env)
+        sid = self.sidecar_service(*command, restart="none", socket=socket, **env)
         done: list[dict[str, Any]] = []
 
         def finished() -> bool:
@@ -307,11 +314,52 @@ class SwarmStack(Stack):
 
         poll("the sidecar task to finish", finished, timeout)
         status = done[0]["Status"]
-        logs = b"".join(self.api.service_logs(sid, stdout=True, stderr=True)).decode(
-            errors="replace"
-        )
         code = status.get("ContainerStatus", {}).get("ExitCode", -1)
-        return int(code), logs + (f"\n[task: {status.get('Err')}]" if status.get("Err") else "")
+        err = f"\n[task: {status.get('Err')}]" if status.get("Err") else ""
+        return int(code), self.logs(sid) + err
+
+    def logs(self, service: str) -> str:
+        """Everything the service's tasks wrote (the sidecar logs to stderr), oldest task first.
+        Read from the task containers: swarm shows no service logs of a task still `starting`
+        (the sidecar's healthcheck has not passed once in its first minute)."""
+        tasks = sorted(self.api.tasks(filters={"service": service}), key=lambda t: t["CreatedAt"])
+        out = []
+        for task in tasks:
+            container = task["Status"].get("ContainerStatus", {}).get("ContainerID")
+            with contextlib.suppress(docker.errors.NotFound):
+                if container:
+                    out.append(self.api.logs(container, stdout=True, stderr=True))
+        return b"".join(out).decode(errors="replace")
+
+    def task_container(self, service: str) -> str:
+        """The container of the service's one task that is meant to run and has started."""
+        (task,) = [
+            t
+            for t in self.api.tasks(filters={"service": service, "desired-state": "running"})
+            if t["Status"]["State"] in {"starting", "running"}
+        ]
+        return str(task["Status"]["ContainerStatus"]["ContainerID"])
+
+    def deploy(self, name: str, **env: str) -> str:
+        """`docker stack deploy` of config/stack.yaml as stack NAME+UID with this session's
+        images; the stack's name. Removed by `cleanup()` (services, then volumes)."""
+        stack = f"{name}{self.uid}"
+        self.stacks.append(stack)
+        subprocess.run(
+            ["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(STACK_FILE), stack],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "IMAGE_TAG": TAG, **env},
+        )
+        return stack
+
+    def stack_service(self, stack: str, service: str) -> str:
+        """The id of a stack's service (named STACK_SERVICE)."""
+        return str(self.api.inspect_service(f"{stack}_{service}")["ID"])
+
+    def lineage_secrets(self) -> list[dict[str, Any]]:
+        """The secrets the sidecar made for this world's lineage."""
+        return self.api.secrets(filters={"label": f"{LINEAGE_LABEL}={self.domain}"})  # type: ignore[no-any-return]
 
     def update(self, service: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         return update_spec(self.api, service, change)
@@ -341,44 +389,11 @@ class SwarmStack(Stack):
 
         return poll(f"{count} running task(s)", ready, timeout)
 
-    def lineage_secrets(self, name: str | None = None) -> list[dict[str, Any]]:
-        """Versioned secrets (full chain, key) of the lineage's current files; their references."""
-        lineage = name or self.domain
-        serial = f"{disk_serial(self.le_dir, lineage):x}"
-        refs = []
-        for part in SECRET_PARTS:
-            data = (self.le_dir / "live" / lineage / f"{part}.pem").read_bytes()
-            # Names: at most 64 of [a-zA-Z0-9-_.]; the serial (up to 40 hex digits) is cut short.
-            secret_name = f"{self.uid}-{part}-{serial[:16]}"
-            labels = self.labels(**{LINEAGE_LABEL: lineage, PART_LABEL: part, SERIAL_LABEL: serial})
-            sid = self.api.create_secret(secret_name, data, labels=labels)["ID"]
-            self.secrets.append(sid)
-            mode = 0o400 if part == "privkey" else 0o444
-            refs.append(
-                types.SecretReference(
-                    sid,
-                    secret_name,
-                    filename=f"live/{lineage}/{part}.pem",
-                    uid="0",
-                    gid="0",
-                    mode=mode,
-                )
-            )
-        return refs
-
-    def swap_secrets(self, service: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
-        """`--secret-rm` the old versions, `--secret-add` the new ones, in ONE update (a reload)."""
-        targets = {r["File"]["Name"] for r in refs}
-
-        def change(spec: dict[str, Any]) -> None:
-            container = spec["TaskTemplate"]["ContainerSpec"]
-            kept = [s for s in container.get("Secrets") or [] if s["File"]["Name"] not in targets]
-            container["Secrets"] = kept + [dict(r) for r in refs]
-
-        return self.update(service, change)
-
     def cleanup(self) -> None:
+        for stack in self.stacks:
+            remove_stack(self.api, stack)
         remove_labelled(self.api, f"{E2E_LABEL}={self.uid}")
+        remove_labelled(self.api, f"{LINEAGE_LABEL}={self.domain}")  # the sidecar's secrets
         super().cleanup()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sidecar.targets.base import SERVICE, Target, select_targets
+from sidecar.targets.base import CONTAINER, SERVICE, Target, select_targets
 from sidecar.targets.engine import DockerContainers, connect, self_id
 from sidecar.targets.swarm import SERVICE_ID, SwarmServices, secret_store
 
@@ -59,7 +59,7 @@ class Targets:
             swarm=swarm,
         )
 
-    def inspect(self, ident: str, kind: str = "container") -> Target | None:
+    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
         if kind == SERVICE:
             return self._services.inspect(ident)
         return self._containers.inspect(ident)

@@ -46,6 +46,7 @@ STOP_MARGIN = 10.0  # beyond the stop grace period, before tasks still running a
 UPDATE_TRIES = 3  # a concurrent change of the spec makes an update "out of sequence"
 POLL = 0.05
 IN_USE, NOT_FOUND, CONFLICT, NOT_MANAGER = 400, 404, 409, 503  # the engine's answers
+READ_ONLY = 0o444
 Spec = dict[str, Any]
 
 
@@ -444,14 +445,15 @@ class SecretStore:
 
 def secret_store(client: Client, config: Settings) -> SecretStore | None:
     """CERT_DELIVERY=secret: the store of the configured lineages, files owned and moded as
-    FILES_UID/FILES_GID/FILES_PERMS say (root, 0444 and 0400 by default)."""
+    FILES_UID/FILES_GID/FILES_PERMS say (root, 0444 and 0400 by default; never writable, as
+    secrets are read-only)."""
     if config.cert_delivery != "secret":
         return None
     policy = access.policy_for(config)
     files = secrets.Files(
         uid=config.files_uid or 0,
         gid=config.files_gid or 0,
-        cert_mode=policy.cert_mode if policy.active else 0o444,
-        key_mode=policy.key_mode if policy.active else 0o400,
+        cert_mode=policy.cert_mode & READ_ONLY if policy.active else 0o444,
+        key_mode=policy.key_mode & READ_ONLY if policy.active else 0o400,
     )
     return SecretStore(client, config.config_dir, [s.name for s in config.domains], files)

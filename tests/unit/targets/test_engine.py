@@ -217,3 +217,14 @@ def test_who_publishes_a_port_is_read_from_the_listed_ports():
     assert containers.publishes(listed, 18080)
     assert not containers.publishes(listed, 5353), "a UDP port is not the challenge port"
     assert not containers.publishes({"Names": ["/x"], "Ports": None}, 18080)
+
+
+def test_a_swarm_task_publishing_a_port_is_named_by_its_service():
+    """The port holder is a task container: the message names its service (the target)."""
+    listed = {
+        "Names": ["/shop_web.1.x8f2"],
+        "Labels": {"com.docker.swarm.service.name": "shop_web"},
+        "Ports": [{"PublicPort": 80, "Type": "tcp"}],
+    }
+    assert containers._publisher(listed) == "service shop_web (task shop_web.1.x8f2)"
+    assert containers._publisher({"Names": ["/web"]}) == "container web"

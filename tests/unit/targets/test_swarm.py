@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sidecar.targets.base import EPOCH, SERVICE
-from sidecar.targets.swarm import STOPPED_AT, fingerprint, is_live, runs, service_target
+from sidecar.targets.secrets import Files
+from sidecar.targets.swarm import (
+    STOPPED_AT,
+    fingerprint,
+    is_live,
+    runs,
+    secret_store,
+    service_target,
+)
+from tests.unit.helpers import make_settings
 
 SPEC = {
     "Name": "shop_web",
@@ -97,3 +106,21 @@ def test_a_tasks_copy_of_the_template_matches_without_the_defaults_it_lacks():
     ref = {"SecretID": "s1", "File": {"Name": "live/a/privkey.pem"}}
     with_secret = {"ContainerSpec": {"Secrets": [ref]}, "ForceUpdate": 0}
     assert fingerprint(with_secret) != fingerprint(copy)
+
+
+def test_secret_files_get_the_owner_and_modes_files_settings_ask_for(tmp_path):
+    """Root, 0444 and 0400 by default; FILES_UID/FILES_GID/FILES_PERMS as on the volume, without
+    write bits (secrets are read-only)."""
+
+    class Client:
+        api = None
+
+    plain = make_settings(tmp_path, APP_SERVICES="web", CERT_DELIVERY="secret")
+    store = secret_store(Client(), plain)  # type: ignore[arg-type]
+    assert store is not None
+    assert store._files == Files()
+    grouped = make_settings(tmp_path, APP_SERVICES="web", CERT_DELIVERY="secret", FILES_GID="101")
+    assert secret_store(Client(), grouped)._files == Files(  # type: ignore[arg-type,union-attr]
+        uid=0, gid=101, cert_mode=0o440, key_mode=0o440
+    )
+    assert secret_store(Client(), make_settings(tmp_path)) is None  # type: ignore[arg-type]

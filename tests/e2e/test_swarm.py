@@ -143,11 +143,12 @@ def test_forced_renewal_scales_the_app_to_zero_and_back_in_one_outage_through_a_
     assert "serves the current certificate" in logs
 
 
-def test_a_global_service_is_reloaded_by_a_forced_update_and_serves_the_new_certificate(
+def test_a_global_service_is_reloaded_by_a_forced_update_or_its_reload_signal(
     swarm_stack: SwarmStack,
 ):
     """A global service cannot be scaled to 0: it keeps running (it does not hold the challenge
-    port) and `service update --force` replaces its task, which loads the new certificate."""
+    port) and `service update --force` replaces its task, which loads the new certificate; with
+    RELOAD_SIGNAL its task on this node gets the signal instead and reloads in place."""
     stack = swarm_stack
     stack.start_pebble()
     app = stack.app_service(mode="global", publish_http=False)
@@ -164,6 +165,17 @@ def test_a_global_service_is_reloaded_by_a_forced_update_and_serves_the_new_cert
     assert "is global (it cannot be scaled to 0): it keeps running" in logs
     assert "(service update --force)" in logs
     assert stack.api.inspect_service(app)["Spec"]["TaskTemplate"]["ForceUpdate"] == forced + 1
+
+    (task,) = running_tasks(stack.api, app)
+    logs = renew(stack, "--force", RELOAD_SIGNAL="SIGHUP")  # reloads in place: the same task
+
+    newer = disk_serial(stack.le_dir, stack.domain)
+    wait_for("the newer certificate served", lambda: serves(stack, newer))
+    assert [t["ID"] for t in running_tasks(stack.api, app)] == [task["ID"]]
+    assert (
+        f"sent SIGHUP to 1 task(s) of service {stack.api.inspect_service(app)['Spec']['Name']}"
+        in logs
+    )
 
 
 def test_sidecar_killed_while_the_service_is_at_zero_scales_it_back_when_it_runs_again(

@@ -21,12 +21,12 @@ from sidecar.report.status import failing, health, rows, served_problems, table,
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
 from sidecar.targets.base import NoTargetError
-from sidecar.targets.engine import control_for
+from sidecar.targets.control import control_for
 from sidecar.volume import adopt, journal, lineages, tree
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
-    from sidecar.targets.engine import DockerContainers
+    from sidecar.targets.control import Targets
     from sidecar.volume.certs import CertInfo
 
 DOCKER_RETRY = 10.0
@@ -75,7 +75,7 @@ def _certs(current: dict[str, lineages.Current]) -> dict[str, CertInfo | None]:
     return {name: item.cert for name, item in current.items()}
 
 
-def _preflight(config: settings.Settings, *, resumed: bool = False) -> DockerContainers:
+def _preflight(config: settings.Settings, *, resumed: bool = False) -> Targets:
     """Start what an interrupted run left stopped, then check everything else before acting.
 
     After a sleep (`resumed`) the tree's problems are the cycle's to report, as failures.
@@ -93,7 +93,7 @@ def _preflight(config: settings.Settings, *, resumed: bool = False) -> DockerCon
 def _run_cycle(
     config: settings.Settings,
     runner: CertbotRunner,
-    control: DockerContainers,
+    control: Targets,
     *,
     force: bool = False,
 ) -> CycleResult:
@@ -114,7 +114,7 @@ def _sleep_light(seconds: float) -> None:
     shutdown.become([sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}", "--", *again])
 
 
-def _preflight_resumed(config: settings.Settings) -> DockerContainers | None:
+def _preflight_resumed(config: settings.Settings) -> Targets | None:
     """After a sleep the setup was fine once: wait out a Docker API outage, or app containers
     being recreated (`docker compose up` after a change), instead of exiting."""
     while not shutdown.REQUEST.requested:

@@ -260,7 +260,9 @@ class Settings(BaseSettings):
     email: str | None = None
     acme_ca_bundle: Path | None = None
     app_containers: Annotated[tuple[str, ...], NoDecode] = ()
+    app_services: Annotated[tuple[str, ...], NoDecode] = ()
     app_label: str | None = None
+    cert_delivery: Literal["volume", "secret"] = "volume"
     stop_timeout: Duration | None = None
     start_timeout: Duration = 120.0
     http01_port: int = Field(80, ge=1, le=65535)
@@ -379,13 +381,14 @@ class Settings(BaseSettings):
         name = (raw or "").strip().lower().removeprefix("certbot-").removeprefix("dns-")
         return name or None
 
-    @field_validator("app_containers", mode="before")
+    @field_validator("app_containers", "app_services", mode="before")
     @classmethod
-    def _containers(cls, raw: object) -> tuple[str, ...]:
+    def _containers(cls, raw: object, info: Any) -> tuple[str, ...]:  # noqa: ANN401
         names = _csv(raw)
+        kind = "container" if info.field_name == "app_containers" else "service"
         for name in names:
             if not _CONTAINER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid container name")
+                raise ValueError(f"{name!r} is not a valid {kind} name")
         return tuple(n.lstrip("/") for n in names)
 
     @field_validator("app_label")
@@ -421,7 +424,9 @@ class Settings(BaseSettings):
     def _int(cls, raw: object) -> object:
         return int(raw) if isinstance(raw, str) and raw.strip().isdigit() else raw
 
-    @field_validator("log_level", "log_format", "key_type", "elliptic_curve", mode="before")
+    @field_validator(
+        "log_level", "log_format", "key_type", "elliptic_curve", "cert_delivery", mode="before"
+    )
     @classmethod
     def _case(cls, raw: object, info: Any) -> object:  # noqa: ANN401
         if not isinstance(raw, str):
@@ -549,8 +554,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        if not self.app_containers and not self.app_label:
-            raise ValueError("APP_CONTAINERS or APP_LABEL: set at least one to name the app")
+        if not self.app_containers and not self.app_services and not self.app_label:
+            raise ValueError(
+                "APP_CONTAINERS, APP_SERVICES or APP_LABEL: set at least one to name the app"
+            )
+        if self.cert_delivery == "secret" and not self.app_services and not self.app_label:
+            raise ValueError(
+                "CERT_DELIVERY=secret gives the certificates to Swarm services: name them with "
+                "APP_SERVICES or APP_LABEL"
+            )
         if self.eab_hmac_key_file is not None and self.eab_hmac_key is None:
             key = self.eab_hmac_key_file.read_text(encoding="utf-8").strip()
             object.__setattr__(self, "eab_hmac_key", SecretStr(key))

@@ -10,14 +10,15 @@ from loguru import logger
 from sidecar import logs, settings
 from sidecar.errors import SidecarError
 from sidecar.targets import outage
-from sidecar.targets.engine import DockerContainers, control_for, publishers
+from sidecar.targets.control import Targets, control_for
+from sidecar.targets.engine import publishers
 from sidecar.volume import access
 
 EXPECTED_ENV = "SIDECAR_EXPECTED_RENEWALS"  # renewals `certbot renew` should save in this run
 
 
 @functools.cache
-def _in_certbot() -> tuple[settings.Settings, DockerContainers]:
+def _in_certbot() -> tuple[settings.Settings, Targets]:
     """Settings and Docker client, made once per certbot process: the start that follows the
     stop (in the same process, while the app is down) reuses them instead of reconnecting."""
     config = settings.load()
@@ -44,11 +45,14 @@ def port_busy_message(port: int) -> str:
     except SidecarError as error:
         logger.debug("cannot ask Docker who publishes port {}: {}", port, error)
     who = (
-        f"container {holders} publishes it"
+        f"{holders} publishes it"
         if holders
         else (f"another process on the host holds it (`ss -ltnp 'sport = :{port}'` shows which)")
     )
-    return (
-        f"port {port} is still in use after the app containers were stopped: {who}; "
-        "add that container to APP_CONTAINERS/APP_LABEL or free the port"
-    )
+    fix = "add that container to APP_CONTAINERS/APP_LABEL or free the port"
+    if "service " in holders:
+        fix = (
+            "add that service to APP_SERVICES/APP_LABEL (a global service cannot be scaled to 0: "
+            "publish the port on other nodes only, or use CHALLENGE=webroot)"
+        )
+    return f"port {port} is still in use after the app was stopped: {who}; {fix}"

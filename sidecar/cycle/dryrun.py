@@ -20,7 +20,7 @@ from sidecar.cycle import preflight, verify
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.run import run_cycle
 from sidecar.errors import SidecarError
-from sidecar.targets.engine import control_for as docker_control
+from sidecar.targets.control import control_for as docker_control
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def run(
         result = run_cycle(config, certbot, control, dry_run=True)
     except SidecarError as error:
         result = CycleResult((), (str(error),), 0.0)
-    after = {t.id: control.inspect(t.id) for t in targets}
+    after = {t.id: control.inspect(t.id, t.kind) for t in targets}
     ca = urlsplit(config.acme_server).netloc or config.acme_server
     steps += stop_and_start_steps(
         running,

@@ -63,7 +63,7 @@ def _check_lineage(config: Settings, name: str) -> None:
 
 def check_targets(control: TargetControl) -> None:
     targets = control.targets()
-    logger.info("app containers: {}", ", ".join(t.name for t in targets) or "none found")
+    logger.info("app targets: {}", ", ".join(t.title for t in targets) or "none found")
 
 
 def check_acme(config: Settings) -> None:

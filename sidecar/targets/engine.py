@@ -1,4 +1,5 @@
-"""The Docker Engine API: the only user of the Docker SDK, behind `targets.base.TargetControl`."""
+"""The Docker Engine API for containers, and the one client funnel (`connect`, `call`) that
+`targets.swarm` shares: the only two modules using the Docker SDK."""
 
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ from loguru import logger
 
 from sidecar import shutdown
 from sidecar.errors import DockerError
-from sidecar.targets.base import EPOCH, Target, select_targets
+from sidecar.targets.base import CONTAINER, EPOCH, TASK_SERVICE, Target
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
-
-    from sidecar.settings import Settings
+    from collections.abc import Callable, Iterator
 
 
+Client = docker.DockerClient  # for the type hints of targets.swarm, which shares this funnel
 API_TIMEOUT = 30.0
 STOPPING_START_WAIT = 5.0  # while the sidecar stops: how long a started app may take to run
 P = ParamSpec("P")
@@ -68,31 +68,28 @@ def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> Target:
 
 
 class DockerContainers:
-    """TargetControl over the Docker Engine API (DOCKER_HOST, TLS and socket proxies work)."""
+    """Containers over the Docker Engine API (DOCKER_HOST, TLS and socket proxies work)."""
 
     def __init__(
         self,
-        names: Sequence[str],
-        label: str | None,
+        client: docker.DockerClient,
         *,
         stop_timeout: float | None,
         start_timeout: float,
-        client: docker.DockerClient | None = None,
     ) -> None:
-        self._names = tuple(names)
-        self._label = label
+        self._client = client
         self._stop_timeout = stop_timeout
         self._start_timeout = start_timeout
-        self._client = client or connect()
 
-    def targets(self) -> list[Target]:
-        listed = _call("list containers", self._client.api.containers, all=True)
-        infos = [x for x in (self.inspect(c["Id"]) for c in listed) if x is not None]
-        return select_targets(infos, self._names, self._label, _self_id())
+    def listed(self) -> list[Target]:
+        """Every container of the engine, running or not (selection is `base.select_targets`)."""
+        listed = call("list containers", self._client.api.containers, all=True)
+        return [x for x in (self.inspect(c["Id"]) for c in listed) if x is not None]
 
-    def inspect(self, ident: str) -> Target | None:
+    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
+        del kind  # containers only
         try:
-            attrs = _call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident)
+            attrs = call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident)
             return _info(attrs, self._stop_timeout)
         except DockerError as error:
             if gone(error.__cause__):
@@ -103,8 +100,8 @@ class DockerContainers:
         """Stop it, waiting as long as its own stop timeout allows (the API call waits too)."""
         began = time.monotonic()
         timeout = math.ceil(target.stop_timeout)
-        _call(f"stop {target.name}", self._client.api.stop, target.id, timeout=timeout)
-        attrs = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
+        call(f"stop {target.name}", self._client.api.stop, target.id, timeout=timeout)
+        attrs = call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
         took = time.monotonic() - began
         if attrs["State"].get("ExitCode") == 137:  # noqa: PLR2004
             logger.warning(
@@ -114,24 +111,24 @@ class DockerContainers:
                 took,
                 container=target.name,
             )
-        _log_done("stop", target, took)
+        log_done("stop", target, took)
 
     def start(self, target: Target) -> None:
         began = time.monotonic()
-        _call(f"start {target.name}", self._client.api.start, target.id)
+        call(f"start {target.name}", self._client.api.start, target.id)
         self._wait_ready(target)
-        _log_done("start", target, time.monotonic() - began)
+        log_done("start", target, time.monotonic() - began)
 
     def restart(self, target: Target) -> None:
         began = time.monotonic()
         timeout = math.ceil(target.stop_timeout)
-        _call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
+        call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
         self._wait_ready(target)
-        _log_done("restart", target, time.monotonic() - began)
+        log_done("restart", target, time.monotonic() - began)
 
     def signal(self, target: Target, name: str) -> None:
         """Send a signal (e.g. SIGHUP: reload in place) to the container's main process."""
-        _call(f"signal {target.name}", self._client.api.kill, target.id, signal=name)
+        call(f"signal {target.name}", self._client.api.kill, target.id, signal=name)
         logger.info("sent {} to {}", name, target.name, container=target.name)
 
     def _wait_ready(self, target: Target) -> None:
@@ -139,7 +136,7 @@ class DockerContainers:
         sidecar itself is stopping, running is enough: the exit must fit in its grace period."""
         began = time.monotonic()
         while True:
-            state = _call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
+            state = call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
             ready = readiness(state["State"])
             limit = STOPPING_START_WAIT if shutdown.REQUEST.requested else self._start_timeout
             if ready == "ready" or (ready == "starting" and shutdown.REQUEST.requested):
@@ -186,16 +183,18 @@ def readiness(state: dict[str, Any]) -> str:
 _PAST = {"stop": "stopped", "start": "started", "restart": "restarted"}
 
 
-def _log_done(event: str, target: Target, took: float) -> None:
-    """One line per container operation, with stable fields for JSON logs."""
+def log_done(event: str, target: Target, took: float, how: str = "") -> None:
+    """One line per container or service operation, with stable fields for JSON logs
+    (`container` or `service`: its name)."""
     logger.info(
-        "{} {} in {:.2f}s",
+        "{} {}{} in {:.2f}s",
         _PAST[event],
-        target.name,
+        target.title,
+        how,
         took,
-        container=target.name,
         event=event,
         duration=round(took, 3),
+        **{target.kind: target.name},
     )
 
 
@@ -204,16 +203,6 @@ def gone(error: BaseException | None) -> bool:
     if isinstance(error, docker.errors.NotFound):
         return True
     return isinstance(error, docker.errors.APIError) and "no such container" in str(error).lower()
-
-
-def control_for(config: Settings) -> DockerContainers:
-    """The app's containers as the settings name them (APP_CONTAINERS, APP_LABEL)."""
-    return DockerContainers(
-        config.app_containers,
-        config.app_label,
-        stop_timeout=config.stop_timeout,
-        start_timeout=config.start_timeout,
-    )
 
 
 def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
@@ -233,10 +222,17 @@ def connect(timeout: float = API_TIMEOUT) -> docker.DockerClient:
 
 
 def publishers(port: int) -> list[str]:
-    """Names of the running containers that publish host port `port` (who holds it, if the
-    engine knows). Read from each container's `Ports`: Podman rejects the `publish` filter."""
-    running = _call(f"list publishers of {port}", connect().api.containers)
-    return [c["Names"][0].lstrip("/") for c in running if publishes(c, port)]
+    """Who holds host port `port`, if the engine knows: the running containers publishing it
+    (read from each one's `Ports`: Podman rejects the `publish` filter), a swarm task as `service
+    NAME (task CONTAINER)`."""
+    running = call(f"list publishers of {port}", connect().api.containers)
+    return [_publisher(c) for c in running if publishes(c, port)]
+
+
+def _publisher(listed: dict[str, Any]) -> str:
+    name = str(listed["Names"][0]).lstrip("/")
+    service = (listed.get("Labels") or {}).get(TASK_SERVICE)
+    return f"service {service} (task {name})" if service else f"container {name}"
 
 
 def publishes(listed: dict[str, Any], port: int) -> bool:
@@ -268,14 +264,21 @@ def _reason(error: Exception) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def _call(what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+def status_of(error: DockerError) -> int | None:
+    """The HTTP status the engine answered a failed call with (None: it did not answer)."""
+    cause = error.__cause__
+    return cause.status_code if isinstance(cause, docker.errors.APIError) else None
+
+
+def call(what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     try:
         return fn(*args, **kwargs)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise DockerError(f"Docker: {what} failed: {_reason(error)}") from error
 
 
-def _self_id() -> str | None:
+def self_id() -> str | None:
+    """The sidecar's own container id, when it runs in one."""
     try:
         return own_container_id(Path("/proc/self/mountinfo").read_text(encoding="utf-8"))
     except OSError:

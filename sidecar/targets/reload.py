@@ -27,14 +27,25 @@ def load_certificate(
     *,
     retry: bool = False,
 ) -> list[str]:
-    """Signal or restart `targets` so they load the lineage's current certificate; the errors."""
+    """Signal or restart `targets` so they load the lineage's current certificate; the errors.
+
+    A target that cannot reload in place (a service reading Swarm secrets: only new tasks get
+    new files) is restarted even with RELOAD_SIGNAL."""
     if not targets:
         return []
-    names = ", ".join(t.name for t in targets)
     what = "the current certificate" if retry else "the new certificate"
     signal = reload_signal_for(reload_signal, retry=retry)
-    if signal:
-        logger.info("sending {} to {} to load {}", signal, names, what)
-        return each(lambda t: control.signal(t, signal), targets)
-    logger.info("restarting {} to load {}", names, what, event="restart")
-    return each(control.restart, targets)
+    signalled = [t for t in targets if signal and t.signal_reloads]
+    restarted = [t for t in targets if t not in signalled]
+    errors = []
+    if signal and signalled:
+        logger.info("sending {} to {} to load {}", signal, _names(signalled), what)
+        errors += each(lambda t: control.signal(t, signal), signalled)
+    if restarted:
+        logger.info("restarting {} to load {}", _names(restarted), what, event="restart")
+        errors += each(control.restart, restarted)
+    return errors
+
+
+def _names(targets: Sequence[Target]) -> str:
+    return ", ".join(t.title for t in targets)

@@ -1,6 +1,6 @@
 """Downtime benchmark: app outage per renewal, sidecar idle memory, image size — in ONE run.
 
-    uv run python -m tests.bench.downtime [--runs 5]
+    uv run python -m tests.bench.downtime [--runs 5] [--only B S]
 
 Against Pebble (PEBBLE_VA_NOSLEEP=1), the same demo-app image, a probe doing a TLS handshake
 with the app every 20 ms. Scenarios:
@@ -11,6 +11,8 @@ with the app every 20 ms. Scenarios:
   E  DNS-01 (`*.NAME` + NAME through bind9, certbot-dns-rfc2136), the app reloading by SIGHUP
   E' DNS-01, the app restarted once to load the new certificate (compare with B)
   P  the first cycle (first issuance) against Docker and against Podman's Docker-compatible API
+  S  Docker Swarm: a one-replica service scaled to 0 and back (secrets delivery), on a
+     single-node swarm this run initialises (and leaves) if the engine is in none
 Prints per scenario the total outage, longest outage and number of outages (min/median/max),
 whether the new certificate was served afterwards; then idle RSS and image size. Last line:
 `downtime_ratio=<median total outage of B / median total outage of A>`.
@@ -45,6 +47,7 @@ from tests.e2e.harness import (
     served_serial,
 )
 from tests.e2e.podman import PodmanService, PodmanStack
+from tests.e2e.swarm import SwarmStack, single_node_swarm
 
 PROBE_EVERY = 0.02
 
@@ -221,6 +224,31 @@ def dns_env(name: str, credentials: str, *, reload: bool) -> dict[str, str]:
     return env | {"RELOAD_SIGNAL": "SIGHUP"} if reload else env
 
 
+def swarm_scenario(client: docker.DockerClient, runs: int) -> list[Run]:
+    """S: `sidecar renew --force` as a swarm task; the app a one-replica service with host-mode
+    ports reading its certificate from the secrets the sidecar gives it."""
+    secret = {"CERT_DELIVERY": "secret"}
+    with single_node_swarm(client) as swarm, tempfile.TemporaryDirectory() as tmp:
+        stack = SwarmStack(client, Path(tmp), swarm=swarm)
+        try:
+            stack.start_pebble()
+            app = stack.app_service(secrets=[])
+            stack.wait_running(app, 1)
+            swarm_renew(stack, **secret)
+            return [
+                measure(stack, [stack.domain], lambda: swarm_renew(stack, "--force", **secret))
+                for _ in range(runs)
+            ]
+        finally:
+            stack.cleanup()
+
+
+def swarm_renew(stack: SwarmStack, *flags: str, **env: str) -> None:
+    code, logs = stack.sidecar_service_once("renew", *flags, **env)
+    if code:
+        raise RuntimeError(logs)
+
+
 def idle_rss_mb(client: docker.DockerClient) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(client, Path(tmp))
@@ -302,22 +330,45 @@ def report(label: str, what: str, runs: list[Run]) -> float:
     return statistics.median(totals)
 
 
+WHAT = {
+    "A": "plain pre/post hooks",
+    "B": "sidecar default mode",
+    "C": "cooperative mode (webroot + SIGHUP)",
+    "D": "three certificates due at once",
+    "E": "DNS-01, wildcard, reload by SIGHUP",
+    "E'": "DNS-01, wildcard, one restart",
+    "S": "Swarm: one-replica service, secrets",
+}
+
+
+def outage_scenario(client: docker.DockerClient, label: str, runs: int) -> float:
+    """Run and report one outage scenario; its median total outage."""
+    if label == "S":
+        measured = swarm_scenario(client, runs)
+    else:
+        measured = scenario(client, label, runs, domains=3 if label == "D" else 1)
+    return report(label, WHAT[label], measured)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="+", choices=sorted(WHAT), help="just these scenarios")
     args = parser.parse_args()
     client = docker.from_env(timeout=300)
     build_images(client)
     print(
         f"min/median/max over {args.runs} runs, probe every {PROBE_EVERY * 1000:.0f} ms", flush=True
     )
-    a = report("A", "plain pre/post hooks", scenario(client, "A", args.runs))
-    b = report("B", "sidecar default mode", scenario(client, "B", args.runs))
-    report("C", "cooperative mode (webroot + SIGHUP)", scenario(client, "C", args.runs))
-    report("D", "three certificates due at once", scenario(client, "D", args.runs, domains=3))
-    report("E", "DNS-01, wildcard, reload by SIGHUP", scenario(client, "E", args.runs))
-    report("E'", "DNS-01, wildcard, one restart", scenario(client, "E'", args.runs))
+    if args.only:
+        for label in args.only:
+            outage_scenario(client, label, args.runs)
+        return 0
+    a, b = (outage_scenario(client, label, args.runs) for label in "AB")
+    for label in ("C", "D", "E", "E'"):
+        outage_scenario(client, label, args.runs)
     print(f"idle RSS of the sidecar container (tini + the sleeper): {idle_rss_mb(client):.1f} MB")
+    outage_scenario(client, "S", args.runs)
     on_docker, on_podman = engines(client, args.runs)
     print(
         f"P first cycle (first issuance), s: Docker {stats(on_docker)}, "

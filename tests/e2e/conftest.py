@@ -6,6 +6,7 @@ import docker
 import pytest
 
 from tests.e2e.harness import SESSION, SESSION_LABEL, Stack, build_images
+from tests.e2e.swarm import Swarm, SwarmStack, single_node_swarm
 from tests.receiver import Receiver
 
 if TYPE_CHECKING:
@@ -42,3 +43,17 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def swarm(client: docker.DockerClient) -> Iterator[Swarm]:
+    """A single-node swarm for the tests asking for it; left at the end if this session made it."""
+    with single_node_swarm(client) as engine_swarm:
+        yield engine_swarm
+
+
+@pytest.fixture
+def swarm_stack(client: docker.DockerClient, swarm: Swarm, tmp_path: Path) -> Iterator[SwarmStack]:
+    world = SwarmStack(client, tmp_path, swarm=swarm)
+    yield world
+    world.cleanup()

@@ -13,10 +13,27 @@ if TYPE_CHECKING:
 
 # What the sidecar may ask of the Docker API (as a socket proxy would allow, e.g. one that passes
 # only container list/inspect/start/stop/restart/kill): everything else gets 403.
-ALLOWED = re.compile(
-    rb"^(GET /(v[\d.]+/)?(_ping|version|containers/json|containers/[\w.-]+/json)"
-    rb"|HEAD /(v[\d.]+/)?_ping"
-    rb"|POST /(v[\d.]+/)?containers/[\w.-]+/(start|stop|restart|kill))[ ?]",
+_V = rb"/(v[\d.]+/)?"
+_CONTAINERS = (
+    rb"GET " + _V + rb"(_ping|version|containers/json|containers/[\w.-]+/json)"
+    rb"|HEAD " + _V + rb"_ping"
+    rb"|POST " + _V + rb"containers/[\w.-]+/(start|stop|restart|kill)"
+)
+ALLOWED = re.compile(rb"^(" + _CONTAINERS + rb")[ ?]")
+# In a swarm (README "Privileges"): those, and services, tasks and secrets.
+SWARM_ALLOWED = re.compile(
+    rb"^("
+    + _CONTAINERS
+    + rb"|GET "
+    + _V
+    + rb"(services|services/[\w.-]+|tasks|secrets)"
+    + rb"|POST "
+    + _V
+    + rb"(services/[\w.-]+/update|secrets/create)"
+    + rb"|DELETE "
+    + _V
+    + rb"secrets/[\w.-]+"
+    + rb")[ ?]"
 )
 
 
@@ -68,10 +85,15 @@ class DockerProxy(_Server):
     """An allow-listing TCP proxy to the Docker socket (what DOCKER_HOST=tcp://... points at)."""
 
     def __init__(
-        self, port: int = 0, target: str = "/var/run/docker.sock", tls: ssl.SSLContext | None = None
+        self,
+        port: int = 0,
+        target: str = "/var/run/docker.sock",
+        tls: ssl.SSLContext | None = None,
+        allowed: re.Pattern[bytes] = ALLOWED,
     ) -> None:
         self.target = target
         self.tls = tls
+        self.allowed = allowed
         self.denied: list[bytes] = []
         super().__init__(port)
 
@@ -80,7 +102,7 @@ class DockerProxy(_Server):
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             head = _read_request(conn)
-            if not ALLOWED.match(head):
+            if not self.allowed.match(head):
                 self.denied.append(head.split(b"\r\n", 1)[0])
                 conn.sendall(
                     b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

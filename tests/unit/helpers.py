@@ -18,12 +18,12 @@ from cryptography.x509.oid import NameOID
 from sidecar import settings
 from sidecar.certbot.runner import CertbotResult
 from sidecar.errors import ConfigError, DockerError
-from sidecar.targets.base import Target
+from sidecar.targets.base import CONTAINER, SERVICE, Target
 from sidecar.volume import journal
 from sidecar.volume.certs import CertInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
@@ -164,8 +164,32 @@ def container(
     )
 
 
+def service(
+    name: str,
+    *,
+    replicas: int | None = 1,
+    version: int = 10,
+    labels: dict[str, str] | None = None,
+    started_at: datetime = T0,
+    secret: bool = False,
+) -> Target:
+    """A Swarm service (global when `replicas` is None) with a swarm-like 25-character id."""
+    return Target(
+        id=hashlib.sha256(name.encode()).hexdigest()[:25],
+        name=name,
+        labels=labels or {},
+        running=replicas is None or replicas > 0,
+        started_at=started_at,
+        kind=SERVICE,
+        replicas=replicas,
+        version=version,
+        signal_reloads=not secret,
+    )
+
+
 class FakeControl:
-    """TargetControl in memory: records every call; `fail` makes an operation raise."""
+    """TargetControl in memory: records every call; `fail` makes an operation raise. A service
+    stopped is at 0 replicas, started at the target's count; each change moves its version."""
 
     def __init__(self, *containers: Target) -> None:
         self.containers = {c.id: c for c in containers}
@@ -177,14 +201,22 @@ class FakeControl:
     def targets(self) -> list[Target]:
         return sorted(self.containers.values(), key=lambda c: c.name)
 
-    def inspect(self, ident: str) -> Target | None:
-        return self.containers.get(ident)
+    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
+        found = self.containers.get(ident)
+        return found if found is None or found.kind == kind else None
 
     def stop(self, target: Target) -> None:
-        self._apply("stop", target, running=False)
+        scaled = {"replicas": 0} if target.kind == SERVICE else {}
+        self._apply("stop", target, running=False, **scaled)
 
     def start(self, target: Target) -> None:
-        self._apply("start", target, running=True, started_at=datetime.now(UTC))
+        scaled = {"replicas": target.replicas} if target.kind == SERVICE else {}
+        self._apply("start", target, running=True, started_at=datetime.now(UTC), **scaled)
+
+    def deliver(self, targets: Sequence[Target]) -> list[str]:
+        for target in targets:
+            self._apply("deliver", target)
+        return []
 
     def restart(self, target: Target) -> None:
         self._apply("restart", target, running=True, started_at=datetime.now(UTC))
@@ -200,14 +232,17 @@ class FakeControl:
         if (op, target.name) in self.fail:
             raise DockerError(f"{op} refused")
         with self._lock:
-            self.containers[target.id] = dataclasses.replace(
-                self.containers[target.id],
-                **changes,  # type: ignore[arg-type]
-            )
+            current = self.containers[target.id]
+            if current.kind == SERVICE and op != "deliver" and not op.startswith("signal"):
+                changes["version"] = (current.version or 0) + 1
+            self.containers[target.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
     def by_someone_else(self, name: str, **changes: object) -> None:
-        """Change a container behind the sidecar's back (an operator, a restart policy)."""
+        """Change a container behind the sidecar's back (an operator, a restart policy); a
+        service's version moves with it."""
         current = self.get(name)
+        if current.kind == SERVICE:
+            changes.setdefault("version", (current.version or 0) + 1)
         self.containers[current.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
     def get(self, name: str) -> Target:

@@ -268,9 +268,9 @@ def test_app_label_without_key_is_rejected():
 
 
 def test_app_is_required_by_name_or_label():
-    """Without APP_CONTAINERS or APP_LABEL the sidecar would not know what to stop."""
+    """Without APP_CONTAINERS, APP_SERVICES or APP_LABEL nothing names what to stop."""
     message = load_error(APP_CONTAINERS="")
-    assert "APP_CONTAINERS or APP_LABEL: set at least one" in message
+    assert "APP_CONTAINERS, APP_SERVICES or APP_LABEL: set at least one" in message
 
 
 def test_label_alone_names_the_app():
@@ -278,6 +278,33 @@ def test_label_alone_names_the_app():
     config = load(APP_CONTAINERS="", APP_LABEL="tls")
     assert config.app_containers == ()
     assert config.app_label == "tls"
+
+
+def test_services_alone_name_the_app():
+    """APP_SERVICES (Swarm services, comma-separated) is enough on its own."""
+    config = load(APP_CONTAINERS="", APP_SERVICES="shop_web, shop_api")
+    assert config.app_services == ("shop_web", "shop_api")
+
+
+def test_a_malformed_service_name_is_rejected():
+    """The rule of container names applies to service names, and the error says service."""
+    assert "APP_SERVICES: 'shop web' is not a valid service name" in load_error(
+        APP_SERVICES="shop web"
+    )
+
+
+def test_certificates_are_delivered_through_the_volume_unless_secrets_are_asked_for():
+    """CERT_DELIVERY: `volume` by default, `secret` (any case) for Swarm secrets."""
+    assert load().cert_delivery == "volume"
+    assert load(APP_SERVICES="shop_web", CERT_DELIVERY="Secret").cert_delivery == "secret"
+    assert "CERT_DELIVERY:" in load_error(CERT_DELIVERY="config")
+
+
+def test_secret_delivery_needs_services_to_deliver_to():
+    """Plain containers cannot get Swarm secrets: APP_SERVICES or APP_LABEL must name some."""
+    message = load_error(CERT_DELIVERY="secret")
+    assert "CERT_DELIVERY=secret gives the certificates to Swarm services" in message
+    assert load(CERT_DELIVERY="secret", APP_LABEL="app=shop").cert_delivery == "secret"
 
 
 @pytest.mark.parametrize(("raw", "email"), [("ops@example.com", "ops@example.com"), ("", None)])

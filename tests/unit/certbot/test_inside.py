@@ -46,7 +46,7 @@ def test_start_makes_the_new_files_readable_before_the_app_starts(world):
 
 def test_the_port_message_names_the_container_that_publishes_it(monkeypatch):
     """Docker knows who publishes the port: the message names that container."""
-    monkeypatch.setattr(inside, "publishers", lambda _port: ["cbs-other"])
+    monkeypatch.setattr(inside, "publishers", lambda _port: ["container cbs-other"])
     message = inside.port_busy_message(80)
     assert "container cbs-other publishes it" in message
     assert "APP_CONTAINERS/APP_LABEL" in message
@@ -60,3 +60,13 @@ def test_the_port_message_points_at_the_host_when_docker_cannot_tell(monkeypatch
 
     monkeypatch.setattr(inside, "publishers", refuse)
     assert "another process on the host holds it" in inside.port_busy_message(8080)
+
+
+def test_the_port_message_names_a_swarm_service_and_how_to_free_the_port(monkeypatch):
+    """A task of a service publishes it: add the service; a global one cannot be scaled to 0."""
+    holder = "service shop_edge (task shop_edge.1.x8f2)"
+    monkeypatch.setattr(inside, "publishers", lambda _port: [holder])
+    message = inside.port_busy_message(80)
+    assert f"{holder} publishes it" in message
+    assert "add that service to APP_SERVICES/APP_LABEL" in message
+    assert "a global service cannot be scaled to 0" in message

@@ -26,6 +26,7 @@ from tests.unit.helpers import (
     make_pem,
     make_settings,
     save_journal,
+    service,
     value_after,
 )
 
@@ -523,3 +524,39 @@ def test_a_run_ended_by_a_stop_request_is_no_failure_and_the_app_is_started(conf
     assert state.failures == 2
     assert state.last_result.startswith("stopped before the end")
     assert state.alerts.failure is None
+
+
+# Swarm secrets (CERT_DELIVERY=secret)
+
+
+def test_secret_delivery_is_checked_at_every_cycle_not_only_after_a_renewal(tmp_path):
+    """Nothing due, yet every service is given the current secrets: a `docker stack deploy`
+    resets a service's secrets to the stack file's list."""
+    config = make_settings(
+        tmp_path / "le", DOMAINS=",".join(NAMES), APP_SERVICES="shop_web", CERT_DELIVERY="secret"
+    )
+    existing(config)
+    control = FakeControl(service("shop_web"))
+    result = run_cycle(config, certbot(config, control, challenge=False, writes=False), control)
+    assert result.ok
+    assert control.calls == [("deliver", "shop_web")]
+
+
+def test_a_service_still_recorded_as_stopped_gets_no_delivery(tmp_path):
+    """Its restore failed: an update now would move its version and look like someone else's."""
+    config = make_settings(
+        tmp_path / "le", DOMAINS=",".join(NAMES), APP_SERVICES="shop_web", CERT_DELIVERY="secret"
+    )
+    existing(config)
+    control = FakeControl(service("shop_web"), service("shop_api"))
+    control.fail.add(("start", "shop_web"))
+    run_cycle(config, certbot(config, control), control)
+    assert ("deliver", "shop_api") in control.calls
+    assert ("deliver", "shop_web") not in control.calls
+
+
+def test_volume_delivery_never_asks_for_secrets(config, control):
+    """The default: the app reads the volume; no delivery step."""
+    existing(config)
+    run_cycle(config, certbot(config, control), control)
+    assert not [call for call in control.calls if call[0] == "deliver"]

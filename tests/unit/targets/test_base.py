@@ -8,8 +8,15 @@ from datetime import UTC, datetime
 import pytest
 
 from sidecar.errors import ConfigError, DockerError
-from sidecar.targets.base import NoTargetError, each, label_matches, select_targets
-from tests.unit.helpers import container
+from sidecar.targets.base import (
+    TASK_ID,
+    TASK_SERVICE,
+    NoTargetError,
+    each,
+    label_matches,
+    select_targets,
+)
+from tests.unit.helpers import container, service
 
 EPOCH = datetime.fromtimestamp(0, UTC)
 SELF_ID = "4f0c" + "a" * 60
@@ -145,3 +152,65 @@ def test_missing_app_containers_are_their_own_error_kind():
         select_targets([DB], ["web"], None, None)
     with pytest.raises(NoTargetError):
         select_targets([DB], [], "tls=true", None)
+
+
+# Swarm services
+
+TASK = container(
+    "shop_web.1.x8f2",
+    labels={"tls": "true", TASK_ID: "x8f2", TASK_SERVICE: "shop_web"},
+)
+SHOP_WEB = service("shop_web", labels={"tls": "true"})
+SHOP_API = service("shop_api", labels={"tls": "false"})
+SERVICES = [SHOP_WEB, SHOP_API]
+
+
+def test_services_are_chosen_by_name():
+    """APP_SERVICES picks exactly the named services; containers come first, then services."""
+    chosen = select_targets([*ALL, *SERVICES], ["db"], None, None, service_names=["shop_api"])
+    assert chosen == [DB, SHOP_API]
+
+
+def test_a_missing_service_is_a_no_target_error_naming_it():
+    """A typo in APP_SERVICES (or a stack not deployed yet) is reported as not found."""
+    with pytest.raises(NoTargetError, match=r"^APP_SERVICES: no service named shop_wbe$"):
+        select_targets(SERVICES, [], None, None, service_names=["shop_wbe"])
+
+
+def test_the_label_selects_containers_by_theirs_and_services_by_their_own():
+    """APP_LABEL matches a container's labels and a service's labels (deploy.labels)."""
+    chosen = select_targets([*ALL, *SERVICES], [], "tls=true", None, swarm=True)
+    assert chosen == [WEB, SHOP_WEB]
+
+
+def test_a_swarm_task_container_is_never_a_target():
+    """Stopping a task makes swarm replace it: its labels select nothing, its service may."""
+    assert select_targets([TASK, SHOP_WEB], [], "tls=true", None, swarm=True) == [SHOP_WEB]
+
+
+def test_a_label_only_tasks_carry_names_their_service_and_the_fix():
+    """A stack's container `labels:` land on the tasks: the error says to use deploy.labels."""
+    with pytest.raises(NoTargetError, match=r"no container or service has the label tls=true"):
+        select_targets([TASK], [], "tls=true", None, swarm=True)
+    with pytest.raises(NoTargetError, match=r"tasks of the swarm service shop_web .*deploy.labels"):
+        select_targets([TASK], [], "tls=true", None, swarm=True)
+
+
+def test_a_task_named_in_app_containers_is_refused_naming_its_service():
+    """APP_CONTAINERS=shop_web.1.x8f2: the sidecar says to name shop_web in APP_SERVICES."""
+    with pytest.raises(ConfigError, match=r"task of the swarm service shop_web .* APP_SERVICES"):
+        select_targets([TASK], [TASK.name], None, None)
+
+
+def test_the_sidecars_own_service_is_never_a_target():
+    """In a swarm the sidecar runs as a service: selecting that service is a config error."""
+    own = service("shop_certbot", labels={"tls": "true"})
+    with pytest.raises(ConfigError, match=r"^service shop_certbot is the sidecar itself"):
+        select_targets([own, SHOP_WEB], [], "tls=true", None, self_service=own.id, swarm=True)
+
+
+def test_a_global_service_cannot_be_stopped_but_a_replicated_one_can():
+    """Global services have no replica count to scale to 0."""
+    assert SHOP_WEB.stoppable
+    assert not service("edge", replicas=None).stoppable
+    assert WEB.stoppable

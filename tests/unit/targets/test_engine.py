@@ -235,3 +235,14 @@ def test_a_container_removed_meanwhile_counts_as_gone_on_docker_and_podman():
     assert containers.gone(docker.errors.NotFound("404 Client Error: No such container"))
     other = docker.errors.APIError("500 Server Error", response, explanation="disk full")
     assert not containers.gone(other)
+
+
+def test_a_swarm_task_publishing_a_port_is_named_by_its_service():
+    """The port holder is a task container: the message names its service (the target)."""
+    listed = {
+        "Names": ["/shop_web.1.x8f2"],
+        "Labels": {"com.docker.swarm.service.name": "shop_web"},
+        "Ports": [{"PublicPort": 80, "Type": "tcp"}],
+    }
+    assert containers._publisher(listed) == "service shop_web (task shop_web.1.x8f2)"
+    assert containers._publisher({"Names": ["/web"]}) == "container web"

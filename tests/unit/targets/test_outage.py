@@ -11,6 +11,7 @@ from sidecar.targets.outage import (
     RECORD,
     STOP_MARGIN,
     Stopped,
+    left_alone,
     read_record,
     recover,
     restore,
@@ -20,7 +21,7 @@ from sidecar.targets.outage import (
     stop_targets,
 )
 from sidecar.volume.files import exclusive_lock, read_json, write_json
-from tests.unit.helpers import T0, FakeControl, container
+from tests.unit.helpers import T0, FakeControl, container, service
 
 if TYPE_CHECKING:
     from sidecar.targets.base import Target
@@ -138,7 +139,7 @@ def test_failed_stop_keeps_the_record(state_dir):
 def test_record_times_are_stored_as_utc_iso_strings(state_dir):
     """The record is plain JSON another process (the post-hook) can read."""
     stop_targets(state_dir, FakeControl(container("web")), "test")
-    (item,) = read_json(state_dir / RECORD)["containers"]
+    (item,) = read_json(state_dir / RECORD)["targets"]
     assert datetime.fromisoformat(item["stopped_at"]).utcoffset() == timedelta(0)
     assert item["name"] == "web"
     assert item["id"] == container("web").id
@@ -257,7 +258,7 @@ def test_restore_waits_for_a_stop_in_progress_then_starts_the_app(state_dir, mon
     write_record(state_dir, Stopped(control.get("web").id, "web", now, stop_timeout=30))
     polls: list[int] = []
 
-    def inspect(ident: str) -> Target | None:
+    def inspect(ident: str, _kind: str = "container") -> Target | None:
         polls.append(1)
         if len(polls) == 3:  # dockerd's kill lands while we wait
             control.by_someone_else("web", running=False, finished_at=datetime.now(UTC))
@@ -274,7 +275,7 @@ def test_the_stop_timeout_is_kept_in_the_record(state_dir):
     """Each entry carries how long its stop may take, for whoever restores it."""
     web = dataclasses.replace(container("web"), stop_timeout=45.0)
     stop_targets(state_dir, FakeControl(web), "test")
-    (item,) = read_json(state_dir / RECORD)["containers"]
+    (item,) = read_json(state_dir / RECORD)["targets"]
     assert item["stop_timeout"] == 45.0
     assert read_record(state_dir)[0].stop_timeout == 45.0
 
@@ -302,3 +303,111 @@ def test_a_restore_outside_a_cycle_skips_while_a_cycle_holds_the_lock(state_dir)
 
     assert recover(state_dir, control) == ["web"]
     assert control.calls == [("start", "web")]
+
+
+# Swarm services
+
+
+def test_a_service_is_recorded_with_its_replicas_then_its_version_at_zero(state_dir):
+    """The record keeps the count to scale back to, and the spec version our scale to 0 made."""
+    control = FakeControl(service("shop_web", replicas=3, version=10))
+    assert stop_targets(state_dir, control, "test") == ["shop_web"]
+    (entry,) = read_record(state_dir)
+    assert (entry.kind, entry.replicas, entry.version) == ("service", 3, 11)
+    assert control.get("shop_web").replicas == 0
+
+
+def test_a_service_is_scaled_back_to_its_recorded_count(state_dir):
+    """The restore gives it the replicas it had, not the 0 it has now."""
+    control = FakeControl(service("shop_web", replicas=3))
+    stop_targets(state_dir, control, "test")
+    assert restore(state_dir, control) == ["shop_web"]
+    assert control.get("shop_web").replicas == 3
+    assert not (state_dir / RECORD).exists()
+
+
+def test_a_service_scaled_by_someone_else_meanwhile_is_left_as_it_is(state_dir):
+    """`docker service scale shop_web=2` while it was recorded: 2 it stays, and it is said."""
+    control = FakeControl(service("shop_web", replicas=1))
+    stop_targets(state_dir, control, "test")
+    (recorded,) = read_record(state_dir)
+    control.by_someone_else("shop_web", replicas=2, running=True)
+    assert restore(state_dir, control) == []
+    assert control.get("shop_web").replicas == 2
+    assert not (state_dir / RECORD).exists()
+    why = left_alone(recorded, control.get("shop_web"))
+    assert why == "service shop_web was scaled to 2 by someone else; left as it is"
+
+
+def test_a_service_updated_by_someone_else_at_zero_stays_at_zero(state_dir):
+    """A redeploy with replicas 0 (the spec version moved): their 0, not ours to undo."""
+    control = FakeControl(service("shop_web", replicas=1))
+    stop_targets(state_dir, control, "test")
+    control.by_someone_else("shop_web")
+    assert restore(state_dir, control) == []
+    assert control.get("shop_web").replicas == 0
+
+
+def test_a_service_recorded_before_its_version_was_known_is_restored_at_zero(state_dir):
+    """Killed during the scale to 0 (no version in the record yet): at 0 it is ours."""
+    web = service("shop_web", replicas=0, version=12)
+    write_json(
+        state_dir / RECORD,
+        {
+            "targets": [
+                {
+                    "id": web.id,
+                    "name": web.name,
+                    "stopped_at": STOPPED_AT.isoformat(),
+                    "kind": "service",
+                    "replicas": 2,
+                    "version": None,
+                }
+            ]
+        },
+    )
+    control = FakeControl(web)
+    assert restore(state_dir, control) == ["shop_web"]
+    assert control.get("shop_web").replicas == 2
+
+
+def test_a_removed_service_is_not_restored(state_dir):
+    """`docker stack rm` meanwhile: nothing to scale."""
+    control = FakeControl(service("shop_web"))
+    stop_targets(state_dir, control, "test")
+    control.containers.clear()
+    assert restore(state_dir, control) == []
+    assert not (state_dir / RECORD).exists()
+
+
+def test_a_global_service_keeps_running_through_the_challenge(state_dir):
+    """It cannot be scaled to 0: not stopped, not recorded; the containers next to it are."""
+    control = FakeControl(service("edge", replicas=None), container("web"))
+    assert stop_targets(state_dir, control, "test") == ["web"]
+    assert control.calls == [("stop", "web")]
+    assert [e.name for e in read_record(state_dir)] == ["web"]
+
+
+def test_no_stop_is_in_progress_on_a_service():
+    """Scaling up makes new tasks: nothing of an old stop can hit them."""
+    entry = Stopped("x", "shop_web", STOPPED_AT, 60, "service", 1, 11)
+    assert not stop_in_progress(entry, service("shop_web"), STOPPED_AT)
+
+
+def test_a_record_of_an_older_sidecar_is_still_read(state_dir):
+    """Records written before services existed list `containers`."""
+    write_record(state_dir, entry("web"))
+    assert read_json(state_dir / RECORD)["containers"]
+    assert read_record(state_dir) == [entry("web")]
+
+
+def test_after_a_partly_failed_restore_only_what_did_not_start_stays_recorded(state_dir):
+    """A service scaled up again must not stay recorded: it would look scaled by someone else."""
+    control = FakeControl(service("shop_web"), service("shop_api"))
+    stop_targets(state_dir, control, "test")
+    control.fail.add(("start", "shop_web"))
+    restore(state_dir, control)
+    assert [e.name for e in read_record(state_dir)] == ["shop_web"]
+    control.fail.clear()
+    assert restore(state_dir, control) == ["shop_web"]
+    assert control.get("shop_api").replicas == 1

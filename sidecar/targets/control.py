@@ -1,0 +1,105 @@
+"""The app's targets as the settings name them: containers and, in a swarm, services, behind one
+TargetControl (one selection; each operation goes to the target's kind)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sidecar.targets.base import CONTAINER, SERVICE, Target, select_targets
+from sidecar.targets.engine import DockerContainers, connect, self_id
+from sidecar.targets.swarm import SERVICE_ID, SwarmServices, secret_store
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sidecar.settings import Settings
+
+
+class Targets:
+    """TargetControl over containers and Swarm services.
+
+    Services are looked for when the settings ask for them (APP_SERVICES, CERT_DELIVERY=secret)
+    or when the sidecar itself runs as a swarm task; APP_LABEL then selects services by their own
+    labels (`deploy.labels`) as well as containers by theirs. A plain compose setup never calls
+    a Swarm endpoint.
+    """
+
+    def __init__(
+        self,
+        containers: DockerContainers,
+        services: SwarmServices,
+        *,
+        names: Sequence[str] = (),
+        service_names: Sequence[str] = (),
+        label: str | None = None,
+        swarm: bool = False,
+        own_id: str | None = None,
+    ) -> None:
+        self._containers = containers
+        self._services = services
+        self._names = tuple(names)
+        self._service_names = tuple(service_names)
+        self._label = label
+        self._swarm = swarm
+        self._own_id = own_id
+
+    def targets(self) -> list[Target]:
+        listed = self._containers.listed()
+        own = next((c for c in listed if c.id == self._own_id), None)
+        own_service = own.labels.get(SERVICE_ID) if own is not None else None
+        swarm = self._swarm or own_service is not None
+        services = self._services.listed(self._service_names, self._label) if swarm else []
+        return select_targets(
+            [*listed, *services],
+            self._names,
+            self._label,
+            self._own_id,
+            service_names=self._service_names,
+            self_service=own_service,
+            swarm=swarm,
+        )
+
+    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
+        if kind == SERVICE:
+            return self._services.inspect(ident)
+        return self._containers.inspect(ident)
+
+    def stop(self, target: Target) -> None:
+        self._of(target).stop(target)
+
+    def start(self, target: Target) -> None:
+        self._of(target).start(target)
+
+    def restart(self, target: Target) -> None:
+        self._of(target).restart(target)
+
+    def signal(self, target: Target, name: str) -> None:
+        self._of(target).signal(target, name)
+
+    def deliver(self, targets: Sequence[Target]) -> list[str]:
+        return self._services.deliver([t for t in targets if t.kind == SERVICE])
+
+    def _of(self, target: Target) -> DockerContainers | SwarmServices:
+        return self._services if target.kind == SERVICE else self._containers
+
+
+def control_for(config: Settings) -> Targets:
+    """The app's targets as the settings name them (APP_CONTAINERS, APP_SERVICES, APP_LABEL)."""
+    client = connect()
+    own = self_id()
+    return Targets(
+        DockerContainers(
+            client, stop_timeout=config.stop_timeout, start_timeout=config.start_timeout
+        ),
+        SwarmServices(
+            client,
+            start_timeout=config.start_timeout,
+            store=secret_store(client, config),
+            own_id=own,
+        ),
+        names=config.app_containers,
+        service_names=config.app_services,
+        label=config.app_label,
+        swarm=bool(config.app_services) or config.cert_delivery == "secret",
+        own_id=own,
+    )

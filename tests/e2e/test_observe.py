@@ -158,7 +158,7 @@ def test_daemon_sends_alerts_and_serves_metrics(stack: Stack, receiver: Receiver
         CHECK_INTERVAL="4s",
         CHECK_JITTER="0",
         VERIFY=f"127.0.0.1:{stack.https_port}",
-        VERIFY_WAIT="2s",
+        VERIFY_WAIT="15s",  # a loaded machine may take seconds to serve TLS after the start
         METRICS_PORT=str(metrics_port),
         WEBHOOK_URL=f"http://127.0.0.1:{receiver.port}/hook/{token}",
         ALERT_URLS=f"json://127.0.0.1:{receiver.port}/apprise/{token}",

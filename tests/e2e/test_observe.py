@@ -83,7 +83,7 @@ def test_app_serving_an_old_certificate_is_detected_and_fixed_by_one_restart(sta
     env = {
         "HTTP01_PORT": str(challenge_port),
         "VERIFY": f"127.0.0.1:{stack.https_port}",
-        "VERIFY_WAIT": "3s",
+        "VERIFY_WAIT": "10s",  # time enough for a loaded machine to start serving TLS
         "LOG_FORMAT": "json",
     }
     code, logs = stack.sidecar_once("renew", **env)

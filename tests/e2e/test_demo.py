@@ -46,7 +46,9 @@ def test_demo_up_serves_a_certificate_from_the_local_ca_and_renews_it(mode):
     ports = free_ports(6)
     env = {
         **os.environ,
-        "DEMO_TAG": TAG,  # this checkout's images, not another's :latest
+        # This checkout's images, under tags of their own: compose builds them with the demo's
+        # extras, and must never replace the images the other e2e tests run (with apprise).
+        "DEMO_TAG": f"{TAG}-demo-{mode}",
         "COMPOSE_PROJECT_NAME": f"cbs-demo-{uuid.uuid4().hex[:8]}",
         "DEMO_HTTP_PORT": str(ports[0]),
         "DEMO_HTTPS_PORT": str(ports[1]),

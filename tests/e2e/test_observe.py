@@ -166,7 +166,12 @@ def test_daemon_sends_alerts_and_serves_metrics(stack: Stack, receiver: Receiver
     )
     cert = f"certificate={stack.domain}"
 
-    renewed = receiver.wait("/hook/", "renewed")
+    try:
+        renewed = receiver.wait("/hook/", "renewed")
+    except AssertionError as error:
+        seen = [body.get("event") for _, body in receiver.received]
+        tail = daemon.logs().decode(errors="replace")[-4000:]
+        raise AssertionError(f"{error}; received {seen}; the daemon said:\n{tail}") from None
     assert renewed["certificates"] == [stack.domain]
     assert renewed["severity"] == "success"
     note = receiver.wait("/apprise/")

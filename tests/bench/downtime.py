@@ -341,6 +341,17 @@ WHAT = {
 }
 
 
+def engine_scenario(client: docker.DockerClient, runs: int) -> None:
+    """Run and report scenario P: the first cycle against Docker and against Podman."""
+    on_docker, on_podman = engines(client, runs)
+    print(
+        f"P first cycle (first issuance), s: Docker {stats(on_docker)}, "
+        f"Podman {stats(on_podman)} (Podman/Docker median "
+        f"{statistics.median(on_podman) / statistics.median(on_docker):.2f})",
+        flush=True,
+    )
+
+
 def outage_scenario(client: docker.DockerClient, label: str, runs: int) -> float:
     """Run and report one outage scenario; its median total outage."""
     if label == "S":
@@ -353,7 +364,9 @@ def outage_scenario(client: docker.DockerClient, label: str, runs: int) -> float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", nargs="+", choices=sorted(WHAT), help="just these scenarios")
+    parser.add_argument(
+        "--only", nargs="+", choices=[*sorted(WHAT), "P"], help="just these scenarios"
+    )
     args = parser.parse_args()
     client = docker.from_env(timeout=300)
     build_images(client)
@@ -362,20 +375,17 @@ def main() -> int:
     )
     if args.only:
         for label in args.only:
-            outage_scenario(client, label, args.runs)
+            if label == "P":
+                engine_scenario(client, args.runs)
+            else:
+                outage_scenario(client, label, args.runs)
         return 0
     a, b = (outage_scenario(client, label, args.runs) for label in "AB")
     for label in ("C", "D", "E", "E'"):
         outage_scenario(client, label, args.runs)
     print(f"idle RSS of the sidecar container (tini + the sleeper): {idle_rss_mb(client):.1f} MB")
     outage_scenario(client, "S", args.runs)
-    on_docker, on_podman = engines(client, args.runs)
-    print(
-        f"P first cycle (first issuance), s: Docker {stats(on_docker)}, "
-        f"Podman {stats(on_podman)} (Podman/Docker median "
-        f"{statistics.median(on_podman) / statistics.median(on_docker):.2f})",
-        flush=True,
-    )
+    engine_scenario(client, args.runs)
     base = base_image()
     default, _ = client.images.build(
         path=str(ROOT), tag="certbot-sidecar:bench", buildargs={"BASE_IMAGE": base}, rm=True

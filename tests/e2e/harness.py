@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import docker
 import docker.errors
@@ -195,9 +195,15 @@ class Stack:
             network_mode="host",
             environment=env,
             volumes={str(self.ca_dir): {"bind": "/pebble-ca", "mode": "rw"}},
+            **self.pebble_options,
         )
-        wait_for("Pebble to answer", lambda: _healthy(pebble), timeout=60)
+        wait_for("Pebble to answer", lambda: self._pebble_ready(pebble), timeout=60)
         return pebble
+
+    pebble_options: ClassVar[dict[str, object]] = {}  # more run options for Pebble's container
+
+    def _pebble_ready(self, pebble: Container) -> bool:
+        return _healthy(pebble)
 
     def start_app(
         self,

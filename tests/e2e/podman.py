@@ -16,7 +16,7 @@ import socket
 import ssl
 import subprocess
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import docker
 import docker.errors
@@ -156,33 +156,10 @@ class PodmanStack(Stack):
         finally:
             self._app_extra = {}
 
-    def start_pebble(
-        self, validity: int = 7776000, http_port: int | None = None, **extra: str
-    ) -> Container:
-        """Pebble on the host network; ready when its directory answers (no healthcheck here)."""
-        self.ca_dir.mkdir(parents=True, exist_ok=True)
-        p = self.ports
-        env = {
-            "PEBBLE_LISTEN": f"127.0.0.1:{p[0]}",
-            "PEBBLE_MANAGEMENT": f"127.0.0.1:{p[1]}",
-            "PEBBLE_DNS": f"127.0.0.1:{p[2]}",
-            "PEBBLE_CHALLTEST_MANAGEMENT": f"127.0.0.1:{p[3]}",
-            "PEBBLE_HTTP_PORT": str(http_port or self.http_port),
-            "PEBBLE_VALIDITY_SECONDS": str(validity),
-            **extra,
-        }
-        pebble = self._run(
-            PEBBLE_IMAGE,
-            "pebble",
-            network_mode="host",
-            environment=env,
-            volumes={str(self.ca_dir): {"bind": "/pebble-ca", "mode": "rw"}},
-            healthcheck=NO_HEALTHCHECK,
-        )
-        wait_for("Pebble to answer", lambda: self._pebble_answers(pebble), timeout=60)
-        return pebble
+    # no healthcheck here: ready when its directory answers
+    pebble_options: ClassVar[dict[str, object]] = {"healthcheck": NO_HEALTHCHECK}
 
-    def _pebble_answers(self, pebble: Container) -> bool:
+    def _pebble_ready(self, pebble: Container) -> bool:
         pebble.reload()
         if not pebble.attrs["State"]["Running"]:
             logs = pebble.logs().decode(errors="replace")[-2000:]

@@ -149,7 +149,12 @@ def test_a_stop_still_in_progress_when_the_sidecar_dies_is_waited_for_then_the_a
         timeout=150,
         every=1,
     )
-    assert not (stack.le_dir / "sidecar" / "stopped.json").exists()
+    wait_for(  # cleared once the started app is healthy, a moment after it runs
+        "the record cleared",
+        lambda: not (stack.le_dir / "sidecar" / "stopped.json").exists(),
+        timeout=60,
+    )
+    assert running(stack, app)
     assert "is still stopping" in again.logs().decode(errors="replace")
 
 

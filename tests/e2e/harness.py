@@ -18,6 +18,8 @@ import docker.errors
 import docker.models.containers
 from cryptography import x509
 
+from tests.e2e.authz import forget_authorizations
+
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
@@ -129,6 +131,9 @@ class Stack:
     containers: list[Container] = field(default_factory=list)
     # More mounts for every sidecar container, e.g. the DNS bed's credentials (dns.start_dns).
     sidecar_volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # True: Pebble may reuse valid authorizations (as its PEBBLE_AUTHZREUSE says); else they are
+    # deactivated before each sidecar run, so each order has a challenge (see authz.py)
+    keep_authorizations: bool = False
 
     @property
     def domain(self) -> str:
@@ -243,6 +248,11 @@ class Stack:
         env.update(overrides)
         return {k: v for k, v in env.items() if v is not None}
 
+    def forget_authorizations(self) -> None:
+        """Before a sidecar run: no valid authorization left for Pebble to reuse at random."""
+        if not self.keep_authorizations:
+            forget_authorizations(self.le_dir, self.acme_url, self.ca_dir / "ca.pem")
+
     def sidecar(
         self,
         *command: str,
@@ -253,6 +263,7 @@ class Stack:
     ) -> Container:
         """Start the sidecar image (host network, the volume, the Docker socket)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
+        self.forget_authorizations()
         volumes = {
             str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": volume_mode},
             str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},

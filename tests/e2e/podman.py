@@ -185,6 +185,7 @@ class PodmanStack(Stack):
     ) -> Container:
         """The sidecar image on the host network, DOCKER_HOST at the Podman socket."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
+        self.forget_authorizations()
         volumes: dict[str, dict[str, str]] = {
             str(self.le_dir): {"bind": "/etc/letsencrypt", "mode": volume_mode},
             str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},

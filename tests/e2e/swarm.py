@@ -275,6 +275,7 @@ class SwarmStack(Stack):
         """The sidecar as a one-replica service on a manager: host network, volume, socket
         (without it: DOCKER_HOST, e.g. a socket proxy)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
+        self.forget_authorizations()
         mounts = [
             types.Mount("/etc/letsencrypt", str(self.le_dir), type="bind"),
             types.Mount("/pebble-ca", str(self.ca_dir), type="bind", read_only=True),

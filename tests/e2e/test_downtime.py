@@ -76,6 +76,7 @@ def test_app_that_ignores_sigterm_is_reported_with_the_fix(stack: Stack):
 
 def test_reused_authorization_means_no_stop_only_a_restart_to_load_the_new_cert(stack: Stack):
     """The CA reuses the valid authorization: no challenge, so no stop; the app is restarted."""
+    stack.keep_authorizations = True
     stack.start_pebble(PEBBLE_AUTHZREUSE="100")
     app = stack.start_app()
     code, logs = stack.sidecar_once("renew")
@@ -93,3 +94,18 @@ def test_reused_authorization_means_no_stop_only_a_restart_to_load_the_new_cert(
     assert new != old
     assert stack.state(app)["StartedAt"] != started
     assert wait_for("new cert served", lambda: served_serial(stack.https_port, stack.domain) == new)
+
+
+def test_the_harness_deactivates_valid_authorizations_so_each_order_has_a_challenge(stack: Stack):
+    """Where Pebble would always reuse (PEBBLE_AUTHZREUSE=100), the harness's deactivation before
+    each sidecar run (tests/e2e/authz.py) still makes the renewal answer a challenge: the guard
+    that keeps Pebble's 1-in-100 reuse at PEBBLE_AUTHZREUSE=0 out of every other test."""
+    stack.start_pebble(PEBBLE_AUTHZREUSE="100")
+    stack.start_app()
+    code, logs = stack.sidecar_once("renew")
+    assert code == 0, logs
+
+    code, logs = stack.sidecar_once("renew", "--force")
+
+    assert code == 0, logs
+    assert "stopping cbs-app" in logs, logs

@@ -162,7 +162,7 @@ def test_a_global_service_is_reloaded_by_a_forced_update_or_its_reload_signal(
     new = disk_serial(stack.le_dir, stack.domain)
     assert new != old
     wait_for("the new certificate served", lambda: serves(stack, new))
-    assert "is global (it cannot be scaled to 0): it keeps running" in logs
+    assert "is global (it cannot be scaled to 0): it keeps running" in logs, logs
     assert "(service update --force)" in logs
     assert stack.api.inspect_service(app)["Spec"]["TaskTemplate"]["ForceUpdate"] == forced + 1
 

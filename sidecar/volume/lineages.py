@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -86,6 +86,39 @@ def read_strict(config_dir: Path, name: str) -> CertInfo | None:
     if current.problem:
         raise ConfigError(current.problem)
     return current.cert
+
+
+@dataclass(frozen=True, slots=True)
+class Pems:
+    """A lineage's current certificate and the exact bytes an app is given for it: `cert` is
+    the leaf of `fullchain` (the same certificate as `cert.pem`)."""
+
+    cert: CertInfo
+    fullchain: bytes = field(repr=False)
+    privkey: bytes = field(repr=False)  # never in a log line
+
+
+def read_pems(config_dir: Path, name: str) -> Pems | None:
+    """The current certificate with its full chain and key, all from the lineage's live
+    directory (`live_dir`: a renamed conf names another one); None if it has no certificate
+    yet; ConfigError naming the file if they cannot be read or the full chain's leaf is another
+    certificate than `cert.pem`."""
+    cert = read_strict(config_dir, name)
+    if cert is None:
+        return None
+    live = live_dir(config_dir, name)
+    try:
+        fullchain = (live / "fullchain.pem").read_bytes()
+        privkey = (live / "privkey.pem").read_bytes()
+        leaf = parse_cert(fullchain)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{live}: the full chain or key cannot be read: {error}") from error
+    if leaf.serial != cert.serial:
+        raise ConfigError(
+            f"{live / 'fullchain.pem'} begins with another certificate (serial "
+            f"{leaf.serial_hex}) than cert.pem (serial {cert.serial_hex})"
+        )
+    return Pems(leaf, fullchain, privkey)
 
 
 def certs(config_dir: Path, lineages: Iterable[str]) -> dict[str, CertInfo | None]:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from sidecar.errors import ConfigError
+from sidecar.volume.certs import parse_cert
 from sidecar.volume.lineages import names as lineage_names
-from sidecar.volume.lineages import read, read_strict, snapshot, written_at
+from sidecar.volume.lineages import read, read_pems, read_strict, snapshot, written_at
 from tests.unit.helpers import install_cert, make_pem
 
 
@@ -86,3 +87,59 @@ def test_read_says_why_a_certificate_cannot_be_read(tmp_path):
     problem = read(tmp_path, "a.example").problem
     assert problem is not None
     assert str(tmp_path / "live" / "a.example" / "cert.pem") in problem
+
+
+def test_pems_are_the_current_certificate_with_its_full_chain_and_key(tmp_path):
+    """The exact bytes certbot's live/ links point at; the serial from the full chain's leaf."""
+    pem = make_pem(("a.example",))
+    install_cert(tmp_path, "a.example", pem)
+    pems = read_pems(tmp_path, "a.example")
+    assert pems is not None
+    live = tmp_path / "live" / "a.example"
+    assert pems.fullchain == (live / "fullchain.pem").read_bytes() == pem
+    assert pems.privkey == (live / "privkey.pem").read_bytes()
+    assert pems.cert == parse_cert(pem)
+    assert "PRIVATE KEY" not in repr(pems)
+    assert read_pems(tmp_path, "none.example") is None
+
+
+def test_pems_of_a_renamed_lineage_come_from_the_live_dir_its_conf_names(tmp_path):
+    """renewal/a.example.conf naming live/other.example: all read there, not from a stale
+    live/a.example."""
+    install_cert(tmp_path, "a.example", make_pem(("a.example",)))
+    current = make_pem(("a.example",))
+    install_cert(tmp_path, "other.example", current)
+    renewal = tmp_path / "renewal"
+    (renewal / "other.example.conf").replace(renewal / "a.example.conf")
+    pems = read_pems(tmp_path, "a.example")
+    assert pems is not None
+    assert pems.fullchain == current
+    assert pems.cert == parse_cert(current)
+
+
+def test_a_full_chain_beginning_with_another_certificate_is_a_config_error(tmp_path):
+    """fullchain.pem and cert.pem must be the same certificate: the secret's label names it."""
+    install_cert(tmp_path, "a.example", make_pem(("a.example",)))
+    fullchain = tmp_path / "live" / "a.example" / "fullchain.pem"
+    fullchain.unlink()
+    fullchain.write_bytes(make_pem(("a.example",)))
+    with pytest.raises(ConfigError, match=r"fullchain\.pem begins with another certificate"):
+        read_pems(tmp_path, "a.example")
+
+
+@pytest.mark.parametrize("part", ["fullchain", "privkey"])
+def test_a_missing_full_chain_or_key_is_a_config_error_naming_the_file(tmp_path, part):
+    """A dangling live/ link (part of the tree missing): the file is named."""
+    install_cert(tmp_path, "a.example", make_pem(("a.example",)))
+    link = tmp_path / "live" / "a.example" / f"{part}.pem"
+    link.unlink()
+    link.symlink_to("gone.pem")
+    with pytest.raises(ConfigError, match=f"{part}.pem"):
+        read_pems(tmp_path, "a.example")
+
+
+def test_pems_of_an_unreadable_certificate_are_a_config_error(tmp_path):
+    """cert.pem that is no certificate: as read_strict says."""
+    install_cert(tmp_path, "a.example", b"garbage")
+    with pytest.raises(ConfigError, match="not a readable certificate"):
+        read_pems(tmp_path, "a.example")

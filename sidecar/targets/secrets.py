@@ -127,6 +127,13 @@ def swapped(
     return None if _key(new) == _key(current) else new
 
 
+def replaced(versions: Iterable[Version], delivered: Collection[str]) -> frozenset[str]:
+    """The ids of the versions a swap takes off a service: every version of the lineages
+    `delivered` now. A lineage that cannot be read (or whose secret cannot be made) is not
+    among them: its services keep the references they have."""
+    return frozenset(v.id for v in versions if v.lineage in delivered)
+
+
 def stale(versions: Iterable[Version], serials: Mapping[str, str]) -> list[Version]:
     """The versions of each lineage in `serials` (lineage -> current serial) that hold another
     certificate: to be removed once no service references them."""

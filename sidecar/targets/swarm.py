@@ -5,22 +5,29 @@ to the count the recovery record kept and wait until that many tasks run (a task
 only once its container is healthy, where it has a healthcheck); restart = `service update
 --force`, a rolling restart (the only one a global service has); a signal goes to every task on
 this node. Every update sends the service's whole spec back with one change: anything left out
-would be dropped (ports, labels), and a spec with defaults filled in would restart every task.
-In secret mode every update also points the service at the lineages' current secrets.
+would be dropped (ports, labels), and a spec with defaults filled in would restart every task;
+a spec the change leaves as it is is not sent. The scale to 0 and back go out only while the
+service is still the one selected or recorded (an operator's `docker service scale` or `stack
+deploy` meanwhile wins), also when a concurrent change makes an update retry.
+
+In secret mode every update also points the service at the lineages' current secrets, as far as
+they can be had: a lineage that cannot be read, or whose secret cannot be made, keeps the
+references the service has, and the scale-back goes out all the same (the cycle's delivery
+step reports the problem, and tries again next cycle).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from sidecar import shutdown
-from sidecar.errors import DockerError
+from sidecar.errors import DockerError, NotReadyError, SidecarError
 from sidecar.targets import secrets
 from sidecar.targets.base import DEFAULT_STOP_TIMEOUT, EPOCH, SERVICE, Target, each
 from sidecar.targets.engine import call, log_done, parse_docker_time, status_of
@@ -28,7 +35,7 @@ from sidecar.volume import access, lineages
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     from sidecar.settings import Settings
@@ -60,6 +67,12 @@ def runs(task: dict[str, Any]) -> bool:
     return bool(task["DesiredState"] == "running" and task["Status"]["State"] == "running")
 
 
+def replicas_of(spec: Spec) -> int | None:
+    """A replicated service's task count (None: a global service)."""
+    mode = spec.get("Mode") or {}
+    return int(mode["Replicated"].get("Replicas", 1)) if "Replicated" in mode else None
+
+
 def fingerprint(template: Spec) -> tuple[object, ...]:
     """What the sidecar's updates change in a task's spec (a task's copy of the template lacks
     some defaults, so the whole spec cannot be compared): the force counter and the secrets."""
@@ -75,8 +88,7 @@ def service_target(
 ) -> Target:
     """A Target from a service's inspect data and its tasks."""
     spec = service["Spec"]
-    mode = spec.get("Mode") or {}
-    replicas = mode["Replicated"].get("Replicas", 1) if "Replicated" in mode else None
+    replicas = replicas_of(spec)
     labels = spec.get("Labels") or {}
     started = [parse_docker_time(t["Status"].get("Timestamp", "")) for t in tasks if runs(t)]
     grace = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("StopGracePeriod")
@@ -162,7 +174,16 @@ class SwarmServices:
             spec["Mode"]["Replicated"]["Replicas"] = 0
             spec["Labels"] = {**(spec.get("Labels") or {}), STOPPED_AT: stamp}
 
-        self._update(target, to_zero)
+        def still_selected(service: dict[str, Any]) -> bool:
+            return replicas_of(service["Spec"]) == target.replicas
+
+        if self._update(target, to_zero, still_selected) is None:
+            logger.warning(
+                "{} was scaled by someone else meanwhile; not scaled to 0, left as it is",
+                target.title,
+                service=target.name,
+            )
+            return
         limit = target.stop_timeout + STOP_MARGIN
         while any(is_live(t) for t in self._tasks(target.id)):
             if time.monotonic() - began > limit:
@@ -173,32 +194,49 @@ class SwarmServices:
         log_done("stop", target, time.monotonic() - began, f" (scaled {target.replicas} to 0)")
 
     def start(self, target: Target) -> None:
-        """Scale back to `target.replicas` (the record's count), with the current secrets."""
+        """Scale back to `target.replicas` (the record's count), in the same update with the
+        current secrets that can be had (never without the scale-back); only while the service
+        is still the one the record left: at 0, at the spec version `target` was read with."""
         count = target.replicas or 1
         began = time.monotonic()
-        refs = self._current()
+        refs = self._wanted_anyway(target, "scaled back")
 
         def scale(spec: Spec) -> None:
             spec["Mode"]["Replicated"]["Replicas"] = count
             self._point(spec, refs)
 
-        template = self._update(target, scale)["TaskTemplate"]
-        self._wait_running(target, template, count)
+        def still_recorded(service: dict[str, Any]) -> bool:
+            version = int(service["Version"]["Index"])
+            return replicas_of(service["Spec"]) == 0 and target.version in (None, version)
+
+        sent = self._update(target, scale, still_recorded)
+        if sent is None:
+            logger.warning(
+                "{} was scaled or updated by someone else meanwhile; left as it is",
+                target.title,
+                service=target.name,
+            )
+            return
+        try:
+            self._wait_running(target, sent["TaskTemplate"], count)
+        except DockerError as error:  # scaled back all the same: no one else's count now
+            raise NotReadyError(str(error)) from error
         log_done("start", target, time.monotonic() - began, f" (scaled to {count})")
 
     def restart(self, target: Target) -> None:
         """`service update --force`: every task replaced, one after the other."""
         began = time.monotonic()
         expected = target.replicas if target.replicas is not None else self._nodes(target)
-        refs = self._current()
+        refs = self._wanted_anyway(target, "restarted")
 
         def force(spec: Spec) -> None:
             template = spec["TaskTemplate"]
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
             self._point(spec, refs)
 
-        template = self._update(target, force)["TaskTemplate"]
-        self._wait_running(target, template, expected)
+        sent = self._update(target, force)
+        if sent is not None:  # always: the force counter moved
+            self._wait_running(target, sent["TaskTemplate"], expected)
         log_done("restart", target, time.monotonic() - began, " (service update --force)")
 
     def signal(self, target: Target, name: str) -> None:
@@ -224,25 +262,28 @@ class SwarmServices:
 
     def deliver(self, targets: Sequence[Target]) -> list[str]:
         """Secret mode: point every service at the lineages' current secrets (the swap is its
-        reload), then remove the versions no service uses any more; the errors."""
+        reload), then remove the versions no service uses any more. Never raises: the errors,
+        one line each (a lineage that cannot be delivered keeps the references it has)."""
         if self._store is None or not targets:
             return []
-        refs = self._current()
+        try:
+            refs = self._store.wanted()
+        except SidecarError as error:  # the secrets cannot even be listed
+            return [str(error)]
         errors = each(lambda t: self._swap(t, refs), targets)
-        if not errors:
-            self._store.prune()
-        return errors
+        if not errors:  # a version still referenced would be refused anyway
+            errors += self._store.prune(refs)
+        return [*refs.problems, *errors]
 
     def _swap(self, target: Target, refs: Wanted) -> None:
-        service = call(f"inspect {target.title}", self._api.inspect_service, target.id)
-        spec = service["Spec"]["TaskTemplate"].get("ContainerSpec", {})
-        if secrets.swapped(spec.get("Secrets") or [], refs.refs, refs.ours) is None:
-            return
+        """Point the service at `refs`; nothing is sent (nor logged) when it has them."""
         began = time.monotonic()
         expected = target.replicas if target.replicas is not None else self._nodes(target)
-        template = self._update(target, lambda s: self._point(s, refs))["TaskTemplate"]
+        sent = self._update(target, lambda s: self._point(s, refs))
+        if sent is None:
+            return
         if expected:
-            self._wait_running(target, template, expected)
+            self._wait_running(target, sent["TaskTemplate"], expected)
         logger.info(
             "{} now reads the current certificates from its secrets ({}) in {:.2f}s",
             target.title,
@@ -252,8 +293,29 @@ class SwarmServices:
             event="restart",
         )
 
-    def _current(self) -> Wanted:
-        return self._store.wanted() if self._store is not None else Wanted()
+    def _wanted_anyway(self, target: Target, doing: str) -> Wanted:
+        """The references for an update that goes out whatever they are (a scale-back, a
+        restart). Never raises: a lineage that cannot be delivered keeps the references the
+        service has (all do when the secrets cannot even be listed), in one warning; the
+        cycle's delivery step reports it as its error."""
+        if self._store is None:
+            return Wanted()
+        try:
+            refs = self._store.wanted()
+        except (SidecarError, OSError, ValueError) as error:
+            refs = Wanted(problems=(str(error),))
+        except Exception as error:  # noqa: BLE001 (a bug: shown with its traceback, but the update still goes out)
+            logger.opt(exception=error).error("An unexpected error occurred reading the secrets")
+            refs = Wanted(problems=(f"{type(error).__name__}: {error}",))
+        if refs.problems:
+            logger.warning(
+                "{}: {} without the current certificates' secrets: {}",
+                target.title,
+                doing,
+                "; ".join(refs.problems),
+                service=target.name,
+            )
+        return refs
 
     @staticmethod
     def _point(spec: Spec, refs: Wanted) -> None:
@@ -264,13 +326,24 @@ class SwarmServices:
         if new is not None:
             container["Secrets"] = new
 
-    def _update(self, target: Target, change: Callable[[Spec], None]) -> Spec:
-        """Apply `change` to the current spec and send all of it back, verbatim otherwise; a
-        concurrent change ("update out of sequence") is retried on the newer spec."""
+    def _update(
+        self,
+        target: Target,
+        change: Callable[[Spec], None],
+        still_ours: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Spec | None:
+        """Apply `change` to the current spec and send all of it back, verbatim otherwise; the
+        spec sent. A concurrent change ("update out of sequence") is retried on the newer spec.
+        None when nothing was sent: `still_ours` (asked of the service as read, at every
+        attempt) says it is no longer the one meant, or the change changes nothing."""
         for attempt in range(UPDATE_TRIES):
             service = call(f"inspect {target.title}", self._api.inspect_service, target.id)
+            if still_ours is not None and not still_ours(service):
+                return None
             spec: Spec = copy.deepcopy(service["Spec"])
             change(spec)
+            if spec == service["Spec"]:
+                return None
             try:
                 result = call(f"update {target.title}", self._post_spec, target.id, service, spec)
             except DockerError as error:
@@ -349,15 +422,23 @@ def _last_error(tasks: Sequence[dict[str, Any]]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
-    """The secret references a service should have now, and the ids of all the sidecar's
-    versions of those lineages (the references they replace)."""
+    """The secret references a service should have now: those of the lineages delivered
+    (`serials`: lineage -> the serial its secrets hold); `versions`: every secret the sidecar
+    has for its lineages; `problems`: the lineages that cannot be delivered now, and why."""
 
     refs: tuple[dict[str, Any], ...] = ()
-    ours: frozenset[str] = frozenset()
+    serials: Mapping[str, str] = field(default_factory=dict)
+    versions: tuple[Version, ...] = ()
+    problems: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
         return [str(r["SecretName"]) for r in self.refs]
+
+    @property
+    def ours(self) -> frozenset[str]:
+        """The references a swap replaces: only those of the lineages delivered."""
+        return secrets.replaced(self.versions, self.serials)
 
 
 class SecretStore:
@@ -391,30 +472,34 @@ class SecretStore:
             found += [v for v in map(secrets.version_of, listed) if v and v.lineage == name]
         return found
 
-    def serials(self) -> dict[str, str]:
-        """Each lineage's current certificate serial (lineages without one are left out)."""
-        current = lineages.certs(self._config_dir, self._names)
-        return {name: cert.serial_hex for name, cert in current.items() if cert is not None}
-
     def wanted(self) -> Wanted:
-        """The references to the current versions, each made first where it is missing."""
+        """The references to each lineage's current versions, made first where missing. A
+        lineage that cannot be read (or whose secrets cannot be made) is a problem, left out;
+        only listing the secrets raises."""
         versions = self.versions()
-        refs = []
-        for lineage, serial in self.serials().items():
-            for part in secrets.PARTS:
-                have = [
-                    v for v in versions if (v.lineage, v.part, v.serial) == (lineage, part, serial)
-                ]
-                version = have[0] if have else self._create(lineage, part, serial)
-                refs.append(secrets.reference(version, self._files))
-        return Wanted(
-            tuple(refs), frozenset({v.id for v in versions} | {r["SecretID"] for r in refs})
-        )
+        refs: list[dict[str, Any]] = []
+        serials: dict[str, str] = {}
+        problems: list[str] = []
+        for name in self._names:
+            try:
+                pems = lineages.read_pems(self._config_dir, name)
+                if pems is None:
+                    continue  # no certificate yet
+                made = [self._version(versions, name, part, pems) for part in secrets.PARTS]
+            except (SidecarError, OSError, ValueError) as error:
+                problems.append(f"{name}: {error} (its services keep the secrets they have)")
+                continue
+            versions += [v for v in made if v not in versions]
+            refs += [secrets.reference(v, self._files) for v in made]
+            serials[name] = pems.cert.serial_hex
+        return Wanted(tuple(refs), serials, tuple(versions), tuple(problems))
 
-    def prune(self) -> None:
-        """Remove the versions that hold another certificate than the current one, once no
-        service uses them (Swarm refuses to remove a secret in use)."""
-        for version in secrets.stale(self.versions(), self.serials()):
+    def prune(self, wanted: Wanted) -> list[str]:
+        """Remove the versions of the lineages delivered that hold another certificate than the
+        current one, once no service uses them (Swarm refuses to remove a secret in use); never
+        a version of a lineage that could not be read. The errors."""
+        errors = []
+        for version in secrets.stale(wanted.versions, wanted.serials):
             try:
                 call(f"remove secret {version.name}", self._api.remove_secret, version.id)
             except DockerError as error:
@@ -423,11 +508,23 @@ class SecretStore:
                 if status_of(error) == IN_USE:  # "secret X is in use by the following service"
                     logger.info("secret {} is still in use ({})", version.name, error)
                     continue
-                raise
+                errors.append(str(error))
+                continue
             logger.info("removed secret {} (no service uses it)", version.name)
+        return errors
 
-    def _create(self, lineage: str, part: str, serial: str) -> Version:
-        data = (self._config_dir / "live" / lineage / f"{part}.pem").read_bytes()
+    def _version(
+        self, versions: Sequence[Version], lineage: str, part: str, pems: lineages.Pems
+    ) -> Version:
+        """The version holding `part` of the current certificate, made if missing."""
+        serial = pems.cert.serial_hex
+        for version in versions:
+            if (version.lineage, version.part, version.serial) == (lineage, part, serial):
+                return version
+        data = pems.fullchain if part == "fullchain" else pems.privkey
+        return self._create(lineage, part, serial, data)
+
+    def _create(self, lineage: str, part: str, serial: str, data: bytes) -> Version:
         if len(data) > secrets.DATA_MAX:
             raise DockerError(f"{lineage}: {part}.pem is larger than a secret may be (500 KiB)")
         name = secrets.secret_name(lineage, part, serial)
@@ -438,7 +535,10 @@ class SecretStore:
             if status_of(error) != CONFLICT:
                 raise
             listed = call(f"list secret {name}", self._api.secrets, filters={"name": name})
-            made = next(s for s in listed if s["Spec"]["Name"] == name)  # made meanwhile
+            found = [s for s in listed if s["Spec"]["Name"] == name]  # made meanwhile
+            if not found:
+                raise DockerError(f"secret {name} exists, yet it is not listed") from error
+            made = found[0]
         logger.info("created secret {} ({} of {}, serial {})", name, part, lineage, serial)
         return secrets.Version(str(made["ID"]), name, lineage, part, serial)
 

@@ -10,6 +10,7 @@ from sidecar.targets.secrets import (
     Version,
     labels,
     reference,
+    replaced,
     secret_name,
     stale,
     swapped,
@@ -89,3 +90,10 @@ def test_versions_of_other_certificates_are_stale():
     newer = Version("c2", "n2", "shop.example", "fullchain", "2")
     other = Version("o1", "o", "other.example", "fullchain", "7")
     assert stale([CHAIN, KEY, newer, other], {"shop.example": "2"}) == [CHAIN, KEY]
+
+
+def test_a_swap_replaces_only_the_versions_of_the_lineages_delivered():
+    """A lineage that cannot be read now is not delivered: its versions stay on the services."""
+    other = Version("o1", "o", "other.example", "fullchain", "7")
+    assert replaced([CHAIN, KEY, other], {"shop.example"}) == {"c1", "k1"}
+    assert replaced([CHAIN, KEY, other], set()) == frozenset()

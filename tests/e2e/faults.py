@@ -20,21 +20,32 @@ _CONTAINERS = (
     rb"|POST " + _V + rb"containers/[\w.-]+/(start|stop|restart|kill)"
 )
 ALLOWED = re.compile(rb"^(" + _CONTAINERS + rb")[ ?]")
+
+
+def _swarm_allowed(posts: bytes) -> re.Pattern[bytes]:
+    """The container calls, reading services, tasks and secrets, removing secrets, and `posts`."""
+    return re.compile(
+        rb"^("
+        + _CONTAINERS
+        + rb"|GET "
+        + _V
+        + rb"(services|services/[\w.-]+|tasks|secrets)"
+        + rb"|POST "
+        + _V
+        + rb"("
+        + posts
+        + rb")"
+        + rb"|DELETE "
+        + _V
+        + rb"secrets/[\w.-]+"
+        + rb")[ ?]"
+    )
+
+
 # In a swarm (README "Privileges"): those, and services, tasks and secrets.
-SWARM_ALLOWED = re.compile(
-    rb"^("
-    + _CONTAINERS
-    + rb"|GET "
-    + _V
-    + rb"(services|services/[\w.-]+|tasks|secrets)"
-    + rb"|POST "
-    + _V
-    + rb"(services/[\w.-]+/update|secrets/create)"
-    + rb"|DELETE "
-    + _V
-    + rb"secrets/[\w.-]+"
-    + rb")[ ?]"
-)
+SWARM_ALLOWED = _swarm_allowed(rb"services/[\w.-]+/update|secrets/create")
+# A proxy that lets the sidecar scale services but refuses `POST /secrets/create`.
+SWARM_NO_SECRET_CREATE = _swarm_allowed(rb"services/[\w.-]+/update")
 
 
 class _Server:

@@ -394,7 +394,10 @@ class SwarmStack(Stack):
         for stack in self.stacks:
             remove_stack(self.api, stack)
         remove_labelled(self.api, f"{E2E_LABEL}={self.uid}")
-        remove_labelled(self.api, f"{LINEAGE_LABEL}={self.domain}")  # the sidecar's secrets
+        for secret in self.api.secrets(filters={"label": LINEAGE_LABEL}):  # the sidecar's
+            if self.uid in secret["Spec"]["Labels"][LINEAGE_LABEL]:  # every lineage of the test
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.api.remove_secret(secret["ID"])
         super().cleanup()
 
 

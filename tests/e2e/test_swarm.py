@@ -4,13 +4,18 @@ global service reloaded by a forced update, certificates delivered as versioned 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.bench.downtime import Probe
-from tests.e2e.faults import SWARM_ALLOWED, BlackHole, DockerProxy
+from tests.e2e.faults import SWARM_ALLOWED, SWARM_NO_SECRET_CREATE, BlackHole, DockerProxy
 from tests.e2e.harness import disk_serial, served_serial, wait_for
 from tests.e2e.swarm import PART_LABEL, SERIAL_LABEL, live_tasks, running_tasks
 
@@ -260,5 +265,144 @@ def test_secret_rotation_removes_old_versions_and_every_secret_holds_the_current
     wait_for("the certificate served again", lambda: serves(stack, int(current, 16)))
 
 
-def _drop_secrets(spec: dict[str, Any]) -> None:
-    spec["TaskTemplate"]["ContainerSpec"].pop("Secrets", None)
+def test_a_proxy_refusing_to_create_secrets_never_leaves_the_service_down(
+    swarm_stack: SwarmStack,
+):
+    """A socket proxy that allows the scale calls but refuses `POST /secrets/create`, at the
+    first issuance: the service runs its 2 replicas again (without secrets) and the cycle fails
+    with one line naming the refused call; the next cycle, allowed, delivers the secrets."""
+    stack = swarm_stack
+    stack.start_pebble()
+    app = stack.app_service(replicas=2, secrets=[], ports={})
+    stack.wait_running(app, 2)
+    with DockerProxy(allowed=SWARM_NO_SECRET_CREATE) as proxy:
+        env = {**SECRET, "DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"}
+        code, logs = stack.sidecar_service_once("renew", socket=False, **env)
+
+    assert code == 1, logs
+    assert "(scaled 2 to 0)" in logs
+    assert "(scaled to 2)" in logs
+    assert "scaled back without the current certificates' secrets" in logs
+    assert replicas(stack, app) == 2
+    stack.wait_running(app, 2)
+    assert not stack.le_dir.joinpath(*RECORD).exists()
+    assert referenced(stack, app) == {}
+    assert proxy.denied
+    assert all(b"POST /v" in line and b"/secrets/create " in line for line in proxy.denied)
+    (failed,) = [line for line in logs.splitlines() if "cycle failed" in line]
+    refused = f"delivering the certificates: {stack.domain}: Docker: create secret {stack.domain}_"
+    assert refused in failed
+    assert "403" in failed
+
+    renew(stack, **SECRET)  # nothing due: the delivery is tried again, and allowed now
+
+    current = f"{disk_serial(stack.le_dir, stack.domain):x}"
+    made = versions(stack)
+    assert {labels[SERIAL_LABEL] for labels in made.values()} == {current}
+    assert set(referenced(stack, app).values()) == set(made)
+    stack.wait_running(app, 2)
+
+
+def test_a_broken_lineage_keeps_its_secrets_on_the_service(swarm_stack: SwarmStack):
+    """DOMAINS="a;b" delivered, then a's certificate broken on the volume and b's secrets dropped
+    by a redeploy: the next cycle fails naming a, gives b its secrets back, and the service
+    still has a's files, as they were."""
+    stack = swarm_stack
+    stack.start_pebble()
+    app = stack.app_service(secrets=[])
+    second = f"b-{stack.uid}.example.com"
+    env = {**SECRET, "DOMAINS": f"{stack.domain};{second}"}
+    renew(stack, **env)
+    first = referenced(stack, app)
+    assert len(first) == 4, first
+    chain = f"/run/secrets/live/{stack.domain}/fullchain.pem"
+    held = in_task(stack, app, chain)
+    cert = (stack.le_dir / "live" / stack.domain / "cert.pem").resolve()
+    cert.write_text(cert.read_text()[:200])
+    stack.update(app, lambda spec: _drop_secrets(spec, f"live/{second}/"))
+    stack.wait_running(app, 1)
+
+    # --resume: as after a sleep, the cycle (not the start-up check) finds the broken lineage
+    daemon = stack.sidecar_service("run", "--resume", CHECK_INTERVAL="1h", **env)
+    wait_for("the cycle to fail", lambda: "cycle failed" in stack.logs(daemon), timeout=180)
+
+    assert referenced(stack, app) == first
+    stack.wait_running(app, 1)
+    assert in_task(stack, app, chain) == held
+    failed = [line for line in stack.logs(daemon).splitlines() if "cycle failed" in line]
+    assert failed
+    assert all(stack.domain in line for line in failed), failed
+    assert any("is not a readable certificate" in line for line in failed), failed
+
+
+def test_a_renamed_lineages_secrets_hold_the_certificate_their_serial_names(
+    swarm_stack: SwarmStack,
+):
+    """renewal/NAME.conf naming live/NAME-0001 (a renamed conf) and another certificate left in
+    live/NAME: the secrets hold the conf's certificate, the one whose serial their label names,
+    and the app serves it."""
+    stack = swarm_stack
+    stack.start_pebble()
+    app = stack.app_service(secrets=[])
+    renew(stack)  # volume mode: no secret made yet
+    renamed = f"{stack.domain}-0001"
+    _rename_lineage(stack.le_dir, stack.domain, renamed)
+    _stale_certificate(stack.le_dir / "live" / stack.domain, stack.domain)
+    current = disk_serial(stack.le_dir, renamed)
+
+    renew(stack, **SECRET)  # nothing due: the delivery makes the secrets
+
+    labels = {v[PART_LABEL]: v[SERIAL_LABEL] for v in versions(stack).values()}
+    assert labels == {"fullchain": f"{current:x}", "privkey": f"{current:x}"}
+    held = in_task(stack, app, f"/run/secrets/live/{stack.domain}/fullchain.pem")
+    assert held == (stack.le_dir / "live" / renamed / "fullchain.pem").read_bytes()
+    assert x509.load_pem_x509_certificate(held).serial_number == current
+    wait_for("the conf's certificate served", lambda: serves(stack, current))
+
+
+def _drop_secrets(spec: dict[str, Any], under: str = "") -> None:
+    """What `docker stack deploy` does with the stack file's list: the sidecar's secrets (those
+    whose file is `under` a directory, if given) are gone."""
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    refs = container.pop("Secrets", None) or []
+    if kept := [r for r in refs if not r["File"]["Name"].startswith(under)]:
+        container["Secrets"] = kept
+
+
+def _rename_lineage(le_dir: Path, name: str, new: str) -> None:
+    """What a renamed conf leaves: renewal/NAME.conf naming live/NEW and archive/NEW."""
+    for kind in ("live", "archive"):
+        (le_dir / kind / name).rename(le_dir / kind / new)
+    for link in (le_dir / "live" / new).glob("*.pem"):
+        target = str(link.readlink()).replace(f"/archive/{name}/", f"/archive/{new}/")
+        link.unlink()
+        link.symlink_to(target)
+    conf = le_dir / "renewal" / f"{name}.conf"
+    text = conf.read_text(encoding="utf-8")
+    text = text.replace(f"/live/{name}/", f"/live/{new}/")
+    conf.write_text(text.replace(f"/archive/{name}\n", f"/archive/{new}\n"), encoding="utf-8")
+
+
+def _stale_certificate(live: Path, name: str) -> None:
+    """Another (self-signed) certificate and key for `name` as plain files in `live`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    live.mkdir(parents=True)
+    for part in ("cert", "chain", "fullchain"):
+        (live / f"{part}.pem").write_bytes(cert)
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    der = key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+    (live / "privkey.pem").write_bytes(der)

@@ -44,7 +44,7 @@ class Targets:
         self._own_id = own_id
 
     def targets(self) -> list[Target]:
-        listed = self._containers.listed()
+        listed = self._containers.listed(self._names, self._label, self._own_id)
         own = next((c for c in listed if c.id == self._own_id), None)
         own_service = own.labels.get(SERVICE_ID) if own is not None else None
         swarm = self._swarm or own_service is not None

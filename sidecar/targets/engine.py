@@ -22,7 +22,7 @@ from sidecar.errors import DockerError
 from sidecar.targets.base import CONTAINER, EPOCH, TASK_SERVICE, Target
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
 
 Client = docker.DockerClient  # for the type hints of targets.swarm, which shares this funnel
@@ -81,10 +81,26 @@ class DockerContainers:
         self._stop_timeout = stop_timeout
         self._start_timeout = start_timeout
 
-    def listed(self) -> list[Target]:
-        """Every container of the engine, running or not (selection is `base.select_targets`)."""
-        listed = call("list containers", self._client.api.containers, all=True)
-        return [x for x in (self.inspect(c["Id"]) for c in listed) if x is not None]
+    def listed(
+        self, names: Sequence[str] = (), label: str | None = None, own_id: str | None = None
+    ) -> list[Target]:
+        """The candidates, running or not: the containers named (exactly), those carrying the
+        label, and the sidecar's own. The engine filters (a host with hundreds of containers
+        costs a few list calls), and only the candidates are inspected; the selection itself is
+        `base.select_targets`."""
+        found: dict[str, None] = {}
+        for name in names:
+            listed = self._list(f"list containers named {name}", {"name": name_pattern(name)})
+            found.update(dict.fromkeys(c["Id"] for c in listed if _named(c, name)))
+        if label:
+            listed = self._list(f"list containers labelled {label}", {"label": label})
+            found.update(dict.fromkeys(c["Id"] for c in listed))
+        if own_id:
+            found[own_id] = None
+        return [x for x in (self.inspect(ident) for ident in found) if x is not None]
+
+    def _list(self, what: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+        return call(what, self._client.api.containers, all=True, filters=filters)
 
     def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
         del kind  # containers only
@@ -153,6 +169,17 @@ class DockerContainers:
                     + never_checked(state["State"])
                 )
             time.sleep(0.1)
+
+
+def name_pattern(name: str) -> str:
+    """The engine's name filter for exactly `name` (a regular expression in Docker and Podman,
+    matched against `/name` in Docker's list and `name` in Podman's): container names allow
+    `[a-zA-Z0-9_.-]`, of which only the dot means something in one."""
+    return "^/?" + name.replace(".", "\\.") + "$"
+
+
+def _named(listed: dict[str, Any], name: str) -> bool:
+    return any(str(n).lstrip("/") == name for n in listed.get("Names") or [])
 
 
 def never_checked(state: dict[str, Any]) -> str:

@@ -13,6 +13,8 @@ with the app every 20 ms. Scenarios:
   P  the first cycle (first issuance) against Docker and against Podman's Docker-compatible API
   S  Docker Swarm: a one-replica service scaled to 0 and back (secrets delivery), on a
      single-node swarm this run initialises (and leaves) if the engine is in none
+  N  a cycle with nothing due (`sidecar renew`), with no other container on the engine and
+     with 500 other (created, idle) containers: the selection asks the engine, not each one
 Prints per scenario the total outage, longest outage and number of outages (min/median/max),
 whether the new certificate was served afterwards; then idle RSS and image size. Last line:
 `downtime_ratio=<median total outage of B / median total outage of A>`.
@@ -279,14 +281,19 @@ def container_rss_mb(container: object) -> float:
     return sum(int(x) for x in out.split() if x.isdigit()) / 1024
 
 
-def first_cycle_seconds(stack: Stack) -> float:
-    """`sidecar renew` on an empty volume (first issuance): the cycle's own duration."""
-    stack.start_pebble()
-    stack.start_app()
+def cycle_seconds(stack: Stack) -> float:
+    """`sidecar renew`: the cycle's own duration."""
     code, logs = stack.sidecar_once("renew")
     if code:
         raise RuntimeError(logs)
     return float(logs.split("cycle done in ", 1)[1].split("s", 1)[0])
+
+
+def first_cycle_seconds(stack: Stack) -> float:
+    """`sidecar renew` on an empty volume (first issuance): the cycle's own duration."""
+    stack.start_pebble()
+    stack.start_app()
+    return cycle_seconds(stack)
 
 
 def engines(client: docker.DockerClient, runs: int) -> tuple[list[float], list[float]]:
@@ -311,6 +318,30 @@ def engines(client: docker.DockerClient, runs: int) -> tuple[list[float], list[f
         finally:
             service.close()
     return docker_times, podman_times
+
+
+def crowded_scenario(client: docker.DockerClient, runs: int, others: int = 500) -> None:
+    """Run and report scenario N: a cycle's time with `others` idle containers vs none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(client, Path(tmp))
+        try:
+            stack.start_pebble()
+            stack.start_app()
+            code, logs = stack.sidecar_once("renew")
+            if code:
+                raise RuntimeError(logs)
+            alone = [cycle_seconds(stack) for _ in range(runs)]
+            for i in range(others):
+                stack.create(f"cbs-idle-{stack.uid}-{i}")
+            crowded = [cycle_seconds(stack) for _ in range(runs)]
+        finally:
+            stack.cleanup()
+    print(
+        f"N cycle with nothing due, s: no other container {stats(alone)}, {others} other "
+        f"containers {stats(crowded)} (ratio of medians "
+        f"{statistics.median(crowded) / statistics.median(alone):.2f})",
+        flush=True,
+    )
 
 
 def stats(values: list[float]) -> str:
@@ -365,7 +396,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--only", nargs="+", choices=[*sorted(WHAT), "P"], help="just these scenarios"
+        "--only", nargs="+", choices=[*sorted(WHAT), "P", "N"], help="just these scenarios"
     )
     args = parser.parse_args()
     client = docker.from_env(timeout=300)
@@ -377,6 +408,8 @@ def main() -> int:
         for label in args.only:
             if label == "P":
                 engine_scenario(client, args.runs)
+            elif label == "N":
+                crowded_scenario(client, args.runs)
             else:
                 outage_scenario(client, label, args.runs)
         return 0
@@ -386,6 +419,7 @@ def main() -> int:
     print(f"idle RSS of the sidecar container (tini + the sleeper): {idle_rss_mb(client):.1f} MB")
     outage_scenario(client, "S", args.runs)
     engine_scenario(client, args.runs)
+    crowded_scenario(client, args.runs)
     base = base_image()
     default, _ = client.images.build(
         path=str(ROOT), tag="certbot-sidecar:bench", buildargs={"BASE_IMAGE": base}, rm=True

@@ -171,6 +171,14 @@ class Stack:
         self.containers.append(container)
         return container
 
+    def create(self, name: str, image: str = APP_IMAGE) -> Container:
+        """A container created and never started (a decoy for the selection), labelled for
+        cleanup like the others."""
+        labels = {E2E_LABEL: self.uid, SESSION_LABEL: SESSION}
+        container = self.client.containers.create(image, name=name, labels=labels)
+        self.containers.append(container)
+        return container
+
     def start_pebble(
         self,
         validity: int = 7776000,

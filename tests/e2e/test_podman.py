@@ -71,18 +71,21 @@ def test_first_issuance_through_podman_serves_the_cert_without_a_start_timeout(s
 def test_forced_renewal_through_podman_stops_the_app_once_and_serves_the_new_serial(
     stack: PodmanStack,
 ):
-    """renew --force: one stop, one start that does not time out, the new certificate served."""
+    """renew --force: one stop, one start that does not time out, the new certificate served;
+    APP_CONTAINERS picks the app by its exact name through Podman's name filter."""
     stack.start_pebble()
     app = stack.start_app()
     old, _ = issue_first(stack)
     wait_for("old cert served", lambda: served_serial(stack.https_port, stack.domain) == old)
+    decoy = stack.create(f"{app.name}-old")
 
-    code, logs = stack.sidecar_once("renew", "--force")
+    code, logs = stack.sidecar_once("renew", "--force", APP_LABEL="", APP_CONTAINERS=app.name)
 
     assert START_TIMED_OUT not in logs
     assert code == 0, logs
     assert logs.count(f"stopping {app.name}") == 1, logs
     assert logs.count(f"starting {app.name}") == 1, logs
+    assert decoy.name not in logs
     new = disk_serial(stack.le_dir, stack.domain)
     assert new != old
     assert stack.state(app)["Running"]

@@ -48,21 +48,26 @@ def test_first_issuance_stops_the_app_for_the_challenge_and_it_serves_the_new_ce
 
 
 def test_forced_renewal_restarts_the_app_which_then_serves_the_new_serial(stack: Stack):
-    """A renewal stops the app for the challenge, starts it, and the NEW certificate is served."""
+    """A renewal stops the app for the challenge, starts it, and the NEW certificate is served;
+    the app named in APP_CONTAINERS is the only target (not a container whose name it
+    begins)."""
     stack.start_pebble()
     app = stack.start_app()
     old = issue_first(stack)
     wait_for("old cert served", lambda: served_serial(stack.https_port, stack.domain) == old)
+    decoy = stack.create(f"{app.name}-old")
 
-    code, logs = stack.sidecar_once("renew", "--force")
+    code, logs = stack.sidecar_once("renew", "--force", APP_LABEL="", APP_CONTAINERS=app.name)
 
     assert code == 0, logs
     new = disk_serial(stack.le_dir, stack.domain)
     assert new != old
     assert stack.state(app)["Running"]
     assert wait_for("new cert served", lambda: served_serial(stack.https_port, stack.domain) == new)
-    assert "stopping" in logs
-    assert "starting" in logs
+    assert f"stopping {app.name} for" in logs
+    assert f"starting {app.name}" in logs
+    assert decoy.name not in logs
+    assert stack.state(decoy)["Status"] == "created"
 
 
 def test_failed_validation_after_the_stop_still_starts_the_app(stack: Stack):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import docker.errors
@@ -246,3 +247,65 @@ def test_a_swarm_task_publishing_a_port_is_named_by_its_service():
     }
     assert containers._publisher(listed) == "service shop_web (task shop_web.1.x8f2)"
     assert containers._publisher({"Names": ["/web"]}) == "container web"
+
+
+# listing the candidates
+
+
+class _Api:
+    """The engine's list and inspect calls over many containers, counting the inspects."""
+
+    def __init__(self, names_labels: dict[str, dict[str, str]]) -> None:
+        self.attrs = {
+            f"{i:064x}": {
+                "Id": f"{i:064x}",
+                "Name": f"/{name}",
+                "Config": {"Labels": labels},
+                "State": {"Running": True},
+            }
+            for i, (name, labels) in enumerate(names_labels.items(), 1)
+        }
+        self.inspected: list[str] = []
+
+    def containers(self, *, all: bool, filters: dict[str, str]) -> list[dict[str, object]]:  # noqa: A002
+        assert all
+        out = []
+        for ident, attrs in self.attrs.items():
+            labels = attrs["Config"]["Labels"]
+            if "name" in filters and not re.search(filters["name"], attrs["Name"]):
+                continue
+            if "label" in filters:
+                key, _, value = filters["label"].partition("=")
+                if key not in labels or (value and labels[key] != value):
+                    continue
+            out.append({"Id": ident, "Names": [attrs["Name"]], "Labels": labels})
+        return out
+
+    def inspect_container(self, ident: str) -> dict[str, object]:
+        self.inspected.append(ident)
+        return self.attrs[ident]
+
+
+class _Client:
+    def __init__(self, api: _Api) -> None:
+        self.api = api
+
+
+def test_only_the_named_labelled_and_own_containers_are_inspected():
+    """A host with 500 other containers: the engine filters by name and label, and only those
+    (and the sidecar's own container) are inspected."""
+    others = {f"other-{i}": {"x": str(i)} for i in range(500)}
+    api = _Api({**others, "web": {}, "web2": {}, "w.b": {}, "wxb": {}, "api": {"app": "shop"}})
+    own = next(i for i, a in api.attrs.items() if a["Name"] == "/other-7")
+    found = containers.DockerContainers(
+        _Client(api),  # type: ignore[arg-type]
+        stop_timeout=None,
+        start_timeout=1,
+    ).listed(["web", "w.b"], "app=shop", own)
+    assert sorted(t.name for t in found) == ["api", "other-7", "w.b", "web"]
+    assert len(api.inspected) == 4
+
+
+def test_a_name_filter_matches_the_whole_name_only():
+    """`web` is not `web2` nor `my-web`; a dot is a dot (`w.b` is not `wxb`)."""
+    assert containers.name_pattern("w.b") == r"^/?w\.b$"

@@ -14,7 +14,7 @@ from loguru import logger
 from sidecar.errors import ConfigError
 from sidecar.settings import installed_plugins
 from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages
-from sidecar.volume.certs import now_utc
+from sidecar.volume.certs import CertInfo, now_utc, parse_cert
 from sidecar.volume.files import exclusive_lock
 
 if TYPE_CHECKING:
@@ -94,15 +94,15 @@ def read_lineage(config_dir: Path, name: str) -> adopt.Found:
     adopted_from = _adopted_from(saved[0]) if saved else None
     names = tuple(p.name for p in saved)
     current = lineages.read(config_dir, name)
-    cert = current.cert
     live = lineages.live_dir(config_dir, name)
+    files = layout.inspect(live, lineages.archive_dir(config_dir, name), config_dir, name)
+    cert = current.cert or _repaired_cert(files)
     missing = f"{layout.rel(live, config_dir)}/cert.pem does not exist"
-    cert_error = current.problem or (None if cert else missing)
+    cert_error = None if cert else current.problem or missing
     try:
         conf = confs.load_conf(conf_path)
     except ConfigError as error:
         return adopt.Found(name, conf_error=str(error), cert=cert, cert_error=cert_error)
-    files = layout.inspect(live, lineages.archive_dir(config_dir, name), config_dir, name)
     params = conf["renewalparams"]
     now_using = f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
     if adopted_from == now_using:
@@ -120,6 +120,16 @@ def read_lineage(config_dir: Path, name: str) -> adopt.Found:
         adopted_from=adopted_from,
         layout=files,
     )
+
+
+def _repaired_cert(files: layout.Layout) -> CertInfo | None:
+    """The certificate the layout repair puts in place (live/NAME/ restored from the archive)."""
+    if files.cert is None:
+        return None
+    try:
+        return parse_cert(files.cert.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def _adopted_from(backup: Path) -> str | None:

@@ -19,7 +19,7 @@ HOOK_DIRS = ("pre", "deploy", "post")
 def check_tree(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[str]:
     """What is wrong with the tree, each in one line; nothing is changed or deleted."""
     config_dir = config.config_dir
-    confs = lineages.names(config_dir)
+    confs = sorted({*lineages.names(config_dir), *(d.name for d in decisions)})  # and rebuilt
     # live/ directory -> the lineage whose conf names it (certbot follows the conf's paths)
     owners = {lineages.live_dir(config_dir, name).name: name for name in confs}
     findings: list[str] = []

@@ -167,6 +167,11 @@ def _versions(archive: Path) -> dict[int, set[str]]:
     return found
 
 
+def versions(archive: Path, kind: str) -> list[int]:
+    """The numbered versions of `kind` (`cert`, ...) in the archive, newest first."""
+    return sorted((n for n, kinds in _versions(archive).items() if kind in kinds), reverse=True)
+
+
 def _complete(archive: Path) -> list[int]:
     """The versions holding all four kinds, newest first (certbot's `latest_common_version`)."""
     return sorted(

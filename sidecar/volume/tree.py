@@ -204,7 +204,10 @@ def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> 
     made = []
     stamp = (now or now_utc()).strftime("%Y%m%dT%H%M%SZ")
     rebuilt = _write_rebuilt(config, adoption)
+    unwritten = {r.name for r in adoption.rebuilds} - rebuilt  # decided on a conf not written
     for decision in adoption.decisions:
+        if decision.name in unwritten:
+            continue
         _repair(decision, stamp)
         if not decision.edits or decision.name in rebuilt:
             continue
@@ -298,7 +301,8 @@ def adopt_command(config: Settings, *, check: bool) -> str:
     tail = f"{len(made)} renewal conf(s) rewritten" + (
         " (backups: " + ", ".join(p.name for p in made) + ")" if made else ""
     )
-    if written := [r.name for r in adoption.rebuilds if r.conf is not None]:
+    renewal = config.config_dir / "renewal"
+    if written := [r.name for r in adoption.rebuilds if (renewal / f"{r.name}.conf").exists()]:
         tail += "; rebuilt: " + ", ".join(written)
     if repaired:
         tail += "; files repaired: " + ", ".join(repaired)

@@ -177,3 +177,12 @@ def test_the_cycle_rebuilds_then_renews_without_obtaining(tmp_path):
     assert result.ok, result.errors
     assert fake.commands == ["renew"]
     assert conf.exists()
+
+
+def test_adopt_writes_it_and_says_so(tmp_path):
+    """`sidecar adopt`: the conf written, the tail names it, nothing backed up."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
+    conf = without_conf(config)
+    text = tree.adopt_command(config, check=False)
+    assert text.endswith("0 renewal conf(s) rewritten; rebuilt: a.example")
+    assert conf.exists()

@@ -491,6 +491,16 @@ class Settings(BaseSettings):
         mode = int(text, 8)
         if mode & 0o111:
             raise ValueError(f"{raw!r} makes certificate files executable")
+        if mode & 0o022:
+            raise ValueError(
+                f"{raw!r} lets the group or others write certificate files: no write bit but "
+                "the owner's (e.g. 640 or 644)"
+            )
+        if not mode & 0o400:
+            raise ValueError(
+                f"{raw!r} takes the read bit from the files' owner: it must read them "
+                "(e.g. 600 or 644)"
+            )
         return mode
 
     @model_validator(mode="after")

@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """`issue`: certificates to obtain with `certonly`; `renew`: run `certbot renew` too."""
+    """`issue`: certificates to obtain with `certonly`; `renew`: run `certbot renew` too;
+    `held`: certificates that would need one but are not obtained (the tree holds their lineage,
+    and certbot cannot load it)."""
 
     issue: tuple[CertSpec, ...]
     renew: bool
+    held: tuple[CertSpec, ...] = ()
 
 
 def needs_issuance(spec: CertSpec, current: CertInfo | None) -> bool:
@@ -32,13 +35,20 @@ def plan_cycle(
     specs: tuple[CertSpec, ...],
     lineages: Mapping[str, CertInfo | None],
     broken: Collection[str] = (),
+    held: Collection[str] = (),
 ) -> Plan:
-    """Issue what is missing or changed, never over a lineage that cannot be read (`broken`);
-    renew every existing lineage (certbot decides if due)."""
-    issue = tuple(
+    """Issue what is missing or changed, never over a lineage that cannot be read (`broken`),
+    nor for one the tree holds that certbot cannot load (`held`: `certonly --cert-name NAME`
+    would not repair it but save a new lineage NAME-0001 beside it, at every cycle); renew
+    every existing lineage (certbot decides if due)."""
+    wanted = tuple(
         s for s in specs if s.name not in broken and needs_issuance(s, lineages.get(s.name))
     )
-    return Plan(issue=issue, renew=any(v is not None for v in lineages.values()))
+    return Plan(
+        issue=tuple(s for s in wanted if s.name not in held),
+        renew=any(v is not None for v in lineages.values()),
+        held=tuple(s for s in wanted if s.name in held),
+    )
 
 
 def changed_lineages(

@@ -13,7 +13,7 @@ from loguru import logger
 from sidecar import shutdown
 from sidecar.certbot.argv import certonly_args, eab_options, renew_args, renew_runs
 from sidecar.certbot.challenges import challenge_for
-from sidecar.certbot.failures import classify, only_parse_failures
+from sidecar.certbot.failures import Failure, classify, only_parse_failures
 from sidecar.certbot.inside import EXPECTED_ENV
 from sidecar.cycle.plan import changed_lineages, configured, expected_renewals, plan_cycle
 from sidecar.cycle.result import CycleResult
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
-    from sidecar.certbot.failures import Failure
     from sidecar.certbot.runner import CertbotResult
     from sidecar.cycle.plan import Plan
     from sidecar.settings import Settings
@@ -67,7 +66,7 @@ def run_cycle(
         try:
             precheck()
             calls = _CertbotCalls(certbot, errors, failures, _account_secrets(config))
-            changed = _steps(config, calls, control, errors, force=force, dry_run=dry_run)
+            changed = _steps(config, calls, control, errors, failures, force=force, dry_run=dry_run)
         except SidecarError as error:
             errors.append(str(error))
         result = CycleResult(
@@ -90,6 +89,7 @@ def _steps(
     certbot: _CertbotCalls,
     control: TargetControl,
     errors: list[str],
+    failures: list[Failure],
     *,
     force: bool,
     dry_run: bool,
@@ -98,7 +98,8 @@ def _steps(
     adoption = tree.prepare(config, dry_run=dry_run)  # confs made renewable here (README)
     names = sorted({*lineages.names(config.config_dir), *configured(config.domains)})
     before, broken = _read(config, names, errors)
-    plan = plan_cycle(config.domains, before, broken)
+    plan = plan_cycle(config.domains, before, broken, _held(adoption))
+    _refuse(plan, adoption, errors, failures)
     try:
         _issue(config, certbot, plan, dry_run=dry_run)
         _renew(config, certbot, plan, adoption, before, force=force, dry_run=dry_run)
@@ -106,7 +107,8 @@ def _steps(
         _start_again(config, control, dry_run=dry_run)
     if dry_run:
         return ()
-    after = lineages.certs(config.config_dir, names)
+    # read the names again: a lineage certbot made in this cycle is a new certificate too
+    after = lineages.certs(config.config_dir, {*names, *lineages.names(config.config_dir)})
     changed = changed_lineages(before, after)
     errors += _deliver(config, control)
     errors += _reload_stale(config, control, changed)
@@ -133,6 +135,29 @@ def _read(
             logger.warning("{} (lineage {} is skipped)", item.problem, name)
     broken = frozenset(name for name, item in current.items() if item.problem)
     return {name: item.cert for name, item in current.items()}, broken
+
+
+def _held(adoption: Adoption) -> frozenset[str]:
+    """DOMAINS lineages the tree holds but certbot cannot load: a conf whose files it skips, or
+    files whose conf is missing and cannot be rebuilt."""
+    broken = {d.name for d in adoption.decisions if d.in_domains and d.parse_failure}
+    return frozenset(broken | set(adoption.unrebuilt))
+
+
+def _refuse(plan: Plan, adoption: Adoption, errors: list[str], failures: list[Failure]) -> None:
+    """Each lineage that cannot be renewed or issued as it is: one error, the same text at every
+    cycle (alerted once), and permanent (the full interval: retrying soon changes nothing)."""
+    lines = list(adoption.unrebuilt.values())
+    lines += [
+        f"{spec.name}: not obtaining a certificate for {', '.join(spec.domains)}: the tree holds "
+        f"lineage {spec.name} (renewal/{spec.name}.conf) but certbot cannot load it, so "
+        f"`certbot certonly` would save a new lineage {spec.name}-0001 beside it instead of "
+        "repairing it; repair it by hand (`sidecar adopt --check` says how)"
+        for spec in plan.held
+        if spec.name not in adoption.unrebuilt
+    ]
+    errors += lines
+    failures += [Failure("lineageBroken", "a person must repair it", permanent=True)] * len(lines)
 
 
 def _issue(config: Settings, certbot: _CertbotCalls, plan: Plan, *, dry_run: bool) -> None:

@@ -104,20 +104,46 @@ def _dir(path: Path, policy: Policy, chown: Chown, changed: list[str]) -> None:
         changed.append(f"{path.name}/ {mode | policy.dir_bits:04o}")
 
 
+def inside(path: Path, root: Path) -> bool:
+    """`path` resolves (symlinks followed) to somewhere below `root`, resolved too."""
+    try:
+        real, top = path.resolve(strict=True), root.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return False
+    return real != top and real.is_relative_to(top)
+
+
+def strays(config_dir: Path, name: str) -> dict[str, Path]:
+    """The lineage's `live` and `archive` directories (as its conf names them) that exist but
+    resolve outside the tree's `live/` and `archive/` (a conf's `archive_dir` pointed at
+    `accounts/...`, a symlink out of the tree): FILES_* never touches them."""
+    found = {"live": lineages.live_dir(config_dir, name)}
+    found["archive"] = lineages.archive_dir(config_dir, name)
+    return {
+        kind: path
+        for kind, path in found.items()
+        if path.exists()
+        and not (inside(config_dir / kind, config_dir) and inside(path, config_dir / kind))
+    }
+
+
 def apply_lineage(
-    config_dir: Path, name: str, policy: Policy, *, chown: Chown = os.chown
+    config_dir: Path, name: str, policy: Policy, *, chown: Chown = os.lchown
 ) -> list[str]:
-    """Make lineage `name`'s files what the policy says; returns what changed."""
+    """Make lineage `name`'s files what the policy says; returns what changed. Only where
+    certificates live: nothing when its directories resolve outside the tree's `live/` and
+    `archive/`; every path is resolved before it is changed (never a change through a link)."""
     changed: list[str] = []
     live = lineages.live_dir(config_dir, name)
-    archive = lineages.archive_dir(config_dir, name)
-    if not live.is_dir():
+    if not live.is_dir() or strays(config_dir, name):
         return changed
+    live, archive = live.resolve(), lineages.archive_dir(config_dir, name).resolve()
     if policy.combined:
         _write_combined(live, policy, changed)
     if not policy.active:
         return changed
-    for folder in (config_dir / "live", config_dir / "archive", live, archive):
+    tops = ((config_dir / "live").resolve(), (config_dir / "archive").resolve())
+    for folder in (*tops, live, archive):
         if folder.is_dir():
             _dir(folder, policy, chown, changed)
     files = sorted(archive.iterdir()) if archive.is_dir() else []

@@ -549,7 +549,8 @@ def _stop(found: Found, here: Here, in_domains: bool) -> tuple[Action, str, list
     if autorenew_off and not (found.autorenew_marked or in_domains):
         return "ignore", "left alone: its conf says autorenew = False (certbot skips it)", []
     if found.cert is None and not found.layout.steps:
-        return "cannot", f"cannot renew it: {found.cert_error or 'no current certificate'}", []
+        why = "; ".join(found.layout.blocking) or found.cert_error or "no current certificate"
+        return "cannot", f"cannot renew it: {why}", []
     return None
 
 
@@ -686,10 +687,12 @@ def decide(found: Found, here: Here, now: datetime | None = None) -> Decision:
         why = "listed in DOMAINS" if in_domains else "no longer in IGNORE_LINEAGES"
         edits.append(Edit(PARAMS, "autorenew", None, why))
     path_edits, problems = _path_edits(found, here)
+    unloadable = bool(problems) or not found.layout.loads  # else certbot loads it, as it is
     problems += found.layout.blocking
     if problems:
         does = "cannot renew it: " + "; ".join(problems)
-        return result("cannot", does, [], [*found.layout.problems, *problems], unloadable=True)
+        notes = [*found.layout.problems, *problems]
+        return result("cannot", does, [], notes, unloadable=unloadable)
     try:
         auth_edits, auth = _authenticator_edits(found, here)
     except ValueError as error:

@@ -6,7 +6,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from sidecar.volume import accounts, adopt, layout, lineages
+from sidecar.volume import access, accounts, adopt, layout, lineages
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,7 +19,7 @@ HOOK_DIRS = ("pre", "deploy", "post")
 def check_tree(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[str]:
     """What is wrong with the tree, each in one line; nothing is changed or deleted."""
     config_dir = config.config_dir
-    confs = lineages.names(config_dir)
+    confs = sorted({*lineages.names(config_dir), *(d.name for d in decisions)})  # and rebuilt
     # live/ directory -> the lineage whose conf names it (certbot follows the conf's paths)
     owners = {lineages.live_dir(config_dir, name).name: name for name in confs}
     findings: list[str] = []
@@ -35,6 +35,7 @@ def check_tree(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[
         elif owner != folder:
             findings.append(f"renewal/{owner}.conf names live/{folder} (a renamed lineage)")
     findings += _check_suffixes(config, decisions)
+    findings += _check_places(config, confs)
     findings += _check_archive(config, confs)
     findings += _check_accounts(config)
     findings += _check_hook_dirs(config_dir)
@@ -81,6 +82,25 @@ def _check_suffixes(config: Settings, decisions: tuple[adopt.Decision, ...]) -> 
                 f"{', '.join(same)} has its names: the sidecar obtains live/{spec.name}; "
                 "point the app there (or put that lineage's first name first in DOMAINS)"
             )
+    return out
+
+
+def _check_places(config: Settings, names: list[str]) -> list[str]:
+    """A conf whose lineage directories lie outside `live/` and `archive/`: certbot writes keys
+    there, and FILES_* does not make them the app's (an `archive_dir` naming `accounts/...`
+    would hand the account key to the app)."""
+    config_dir = config.config_dir
+    active = access.policy_for(config).active
+    tail = "FILES_* left it alone" if active else "certbot writes the lineage's files there"
+    out = []
+    for name in names:
+        for kind, path in access.strays(config_dir, name).items():
+            what = "archive_dir" if kind == "archive" else "its live directory"
+            shown = layout.rel(path, config_dir)
+            real = path.resolve()
+            if real != path.absolute():
+                shown += f" (-> {real})"
+            out.append(f"renewal/{name}.conf: {what} {shown} is outside {kind}/: {tail}")
     return out
 
 

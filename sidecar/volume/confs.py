@@ -14,7 +14,7 @@ from sidecar.errors import ConfigError
 from sidecar.volume.files import write_atomic
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
 AUTHENTICATOR = "sidecar"  # the sidecar's certbot plugin (authenticator and installer)
@@ -88,6 +88,33 @@ def load_conf(path: Path) -> Any:  # noqa: ANN401 (configobj has no types)
     return conf
 
 
+def load_text(data: bytes) -> Any:  # noqa: ANN401 (configobj has no types)
+    """A conf not on disk yet (one the sidecar is about to write), parsed as `load_conf` does."""
+    return configobj.ConfigObj(
+        data.decode("utf-8").splitlines(), encoding="utf-8", default_encoding="utf-8"
+    )
+
+
+def render(top: Mapping[str, str], params: Mapping[str, str]) -> bytes:
+    """A new renewal conf as certbot writes one (`storage.make_renewal_configobj`): the top-level
+    values, then `[renewalparams]`, no comments."""
+    conf = configobj.ConfigObj(encoding="utf-8", default_encoding="utf-8")
+    conf.update(top)
+    conf[PARAMS] = dict(params)
+    return _bytes(conf)
+
+
+def create(path: Path, data: bytes, edits: Sequence[Edit]) -> None:
+    """Write a new conf (`data` with `edits` applied) where none is, 0644 as certbot's are;
+    ConfigError when one appeared meanwhile (it is never replaced)."""
+    if path.exists():
+        raise ConfigError(f"{path} exists: it is not replaced")
+    conf = load_text(data)
+    for item in edits:
+        _apply(conf, item)
+    write_atomic(path, _bytes(conf), mode=0o644)
+
+
 def lineage_paths(path: Path) -> dict[str, str]:
     """The conf's top-level file paths (`cert`, `archive_dir`, ...); {} when it cannot be read."""
     try:
@@ -100,9 +127,13 @@ def lineage_paths(path: Path) -> dict[str, str]:
 def _save(conf: Any, path: Path) -> None:  # noqa: ANN401
     """Write a conf loaded with `load_conf` back in certbot's format (comments kept), atomically,
     keeping the file's mode (certbot's confs are 0644 under a 0755 dir)."""
+    write_atomic(path, _bytes(conf))
+
+
+def _bytes(conf: Any) -> bytes:  # noqa: ANN401
     buffer = io.BytesIO()
     conf.write(buffer)
-    write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def backups(path: Path) -> list[Path]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from sidecar.volume import consistency
 from sidecar.volume.confs import BACKUP
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Layout:
     steps: tuple[Step, ...] = ()
     blocking: tuple[str, ...] = ()
     loads: bool = True  # certbot loads the lineage as it is (four symlinks to existing files)
+    cert: Path | None = None  # with `steps`: the file live/NAME/cert.pem shows after the repair
 
 
 def rel(path: Path, root: Path) -> str:
@@ -155,6 +157,43 @@ def _target(kind: str, link: Path, target: Path, archive: Path, root: Path) -> _
     return _State(kind, link, target, problem=why)
 
 
+def _versions(archive: Path) -> dict[int, set[str]]:
+    """The archive's numbered versions, each with the kinds it holds."""
+    found: dict[int, set[str]] = {}
+    with contextlib.suppress(OSError):
+        for path in archive.iterdir():
+            if (match := _NUMBERED.match(path.name)) and path.is_file():
+                found.setdefault(int(match[2]), set()).add(match[1])
+    return found
+
+
+def versions(archive: Path, kind: str) -> list[int]:
+    """The numbered versions of `kind` (`cert`, ...) in the archive, newest first."""
+    return sorted((n for n, kinds in _versions(archive).items() if kind in kinds), reverse=True)
+
+
+def _complete(archive: Path) -> list[int]:
+    """The versions holding all four kinds, newest first (certbot's `latest_common_version`)."""
+    return sorted(
+        (n for n, kinds in _versions(archive).items() if len(kinds) == len(KINDS)), reverse=True
+    )
+
+
+def _all_missing(states: dict[str, _State]) -> bool:
+    """live/NAME/ is gone or empty: none of the four is there, not even as a broken link."""
+    return all(s.current is None and not s.link.is_symlink() for s in states.values())
+
+
+def _restore(states: dict[str, _State], archive: Path) -> None:
+    """All four links gone (the directory deleted by hand, a partial restore): the archive's
+    latest complete version stands in, as certbot itself links a lineage to it."""
+    if not _all_missing(states) or not (complete := _complete(archive)):
+        return
+    for kind, state in states.items():
+        target = archive / f"{kind}{complete[0]}.pem"
+        states[kind] = dataclasses.replace(state, current=target, version=complete[0])
+
+
 def _fill_missing(states: dict[str, _State], archive: Path) -> None:
     """A missing link whose file the archive holds at the version the other links use."""
     versions = {s.version for s in states.values() if s.current is not None}
@@ -169,6 +208,15 @@ def _fill_missing(states: dict[str, _State], archive: Path) -> None:
 
 def _blocking(states: dict[str, _State], root: Path, name: str) -> list[str]:
     """Why the files cannot be repaired safely (a person must), or []."""
+    if _all_missing(states):
+        live = rel(states["cert"].link.parent, root)
+        why = (
+            f"{live}/ has none of its four files, and the archive holds no complete version "
+            "(cert, privkey, chain and fullchain with the same number) to link them to: restore "
+            f"{live}/ from a backup, or move renewal/{name}.conf and the archive out of the tree "
+            "for a new certificate"
+        )
+        return [why]
     out = [
         f"{s.problem}, and the archive holds no file to link it to"
         for s in states.values()
@@ -192,15 +240,59 @@ def _blocking(states: dict[str, _State], root: Path, name: str) -> list[str]:
 
 
 def inspect(live: Path, archive: Path, root: Path, name: str) -> Layout:
-    """Lineage `name`'s four files, checked as certbot checks them; the repair, when it is safe."""
+    """Lineage `name`'s four files, checked as certbot checks them (links, then whether the
+    files belong together); the repair, when it is safe."""
     states = {kind: _state(live / f"{kind}.pem", kind, archive, root) for kind in KINDS}
     problems = tuple(s.problem for s in states.values() if s.problem)
+    if _all_missing(states):
+        gone = "is empty" if live.is_dir() else "is missing"
+        problems = (f"{rel(live, root)}/ {gone}: certbot skips the lineage",)
+    _restore(states, archive)
     _fill_missing(states, archive)
     blocking = _blocking(states, root, name)
     loads = all(s.link.is_symlink() and s.link.exists() for s in states.values())
-    if blocking or not problems:
+    if blocking:
         return Layout(problems, (), tuple(blocking), loads)
-    return Layout(problems, _steps(states, archive), (), loads)
+    steps = _steps(states, archive) if problems else ()
+    after = {s.kind: s.current for s in states.values()}
+    after.update({s.kind: s.source or s.target for s in steps})
+    if why := _mismatch(after):
+        when = " after the repair" if steps else ""
+        why = (
+            f"{rel(live, root)}: {why}{when}: certbot refuses such a lineage (`certbot "
+            f"certificates` skips it); {_by_hand(live, archive, root, name)}"
+        )
+        return Layout(problems, (), (why,), loads)
+    return Layout(problems, steps, (), loads, after["cert"] if steps else None)
+
+
+def _read_all(files: dict[str, Path | None]) -> dict[str, bytes] | None:
+    try:
+        return {kind: path.read_bytes() for kind, path in files.items() if path is not None}
+    except OSError:
+        return None
+
+
+def _mismatch(files: dict[str, Path | None]) -> str | None:
+    """Why the four files do not belong together as certbot checks them, or None."""
+    data = _read_all(files)
+    if data is None or len(data) < len(KINDS):
+        return None
+    return consistency.mismatch(data)
+
+
+def _by_hand(live: Path, archive: Path, root: Path, name: str) -> str:
+    """The repair a person can make when the files do not belong together."""
+    for version in _complete(archive):
+        if _mismatch({k: archive / f"{k}{version}.pem" for k in KINDS}) is None:
+            return (
+                f"point {rel(live, root)}/*.pem at {rel(archive, root)}/*{version}.pem, the "
+                "latest version whose files belong together"
+            )
+    return (
+        "no archived version's files belong together: restore them from a backup, or delete "
+        f"the lineage (`certbot delete --cert-name {name}`) so that a new one is obtained"
+    )
 
 
 def _steps(states: dict[str, _State], archive: Path) -> tuple[Step, ...]:
@@ -229,6 +321,8 @@ def repair(layout: Layout, stamp: str) -> list[str]:
     (the app reads through it), a copy the owner and mode of its source."""
     done = []
     for step in layout.steps:
+        if not step.link.parent.is_dir():
+            _make_live(step.link.parent, step.target.parent)
         if step.source is not None and not step.target.exists():
             mode = step.link.parent.stat().st_mode & 0o777
             step.target.parent.mkdir(mode=mode, parents=True, exist_ok=True)
@@ -246,6 +340,17 @@ def repair(layout: Layout, stamp: str) -> list[str]:
         temp.replace(step.link)
         done.append(f"{step.link.name} -> {relative}{kept}")
     return done
+
+
+def _make_live(live: Path, archive: Path) -> None:
+    """live/NAME/ as certbot makes it: `live/` 0700, the lineage's directory with the mode of its
+    archive directory (certbot makes both alike); FILES_* adds the app's bits afterwards."""
+    top = live.parent
+    if not top.is_dir():
+        top.mkdir(parents=True)
+        top.chmod(0o700)
+    live.mkdir()
+    live.chmod(archive.stat().st_mode & 0o777)
 
 
 def _same_owner(source: Path, target: Path) -> None:

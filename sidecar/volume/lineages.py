@@ -46,9 +46,12 @@ def in_tree(config_dir: Path, saved: str | None, kind: str) -> Path | None:
 
 def live_dir(config_dir: Path, name: str) -> Path:
     """Where certbot finds lineage `name`'s files: the directory of its conf's `cert` path
-    (a renamed conf names another `live/` directory), else `live/NAME`."""
+    (a renamed conf names another `live/` directory; where it is gone, the same path in this
+    tree), else `live/NAME`."""
     saved = lineage_paths(config_dir / "renewal" / f"{name}.conf").get("cert")
     cert = in_tree(config_dir, saved, "live")
+    if cert is None and saved and (gone := rebase(saved, "live", str(config_dir))):
+        cert = Path(gone)
     return cert.parent if cert is not None else config_dir / "live" / name
 
 

@@ -13,8 +13,8 @@ from loguru import logger
 
 from sidecar.errors import ConfigError
 from sidecar.settings import installed_plugins
-from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages
-from sidecar.volume.certs import now_utc
+from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages, rebuild
+from sidecar.volume.certs import CertInfo, now_utc, parse_cert
 from sidecar.volume.files import exclusive_lock
 
 if TYPE_CHECKING:
@@ -25,10 +25,23 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Adoption:
-    """Every lineage's decision, and what is wrong with the tree as a whole."""
+    """Every lineage's decision, and what is wrong with the tree as a whole; `rebuilds`: the
+    DOMAINS lineages whose renewal conf is missing (decided as if it were there, once rebuilt)."""
 
     decisions: tuple[adopt.Decision, ...]
     findings: tuple[str, ...]
+    rebuilds: tuple[rebuild.Rebuild, ...] = ()
+
+    @property
+    def unrebuilt(self) -> dict[str, str]:
+        """Lineages whose conf is missing and cannot be rebuilt: name -> why (a cycle error)."""
+        return {r.name: r.finding for r in self.rebuilds if r.conf is None}
+
+    def on_disk(self) -> Adoption:
+        """Only the lineages whose conf is on disk (a dry run, which rebuilds nothing)."""
+        planned = {r.name for r in self.rebuilds}
+        kept = tuple(d for d in self.decisions if d.name not in planned)
+        return Adoption(kept, self.findings, self.rebuilds)
 
     def render(self) -> str:
         return adopt.render(self.decisions, self.findings)
@@ -87,22 +100,23 @@ def _plain(value: Any) -> Any:  # noqa: ANN401 (configobj values)
     return list(value) if isinstance(value, list | tuple) else value
 
 
-def read_lineage(config_dir: Path, name: str) -> adopt.Found:
-    """What the renewal conf and the current certificate of lineage `name` say."""
+def read_lineage(config_dir: Path, name: str, rebuilt: bytes | None = None) -> adopt.Found:
+    """What the renewal conf (or the one `rebuilt` for it) and the current certificate of
+    lineage `name` say."""
     conf_path = config_dir / "renewal" / f"{name}.conf"
     saved = confs.backups(conf_path)
     adopted_from = _adopted_from(saved[0]) if saved else None
     names = tuple(p.name for p in saved)
     current = lineages.read(config_dir, name)
-    cert = current.cert
     live = lineages.live_dir(config_dir, name)
+    files = layout.inspect(live, lineages.archive_dir(config_dir, name), config_dir, name)
+    cert = current.cert or _repaired_cert(files)
     missing = f"{layout.rel(live, config_dir)}/cert.pem does not exist"
-    cert_error = current.problem or (None if cert else missing)
+    cert_error = None if cert else current.problem or missing
     try:
-        conf = confs.load_conf(conf_path)
+        conf = confs.load_conf(conf_path) if rebuilt is None else confs.load_text(rebuilt)
     except ConfigError as error:
         return adopt.Found(name, conf_error=str(error), cert=cert, cert_error=cert_error)
-    files = layout.inspect(live, lineages.archive_dir(config_dir, name), config_dir, name)
     params = conf["renewalparams"]
     now_using = f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
     if adopted_from == now_using:
@@ -122,6 +136,16 @@ def read_lineage(config_dir: Path, name: str) -> adopt.Found:
     )
 
 
+def _repaired_cert(files: layout.Layout) -> CertInfo | None:
+    """The certificate the layout repair puts in place (live/NAME/ restored from the archive)."""
+    if files.cert is None:
+        return None
+    try:
+        return parse_cert(files.cert.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
 def _adopted_from(backup: Path) -> str | None:
     try:
         params = confs.load_conf(backup)["renewalparams"]
@@ -130,24 +154,62 @@ def _adopted_from(backup: Path) -> str | None:
     return f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
 
 
+def renewal_params(config: Settings, here: adopt.Here) -> dict[str, str]:
+    """What the sidecar's own `certonly` saves in `[renewalparams]`, in certbot's order (the
+    key's values, from the certificate, go before `post_hook`); the account only when the tree
+    holds exactly one for ACME_SERVER (with several, certbot would ask)."""
+    listed = accounts.for_server(config.config_dir, config.acme_server).listed
+    params = {"account": listed[0]} if len(listed) == 1 else {}
+    params["http01_port"] = str(config.http01_port)
+    if config.http01_address:
+        params["http01_address"] = config.http01_address
+    params["post_hook"] = confs.POST_HOOK
+    params.update(config_dir=here.config_dir, work_dir=here.work_dir, logs_dir=here.logs_dir)
+    params.update(server=config.acme_server, authenticator=here.authenticator)
+    if here.credentials:
+        params[adopt.credentials_key(here.authenticator)] = here.credentials
+    params["installer"] = here.installer
+    return params
+
+
+def _rebuilds(config: Settings, here: adopt.Here) -> tuple[rebuild.Rebuild, ...]:
+    """DOMAINS lineages left without their conf (not a live directory another conf names)."""
+    config_dir = config.config_dir
+    owned = {lineages.live_dir(config_dir, name).name for name in lineages.names(config_dir)}
+    params = renewal_params(config, here)
+    found = (
+        rebuild.plan(config_dir, spec.name, params)
+        for spec in config.domains
+        if spec.name not in owned
+    )
+    return tuple(item for item in found if item is not None)
+
+
 def inspect(config: Settings, now: datetime | None = None) -> Adoption:
     """Every lineage's decision and the tree's problems; reads only."""
     here = here_for(config)
     when = now or now_utc()
+    rebuilds = _rebuilds(config, here)
+    texts = {r.name: r.conf for r in rebuilds if r.conf is not None}
     decisions = tuple(
-        adopt.decide(read_lineage(config.config_dir, name), here, when)
-        for name in lineages.names(config.config_dir)
+        adopt.decide(read_lineage(config.config_dir, name, texts.get(name)), here, when)
+        for name in sorted({*lineages.names(config.config_dir), *texts})
     )
-    return Adoption(decisions, tuple(checks.check_tree(config, decisions)))
+    findings = (*(r.finding for r in rebuilds), *checks.check_tree(config, decisions))
+    return Adoption(decisions, findings, rebuilds)
 
 
 def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> list[Path]:
     """Write every decision's edits into its conf (after a backup); returns the backups made."""
     made = []
     stamp = (now or now_utc()).strftime("%Y%m%dT%H%M%SZ")
+    rebuilt = _write_rebuilt(config, adoption)
+    unwritten = {r.name for r in adoption.rebuilds} - rebuilt  # decided on a conf not written
     for decision in adoption.decisions:
+        if decision.name in unwritten:
+            continue
         _repair(decision, stamp)
-        if not decision.edits:
+        if not decision.edits or decision.name in rebuilt:
             continue
         conf_path = config.config_dir / "renewal" / f"{decision.name}.conf"
         try:
@@ -167,6 +229,25 @@ def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> 
     return made
 
 
+def _write_rebuilt(config: Settings, adoption: Adoption) -> set[str]:
+    """Write each rebuilt conf, with its lineage's edits already in it (no backup: there was
+    nothing to keep); returns the lineages written."""
+    edits = {d.name: d.edits for d in adoption.decisions}
+    written = set()
+    for item in adoption.rebuilds:
+        if item.conf is None or item.name not in edits:
+            continue
+        path = config.config_dir / "renewal" / f"{item.name}.conf"
+        try:
+            confs.create(path, item.conf, edits[item.name])
+        except (OSError, ConfigError) as error:
+            logger.error("could not write {}: {}", path, error, certificate=item.name)
+            continue
+        written.add(item.name)
+        logger.info("renewal/{}.conf written: {}", item.name, item.says, certificate=item.name)
+    return written
+
+
 def _repair(decision: adopt.Decision, stamp: str) -> None:
     """The lineage's live/ links and archive copies, as certbot's layout wants them."""
     if not decision.repairs:
@@ -183,7 +264,9 @@ def _repair(decision: adopt.Decision, stamp: str) -> None:
 def prepare(config: Settings, *, dry_run: bool = False) -> Adoption:
     """At the start of a cycle: decide, rewrite what needs it (not on a dry run), report."""
     adoption = inspect(config)
-    if not dry_run:
+    if dry_run:
+        adoption = adoption.on_disk()  # a dry run writes no conf, so certbot knows none of these
+    else:
         apply(config, adoption)
         access.apply_safely(config)
     for decision in adoption.decisions:
@@ -204,9 +287,11 @@ def adopt_command(config: Settings, *, check: bool) -> str:
     """`sidecar adopt [--check]`: the plan, and (without --check) the rewrite under the lock."""
     if check:
         adoption = inspect(config)
-        pending = sum(1 for d in adoption.decisions if d.edits)
+        rebuilt = {r.name for r in adoption.rebuilds if r.conf is not None}
+        pending = sum(1 for d in adoption.decisions if d.edits and d.name not in rebuilt)
         repairs = sum(1 for d in adoption.decisions if d.repairs)
-        also = f", the files of {repairs} lineage(s) repaired" if repairs else ""
+        also = f", {len(rebuilt)} rebuilt" if rebuilt else ""
+        also += f", the files of {repairs} lineage(s) repaired" if repairs else ""
         tail = f"{pending} renewal conf(s) would be rewritten{also}; nothing was changed (--check)"
         return f"{adoption.render()}\n{tail}"
     with exclusive_lock(config.state_dir / "lock"):
@@ -216,6 +301,9 @@ def adopt_command(config: Settings, *, check: bool) -> str:
     tail = f"{len(made)} renewal conf(s) rewritten" + (
         " (backups: " + ", ".join(p.name for p in made) + ")" if made else ""
     )
+    renewal = config.config_dir / "renewal"
+    if written := [r.name for r in adoption.rebuilds if (renewal / f"{r.name}.conf").exists()]:
+        tail += "; rebuilt: " + ", ".join(written)
     if repaired:
         tail += "; files repaired: " + ", ".join(repaired)
     return f"{adoption.render()}\n{tail}"

@@ -62,6 +62,33 @@ def make_pem(
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
+def ca_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+    """The test CA's own certificate for `key`: the first (and only) one of a lineage's chain."""
+    name = x509.Name.from_rfc4514_string(ISSUER)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(T0 - 365 * DAY)
+        .not_valid_after(T0 + 3650 * DAY)
+    )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+CHAIN_PEM = ca_pem(_KEY)
+KEY_PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+
+
+def lineage_files(pem: bytes) -> dict[str, bytes]:
+    """A lineage's four files for `pem` (made by `make_pem` with its default key) that belong
+    together as certbot checks them: the chain is the issuer, the key the certificate's."""
+    return {"cert": pem, "privkey": KEY_PEM, "chain": CHAIN_PEM, "fullchain": pem + CHAIN_PEM}
+
+
 def cert_info(
     names: tuple[str, ...] = ("example.com",),
     not_before: datetime = T0,
@@ -92,14 +119,9 @@ def install_cert(
     archive = config_dir / "archive" / name
     archive.mkdir(parents=True, exist_ok=True)
     version = len(list(archive.glob("cert*.pem"))) + 1
-    key = _KEY.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     live = config_dir / "live" / name
     live.mkdir(parents=True, exist_ok=True)
-    for kind, data in (("cert", pem), ("chain", pem), ("fullchain", pem), ("privkey", key)):
+    for kind, data in lineage_files(pem).items():
         target = archive / f"{kind}{version}.pem"
         target.write_bytes(data)
         if kind == "privkey":

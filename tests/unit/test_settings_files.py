@@ -38,12 +38,22 @@ def test_files_ids_and_perms_are_read_with_peer_aliases():
     assert load(FILES_UID="33", FILES_GID="", FILES_PERMS="644").files_perms == 0o644
 
 
+@pytest.mark.parametrize("mode", ["644", "640", "600", "444", "400", "0604"])
+def test_files_perms_without_write_bits_for_others_and_with_owner_read_is_valid(mode):
+    """certbot's 0644 and every narrower readable mode stay valid (the owner may write)."""
+    assert load(FILES_PERMS=mode).files_perms == int(mode, 8)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"FILES_PERMS": "999"}, "FILES_PERMS: '999' is not a file mode"),
         ({"FILES_PERMS": "rw-r-----"}, "is not a file mode"),
         ({"FILES_PERMS": "0755"}, "makes certificate files executable"),
+        ({"FILES_PERMS": "664"}, "FILES_PERMS: '664' lets the group or others write"),
+        ({"FILES_PERMS": "0646"}, "lets the group or others write certificate files"),
+        ({"FILES_PERMS": "0240"}, "FILES_PERMS: '0240' takes the read bit from the files' owner"),
+        ({"FILES_PERMS": "044"}, "takes the read bit from the files' owner"),
         ({"FILES_UID": "-5"}, "FILES_UID"),
         ({"PGID": "staff"}, "PGID"),
     ],

@@ -57,6 +57,23 @@ def test_unconfigured_lineage_still_triggers_renew():
     assert plan_cycle((A,), lineages) == Plan(issue=(), renew=True)
 
 
+def test_a_lineage_the_tree_holds_but_certbot_cannot_load_is_never_issued():
+    """No readable certificate, or other names, for a lineage certbot cannot load: certonly
+    would save NAME-0001 beside it, so it is held (and reported), the others still issued."""
+    lineages = {"a.example": None, "b.example": cert_info(("b.example", "old.b.example"))}
+    plan = plan_cycle((A, B), lineages, held={"a.example", "b.example"})
+    assert plan == Plan(issue=(), renew=True, held=(A, B))
+    assert plan_cycle((A, B), {"a.example": None, "b.example": None}, held={"a.example"}) == Plan(
+        issue=(B,), renew=False, held=(A,)
+    )
+
+
+def test_a_held_lineage_with_its_certificate_needs_nothing():
+    """Held but up to date: nothing to obtain, nothing to report here (renew decides)."""
+    lineages = {"a.example": cert_info(A.domains)}
+    assert plan_cycle((A,), lineages, held={"a.example"}) == Plan(issue=(), renew=True)
+
+
 def test_issue_keeps_the_configured_order():
     """Certificates are obtained in DOMAINS order."""
     assert plan_cycle((B, A), {}).issue == (B, A)

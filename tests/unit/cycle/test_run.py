@@ -560,3 +560,57 @@ def test_volume_delivery_never_asks_for_secrets(config, control):
     existing(config)
     run_cycle(config, certbot(config, control), control)
     assert not [call for call in control.calls if call[0] == "deliver"]
+
+
+# a lineage the tree holds is never obtained again beside it (NAME-0001)
+
+
+def test_a_deleted_live_directory_is_restored_and_nothing_is_obtained(config, control):
+    """live/a.example/ deleted, conf and archive kept: made again from the archive before
+    certbot runs; `renew` only, no `certonly` (it would save a.example-0001)."""
+    existing(config)
+    live = config.config_dir / "live" / "a.example"
+    for link in live.iterdir():
+        link.unlink()
+    live.rmdir()
+    fake = certbot(config, control, challenge=False, writes=False)
+    result = run_cycle(config, fake, control)
+    assert result.ok, result.errors
+    assert fake.commands == ["renew"]
+    assert read(config.config_dir, "a.example").cert is not None
+    assert lineage_names(config.config_dir) == ["a.example"]
+
+
+def test_a_lineage_certbot_cannot_load_is_not_obtained_again_and_says_so_the_same_way(
+    config, control
+):
+    """live/a.example/ deleted and the archive incomplete: no `certonly` at any cycle, one error
+    with the same text each time (alerted once), permanent (the full interval, no backoff)."""
+    existing(config)
+    (config.config_dir / "archive" / "a.example" / "chain1.pem").unlink()
+    live = config.config_dir / "live" / "a.example"
+    for link in live.iterdir():
+        link.unlink()
+    fake = certbot(config, control, challenge=False, writes=False)
+    first = run_cycle(config, fake, control)
+    second = run_cycle(config, fake, control)
+    assert "certonly" not in fake.commands
+    (error,) = first.errors
+    assert "would save a new lineage a.example-0001 beside it" in error
+    assert second.errors == first.errors
+    assert first.permanent
+    assert lineage_names(config.config_dir) == ["a.example"]
+
+
+def test_a_lineage_certbot_makes_during_the_cycle_is_a_new_certificate(tmp_path, control):
+    """certbot saved its certificate under a numbered name (the name was taken): the cycle
+    reports it, never 'nothing was due'."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example")
+
+    def action(args: list[str]) -> CertbotResult:
+        if args[0] == "certonly":
+            install_cert(config.config_dir, "a.example-0001", make_pem(("a.example",)))
+        return OK
+
+    result = run_cycle(config, FakeCertbot(action), control)
+    assert result.changed == ("a.example-0001",)

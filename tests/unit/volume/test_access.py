@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sidecar.volume import access as files_access
+from sidecar.volume import tree
 from sidecar.volume.access import COMBINED, Policy, apply, apply_lineage
 from tests.unit.helpers import make_pem, make_settings
 
@@ -184,3 +185,80 @@ def test_policy_modes(policy, key, dirs):
     """The key mode never has bits for others; the dirs get only the search bits needed."""
     assert policy.key_mode == key
     assert policy.dir_bits == dirs
+
+
+def point_archive_dir(config_dir: Path, name: str, folder: Path) -> None:
+    """The lineage's renewal conf names `folder` as its archive_dir (its files linked there)."""
+    conf = config_dir / "renewal" / f"{name}.conf"
+    conf.write_text(f"archive_dir = {folder}\n" + conf.read_text(encoding="utf-8"), "utf-8")
+
+
+def account_dir(config_dir: Path) -> Path:
+    """An ACME account as certbot keeps it: its key 0600, owned by root, dirs 0700."""
+    folder = config_dir / "accounts" / "acme.test" / "directory" / "abc"
+    folder.mkdir(parents=True)
+    for part in (config_dir / "accounts", folder):
+        part.chmod(0o700)
+    (folder / "private_key.json").write_text("{}", encoding="utf-8")
+    (folder / "private_key.json").chmod(0o600)
+    return folder
+
+
+def test_an_archive_dir_pointed_at_the_account_is_left_alone(tmp_path):
+    """archive_dir = accounts/...: FILES_* makes neither the account key the app's nor 0644,
+    and changes nothing else of that lineage either."""
+    cd = tmp_path / "le"
+    certbot_lineage(cd)
+    folder = account_dir(cd)
+    point_archive_dir(cd, "a.example", folder)
+    owners = Owners()
+    assert apply_lineage(cd, "a.example", Policy(uid=1000, perms=0o644), chown=owners) == []
+    assert owners.calls == {}
+    assert mode(folder / "private_key.json") == 0o600
+    assert mode(folder) == 0o700
+    assert mode(cd / "live") == 0o700
+
+
+def test_a_lineage_directory_linked_out_of_the_tree_is_left_alone(tmp_path):
+    """archive/NAME a symlink to a directory elsewhere: decided by where it resolves."""
+    cd = tmp_path / "le"
+    archive = certbot_lineage(cd)
+    elsewhere = tmp_path / "elsewhere"
+    archive.rename(elsewhere)
+    archive.symlink_to(elsewhere)
+    owners = Owners()
+    assert apply_lineage(cd, "a.example", Policy(gid=1000), chown=owners) == []
+    assert owners.calls == {}
+    assert mode(elsewhere / "privkey1.pem") == 0o600
+
+
+def test_a_lineage_directory_linked_inside_archive_is_changed_at_its_real_path(tmp_path):
+    """archive/NAME -> archive/real: inside archive/, so set; the link itself is never chowned
+    (the change goes to the directory it resolves to)."""
+    cd = tmp_path / "le"
+    archive = certbot_lineage(cd)
+    real = cd / "archive" / "real"
+    archive.rename(real)
+    archive.symlink_to("real")
+    owners = Owners()
+    assert apply_lineage(cd, "a.example", Policy(gid=1000), chown=owners)
+    assert mode(real / "privkey1.pem") == 0o640
+    assert "real" in owners.calls
+    assert "a.example" in owners.calls  # live/a.example, a real directory
+    assert archive.is_symlink()
+
+
+def test_the_tree_check_names_a_lineage_directory_outside_its_place(tmp_path):
+    """One finding per conf whose archive_dir lies outside archive/, saying FILES_* left it."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example", FILES_UID="1000")
+    certbot_lineage(config.config_dir)
+    point_archive_dir(config.config_dir, "a.example", account_dir(config.config_dir))
+    findings = tree.inspect(config).findings
+    line = (
+        "renewal/a.example.conf: archive_dir accounts/acme.test/directory/abc is outside "
+        "archive/: FILES_* left it alone"
+    )
+    assert line in findings
+    plain = make_settings(tmp_path / "le", DOMAINS="a.example")
+    findings = tree.inspect(plain).findings
+    assert any("certbot writes the lineage's files there" in f for f in findings)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import shutil
 import stat
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import configobj
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sidecar.certbot.argv import common_args
 from sidecar.certbot.runner import CertbotResult
@@ -15,6 +17,7 @@ from tests.unit.helpers import (
     FakeCertbot,
     FakeControl,
     container,
+    lineage_files,
     make_pem,
     make_settings,
     value_after,
@@ -46,9 +49,9 @@ def lineage(
     archive.mkdir(parents=True, exist_ok=True)
     live.mkdir(parents=True, exist_ok=True)
     pem = make_pem(names or (name,), datetime.now(UTC) - timedelta(days=10))
-    for kind in ("cert", "privkey", "chain", "fullchain"):
+    for kind, data in lineage_files(pem).items():
         target = archive / f"{kind}1.pem"
-        target.write_bytes(pem if kind != "privkey" else b"KEY\n")
+        target.write_bytes(data)
         if kind == "privkey":
             target.chmod(0o600)
         (live / f"{kind}.pem").symlink_to(f"../../archive/{name}/{kind}1.pem")
@@ -589,3 +592,110 @@ def test_the_daemons_cycle_goes_on_past_a_conf_certbot_cannot_read(config):
     result = run_cycle(config, fake, FakeControl(container("web")))
     assert result.ok, result.errors
     assert fake.commands == ["renew"]
+
+
+# files that belong together (certbot's verify_renewable_cert), live/ restored from the archive
+
+
+def test_a_cert_linked_from_outside_that_does_not_match_is_not_called_renewable(config, tmp_path):
+    """live/NAME/cert.pem an absolute link to a certificate outside the tree that chain.pem and
+    fullchain.pem do not go with (a tree posted by a user): `cannot`, nothing copied in, and the
+    archived version whose files belong together named for the repair by hand."""
+    lineage(config, "a.example", APACHE)
+    outside = tmp_path / "elsewhere" / "cert.pem"
+    outside.parent.mkdir()
+    other = ec.generate_private_key(ec.SECP256R1())
+    outside.write_bytes(make_pem(("a.example",), key=other))
+    link = _live(config, "a.example") / "cert.pem"
+    link.unlink()
+    link.symlink_to(outside)
+    (decision,) = tree.inspect(config).decisions
+    assert decision.action == "cannot"
+    assert "cert.pem is not signed by the first certificate of chain.pem" in decision.does
+    assert "after the repair" in decision.does
+    assert "point live/a.example/*.pem at archive/a.example/*1.pem" in decision.does
+    assert decision.repairs == ()
+    text = tree.adopt_command(config, check=False)
+    assert "renewed the sidecar's way" not in text
+    assert link.readlink() == outside
+    assert sorted(p.name for p in _archive(config, "a.example").iterdir()) == [
+        "cert1.pem",
+        "chain1.pem",
+        "fullchain1.pem",
+        "privkey1.pem",
+    ]
+
+
+def test_linked_files_that_do_not_belong_together_are_judged_too(config):
+    """Four proper links, but fullchain.pem is another certificate's and no version is whole:
+    `cannot`, with how to start over."""
+    lineage(config, "a.example", APACHE)
+    other = lineage_files(make_pem(("b.example",)))["fullchain"]
+    (_archive(config, "a.example") / "fullchain1.pem").write_bytes(other)
+    (decision,) = tree.inspect(config).decisions
+    assert decision.action == "cannot"
+    assert "fullchain.pem is not cert.pem followed by chain.pem" in decision.does
+    assert "certbot delete --cert-name a.example" in decision.does
+    assert not decision.parse_failure, "certbot renew still loads it"
+
+
+def _complete_versions(config: Settings, name: str, count: int) -> list[bytes]:
+    """`count` numbered versions of the lineage's four files in its archive; their certs."""
+    archive = _archive(config, name)
+    pems = []
+    for version in range(1, count + 1):
+        pem = make_pem((name,), datetime.now(UTC) - timedelta(days=10 - version))
+        for kind, data in lineage_files(pem).items():
+            (archive / f"{kind}{version}.pem").write_bytes(data)
+        pems.append(pem)
+    return pems
+
+
+def test_a_deleted_live_directory_is_restored_from_the_archives_latest_complete_version(config):
+    """live/NAME/ gone, conf and archive kept: the four links made again (relative, to the latest
+    version holding all four files), the directory with the archive's mode; renewable."""
+    lineage(config, "a.example", APACHE)
+    pems = _complete_versions(config, "a.example", 2)
+    (_archive(config, "a.example") / "cert3.pem").write_bytes(pems[1])  # a partial version 3
+    _archive(config, "a.example").chmod(0o750)
+    live = _live(config, "a.example")
+    shutil.rmtree(live)
+    (decision,) = tree.inspect(config).decisions
+    assert decision.renewable, decision.does
+    assert decision.names == ("a.example",)
+    assert "live/a.example/ is missing: certbot skips the lineage" in decision.problems
+    tree.apply(config, tree.inspect(config), now=NOW)
+    for kind in ("cert", "privkey", "chain", "fullchain"):
+        assert str((live / f"{kind}.pem").readlink()) == f"../../archive/a.example/{kind}2.pem"
+    assert stat.S_IMODE(live.stat().st_mode) == 0o750
+    assert lineages.read(config.config_dir, "a.example").cert is not None
+    (again,) = tree.inspect(config).decisions
+    assert again.repairs == ()
+    assert again.problems == ()
+
+
+def test_an_empty_live_directory_and_a_missing_live_are_restored_too(config):
+    """live/NAME/ empty, or live/ itself gone (made again 0700, as certbot makes it)."""
+    lineage(config, "a.example", APACHE)
+    live = _live(config, "a.example")
+    for link in live.iterdir():
+        link.unlink()
+    tree.apply(config, tree.inspect(config), now=NOW)
+    assert (live / "cert.pem").resolve() == _archive(config, "a.example") / "cert1.pem"
+    shutil.rmtree(config.config_dir / "live")
+    tree.apply(config, tree.inspect(config), now=NOW)
+    assert stat.S_IMODE((config.config_dir / "live").stat().st_mode) == 0o700
+    assert (live / "privkey.pem").resolve() == _archive(config, "a.example") / "privkey1.pem"
+
+
+def test_a_deleted_live_directory_without_a_whole_archived_version_cannot_be_renewed(config):
+    """No version with all four files: `cannot`, in one line, and nothing is made."""
+    lineage(config, "a.example", APACHE)
+    (_archive(config, "a.example") / "chain1.pem").unlink()
+    shutil.rmtree(_live(config, "a.example"))
+    (decision,) = tree.inspect(config).decisions
+    assert decision.action == "cannot"
+    assert "live/a.example/ has none of its four files" in decision.does
+    assert decision.does.count("has none") == 1
+    tree.apply(config, tree.inspect(config), now=NOW)
+    assert not _live(config, "a.example").exists()

@@ -308,7 +308,7 @@ def test_a_scale_back_carries_the_current_secrets_in_the_same_update(tmp_path):
     (sent,) = api.posted
     assert sent["Mode"]["Replicated"]["Replicas"] == 1
     files = api.files(app)
-    assert api.data[files["live/a.example/fullchain.pem"]] == pem
+    assert api.data[files["live/a.example/fullchain.pem"]].startswith(pem)
 
 
 def test_an_unreadable_lineage_keeps_its_secrets_on_every_service(tmp_path):
@@ -367,5 +367,5 @@ def test_a_renamed_lineages_secrets_hold_the_certificate_their_serial_names(tmp_
     assert swarm_services(api, tmp_path, ["a.example"]).deliver([api.target(app)]) == []
     secret = api.files(app)["live/a.example/fullchain.pem"]
     labels = api.made[secret]["Spec"]["Labels"]
-    assert api.data[secret] == current
+    assert api.data[secret].startswith(current)
     assert labels[SERIAL_LABEL] == f"{parse_cert(current).serial:x}"

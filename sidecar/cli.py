@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -22,7 +23,7 @@ from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
 from sidecar.targets.base import NoTargetError
 from sidecar.targets.control import control_for
-from sidecar.volume import adopt, journal, lineages, tree
+from sidecar.volume import adopt, journal, lineages, tree, watch
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="the daemon: a cycle now, then on the schedule (default)")
     run.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # after a sleep
+    # the planned time of the next cycle (time.monotonic(): one clock, across the sleeper's exec,
+    # that no clock step moves), given when the sleeper may wake the daemon before it
+    run.add_argument("--until", type=float, help=argparse.SUPPRESS)
     renew = sub.add_parser("renew", help="one cycle now")
     renew.add_argument("--force", action="store_true", help="renew even if not due")
     renew.add_argument(
@@ -76,14 +80,16 @@ def _certs(current: dict[str, lineages.Current]) -> dict[str, CertInfo | None]:
 
 
 def _preflight(config: settings.Settings, *, resumed: bool = False) -> Targets:
-    """Start what an interrupted run left stopped, then check everything else before acting.
+    """Start what an interrupted run left stopped, first: it needs the Docker API and nothing
+    else (no write: the volume may have turned read-only; no alert setup). Then check everything
+    else before acting.
 
     After a sleep (`resumed`) the tree's problems are the cycle's to report, as failures.
     """
-    preflight.check_writable(config)
-    outcome.prepare(config)
     control = control_for(config)
     outage.recover(config.state_dir, control)
+    preflight.check_writable(config)
+    outcome.prepare(config)
     if not resumed:
         preflight.check_lineages(config)
     preflight.check_targets(control)
@@ -107,11 +113,14 @@ def _run_cycle(
     )
 
 
-def _sleep_light(seconds: float) -> None:
+def _sleep_light(config: settings.Settings, seconds: float) -> None:
     """Wait in a bare Python process (see sidecar.sleeper), then run the daemon again; returns
-    only when a stop is requested before the exec."""
-    again = [sys.executable, "-m", "sidecar", "run", "--resume"]
-    shutdown.become([sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}", "--", *again])
+    only when a stop is requested before the exec. The sleeper wakes it early for a record of
+    stopped targets no cycle holds: the daemon then knows its planned time (`--until`)."""
+    until = f"{time.monotonic() + seconds:.3f}"
+    again = [sys.executable, "-m", "sidecar", "run", "--resume", "--until", until]
+    sleeper = [sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}"]
+    shutdown.become([*sleeper, "--watch", str(config.state_dir), "--", *again])
 
 
 def _preflight_resumed(config: settings.Settings) -> Targets | None:
@@ -126,7 +135,7 @@ def _preflight_resumed(config: settings.Settings) -> Targets | None:
     return None
 
 
-def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
+def cmd_run(config: settings.Settings, *, resume: bool = False, until: float | None = None) -> int:
     control = None
     if not shutdown.REQUEST.requested:
         control = _preflight_resumed(config) if resume else _preflight(config)
@@ -139,7 +148,9 @@ def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
         config,
         lambda: _run_cycle(config, runner, control),
         restore=lambda: outage.settle(config.state_dir, control),
-        idle=None if config.metrics_port else _sleep_light,  # metrics need a live process
+        # metrics need a live process; it watches the state dir as the sleeper does
+        idle=None if config.metrics_port else lambda seconds: _sleep_light(config, seconds),
+        unattended=lambda: watch.unattended(config.state_dir),
     )
     logger.info(
         "certbot-sidecar {} watching {} certificate(s) on {}",
@@ -147,7 +158,7 @@ def cmd_run(config: settings.Settings, *, resume: bool = False) -> int:
         len(config.domains),
         config.acme_server,
     )
-    scheduler.run()
+    scheduler.run(until)
     return 0
 
 
@@ -206,9 +217,20 @@ def cmd_health(config: settings.Settings) -> int:
     return 1 if problems else 0
 
 
+def cmd_adopt(config: settings.Settings, *, check: bool) -> int:
+    """The rewrite holds the cycle's lock: before it lets go, what the record of stopped targets
+    names is started (Docker is asked only when there is a record; without it, adoption works)."""
+
+    def held() -> list[str]:
+        return outage.restore_held(config.state_dir, lambda: control_for(config))
+
+    print(tree.adopt_command(config, check=check, held=held))
+    return 0
+
+
 def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
     if args.command == "run":
-        return cmd_run(config, resume=args.resume)
+        return cmd_run(config, resume=args.resume, until=args.until)
     if args.command == "renew":
         return cmd_renew(config, force=args.force, dry_run=args.dry_run)
     if args.command == "status":
@@ -216,8 +238,7 @@ def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
     if args.command == "health":
         return cmd_health(config)
     if args.command == "adopt":
-        print(tree.adopt_command(config, check=args.check))
-        return 0
+        return cmd_adopt(config, check=args.check)
     inside.start_app()
     return 0
 

@@ -1,9 +1,11 @@
-"""The daemon loop: a cycle at start, then every CHECK_INTERVAL plus jitter; backoff on failure."""
+"""The daemon loop: a cycle at start, then every CHECK_INTERVAL plus jitter; backoff on failure.
+Between cycles a record of stopped targets that no cycle holds is acted on within seconds."""
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -13,6 +15,7 @@ from sidecar import shutdown
 from sidecar.errors import LockedError
 from sidecar.volume import journal
 from sidecar.volume.certs import now_utc
+from sidecar.volume.watch import WATCH_EVERY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,9 +23,11 @@ if TYPE_CHECKING:
     from sidecar.cycle.result import CycleResult
     from sidecar.settings import Settings
     from sidecar.shutdown import StopRequest
+    from sidecar.volume.journal import Journal
 
 RETRY_BASE = 600.0
 RESTORE_RETRY = 5.0
+DUE_SLACK = 1.0  # a wake this close to the planned time is the planned one
 
 
 def next_delay(
@@ -61,13 +66,30 @@ def delay_after(
     return delay
 
 
-class Scheduler:
-    """Runs `cycle` until the stop request (SIGTERM, SIGINT, or `stop()`); a stop during the
-    wait ends the loop at once.
+def crashed(before: Journal, error: Exception, now: datetime) -> Journal:
+    """Pure: the journal after a cycle that ended in an unexpected error (a bug): a failed cycle
+    like any other, for the backoff, `status` and `health`."""
+    return dataclasses.replace(
+        before,
+        last_cycle_at=now,
+        last_result=f"failed: An unexpected error occurred ({type(error).__name__}: {error})",
+        failures=before.failures + 1,
+        cycles=before.cycles + 1,
+        cycle_failures=before.cycle_failures + 1,
+    )
 
-    `idle`, when given, takes over the wait between cycles (the CLI execs a small sleeper).
-    `restore` starts whatever the cycle could not start again (the Docker API was down, say); it
-    is retried every RESTORE_RETRY seconds until it reports that nothing is left stopped.
+
+class Scheduler:
+    """Runs `cycle` until the stop request (SIGTERM, SIGINT, SIGHUP, or `stop()`); a stop during
+    the wait ends the loop at once. A cycle that raises a bug is logged with its traceback and
+    counted as a failed cycle: the daemon goes on.
+
+    `idle`, when given, takes over the wait between cycles (the CLI execs a small sleeper, which
+    watches the state dir itself); otherwise the wait looks every WATCH_EVERY seconds whether
+    `unattended` (a record of stopped targets no cycle holds) and then restores.
+    `restore` starts whatever is still down because of the sidecar (the cycle could not start it
+    again: the Docker API was down, say) and returns what still is; it is retried every
+    RESTORE_RETRY seconds until nothing is.
     """
 
     def __init__(
@@ -75,49 +97,94 @@ class Scheduler:
         config: Settings,
         cycle: Callable[[], CycleResult],
         rng: random.Random | None = None,
-        restore: Callable[[], bool] = lambda: True,
+        restore: Callable[[], list[str]] = list,
         idle: Callable[[float], None] | None = None,
         *,
+        unattended: Callable[[], bool] = lambda: False,
         stopping: StopRequest | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._cycle = cycle
         self._restore = restore
         self._idle = idle
+        self._unattended = unattended
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._stopping = stopping or shutdown.REQUEST
+        self._clock = clock
 
     def stop(self) -> None:
         self._stopping.request()
 
-    def run(self) -> None:
+    def run(self, until: float | None = None) -> None:
+        """The loop. `until` (on `clock`, time.monotonic): the planned time of the first cycle,
+        when the daemon woke before it to start what an interrupted run left stopped; then it
+        only makes sure of that and waits on, so that a wake never runs an unplanned cycle."""
         while not self._stopping.requested:
-            result = None
-            try:
-                result = self._cycle()
-            except LockedError as error:
-                logger.warning("{}", error)
-            self._restore_until_done()
+            if until is not None and until - self._clock() > DUE_SLACK:
+                delay = self._resumed(until - self._clock())
+            else:
+                result = self._run_cycle()
+                self._restore_until_done()
+                delay = 0.0 if self._stopping.requested else self._schedule(result)
+            until = None
             if self._stopping.requested:
                 break
-            delay = self._schedule(result)
             if self._idle is not None:
                 self._idle(delay)  # hands the wait to a lighter process (returns on a stop)
-            self._stopping.wait(delay)
+            self._wait(delay)
         logger.info("{} received: stopped", self._stopping.name)
 
+    def _run_cycle(self) -> CycleResult | None:
+        try:
+            return self._cycle()
+        except LockedError as error:
+            logger.warning("{}", error)
+        except Exception as error:  # noqa: BLE001 (a bug: visible, counted, and the daemon goes on)
+            logger.opt(exception=error).critical("An unexpected error occurred")
+            bug, now = error, now_utc()
+            self._save(lambda j: crashed(j, bug, now))
+        return None
+
+    def _resumed(self, left: float) -> float:
+        """After an early wake: what is still down is started (or retried), then the wait for
+        the planned cycle goes on (never longer than a whole interval: a bad time is no hang)."""
+        self._restore_until_done()
+        left = min(left, self._config.check_interval + self._config.check_jitter)
+        logger.info("the next check stays as planned, in {:.0f}s", left)
+        return left
+
     def _restore_until_done(self) -> None:
-        while not self._restore():
-            logger.warning("app containers still stopped; trying again in {:.0f}s", RESTORE_RETRY)
-            if self._stopping.wait(RESTORE_RETRY):
+        while down := self._restore():
+            names = ", ".join(down)
+            if self._stopping.requested:
+                logger.error(
+                    "{} still stopped by the sidecar, and {} received: not started again; the "
+                    "next start of the sidecar starts them",
+                    names,
+                    self._stopping.name,
+                )
                 return
+            logger.warning("{} still stopped; trying again in {:.0f}s", names, RESTORE_RETRY)
+            self._stopping.wait(RESTORE_RETRY)
+
+    def _wait(self, delay: float) -> None:
+        """Wait in this process (METRICS_PORT keeps it): as the sleeper, a record no cycle holds
+        is acted on within WATCH_EVERY seconds."""
+        end = self._clock() + delay
+        while (left := end - self._clock()) > 0:
+            if self._stopping.wait(min(WATCH_EVERY, left)):
+                return
+            if self._unattended():
+                logger.warning("a record of stopped targets that no cycle holds: starting them")
+                self._restore_until_done()
 
     def _schedule(self, result: CycleResult | None) -> float:
         state = journal.load(self._config.state_dir)
         now = now_utc()
         delay = delay_after(result, state.failures, self._config, self._rng, now)
         at = now + timedelta(seconds=delay)
-        journal.update(self._config.state_dir, lambda j: dataclasses.replace(j, next_check_at=at))
+        self._save(lambda j: dataclasses.replace(j, next_check_at=at))
         if result is not None and result.permanent:
             kind = "needs attention; next try"
         elif state.failures:
@@ -126,3 +193,11 @@ class Scheduler:
             kind = "next check"
         logger.info("{} at {} (in {:.0f}s)", kind, at.isoformat(timespec="seconds"), delay)
         return delay
+
+    def _save(self, change: Callable[[Journal], Journal]) -> None:
+        """A journal update that cannot end the daemon (the volume failing is the next cycle's
+        error to report)."""
+        try:
+            journal.update(self._config.state_dir, change)
+        except Exception as error:  # noqa: BLE001
+            logger.opt(exception=error).error("could not update the journal: {}", error)

@@ -1,4 +1,7 @@
-"""One process-wide stop request: SIGTERM or SIGINT, caught from the first line of the process.
+"""One process-wide stop request: SIGTERM, SIGINT or SIGHUP, caught from the first line of the
+process. SIGHUP (a closed terminal, a `docker exec -it` session that went away) is a stop like
+the others: its default action would kill a `sidecar renew` between its stop and its start of
+the app.
 
 The handler only records the signal and writes one byte to a pipe: it takes no lock, since it may
 run between any two bytecodes, also while the interrupted code holds one. Code that waits selects
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
-SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 class StopRequest:
@@ -67,7 +70,7 @@ REQUEST = StopRequest()
 
 
 def install() -> None:
-    """Catch SIGTERM and SIGINT from now on, then let through any that is pending."""
+    """Catch the stop signals from now on, then let through any that is pending."""
     for sig in SIGNALS:
         signal.signal(sig, _on_signal)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)

@@ -21,11 +21,9 @@ from sidecar.cycle.result import CycleResult
 from sidecar.cycle.run import run_cycle
 from sidecar.errors import SidecarError
 from sidecar.targets.control import control_for as docker_control
-from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from datetime import datetime
 
     from sidecar.certbot.challenges import Challenge
     from sidecar.cycle.run import Certbot
@@ -78,7 +76,6 @@ def _names(targets: Sequence[Target]) -> str:
 def stop_and_start_steps(
     running: Sequence[Target],
     after: Mapping[str, Target | None],
-    began_at: datetime,
     result: CycleResult,
     *,
     port: int,
@@ -88,9 +85,10 @@ def stop_and_start_steps(
     """Pure: what the cycle did to the targets and the CA, from the containers before and after
     (`challenge`: the sidecar's; standalone when None).
 
-    A target stopped in the dry run has a Docker `FinishedAt` after it began.
+    A target stopped in the dry run has another Docker `FinishedAt` than before it (engine time
+    against engine time: the sidecar's clock may differ from the engine's).
     """
-    stopped = [t for t in running if (a := after.get(t.id)) and a.finished_at >= began_at]
+    stopped = [t for t in running if (a := after.get(t.id)) and a.finished_at != t.finished_at]
     dns = challenge is not None and challenge.name == "dns"
     return [
         Step("stop", SKIPPED, f"not needed: {challenge.answered}")
@@ -263,7 +261,6 @@ def run(
         return _finish(_skip_rest(steps, "not run: an earlier step failed", names))
     if config.challenge == "dns" and not dns_steps(config, steps):
         return _finish(_skip_rest(steps, "not run: the DNS plugin cannot answer", names))
-    began_at = now_utc()
     try:
         result = run_cycle(config, certbot, control, dry_run=True)
     except SidecarError as error:
@@ -273,7 +270,6 @@ def run(
     steps += stop_and_start_steps(
         running,
         after,
-        began_at,
         result,
         port=config.http01_port,
         ca=ca,

@@ -23,7 +23,6 @@ from sidecar.targets import outage
 from sidecar.targets.reload import load_certificate
 from sidecar.volume import access, adopt, journal, lineages, tree
 from sidecar.volume.certs import CertInfo, now_utc
-from sidecar.volume.files import exclusive_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -56,10 +55,11 @@ def run_cycle(
     after: Callable[[CycleResult, datetime], CycleResult] | None = None,
 ) -> CycleResult:
     """Run one cycle under the lock; `after` (the outcome: counters, alerts, the journal) runs
-    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server)."""
+    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server).
+    Whatever happens, what the record names is started before the lock is released."""
     began = time.monotonic()
     began_at = now_utc()
-    with exclusive_lock(config.state_dir / "lock"):
+    with outage.cycle_lock(config.state_dir, control):
         errors: list[str] = []
         failures: list[Failure] = []
         changed: tuple[str, ...] = ()

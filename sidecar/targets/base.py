@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from loguru import logger
+
 from sidecar.errors import ConfigError, SidecarError
 
 if TYPE_CHECKING:
@@ -160,7 +162,8 @@ def _nothing_has(label: str, tasks: Sequence[Target], *, swarm: bool) -> str:
 
 
 def each(fn: Callable[[Target], None], targets: Iterable[Target]) -> list[str]:
-    """Apply `fn` to all targets at once; every one is tried; returns the errors."""
+    """Apply `fn` to all targets at once; every one is tried, whatever another one raised (a
+    bug too: an app is never left down because of another target's exception); the errors."""
     items = list(targets)
     if not items:
         return []
@@ -169,6 +172,15 @@ def each(fn: Callable[[Target], None], targets: Iterable[Target]) -> list[str]:
         for target, future in [(t, pool.submit(fn, t)) for t in items]:
             try:
                 future.result()
-            except SidecarError as error:
-                errors.append(f"{target.title}: {error}")
+            except Exception as error:  # noqa: BLE001 (reported by failure(); the others go on)
+                errors.append(failure(target.title, error))
     return errors
+
+
+def failure(what: str, error: Exception) -> str:
+    """One error line about `what`. An error that is no SidecarError is a bug: it is logged once
+    with its traceback, and named by its type in the line."""
+    if isinstance(error, SidecarError):
+        return f"{what}: {error}"
+    logger.opt(exception=error).error("An unexpected error occurred with {}", what)
+    return f"{what}: unexpected {type(error).__name__}: {error}"

@@ -10,17 +10,23 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loguru import logger
+
 from sidecar.errors import ConfigError, LockedError
+from sidecar.volume.watch import open_lock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Replace `path` with `data`: a crash leaves the old file or the new one, never half of one.
+    """Replace `path` with `data`: a crash leaves the old file or the new one, never half of one,
+    and once it returns the new one survives a power loss (file and directory are synced: the
+    record of stopped targets must outlive the stop it precedes).
 
     `mode` defaults to the mode of the file replaced (0600 for a new one).
     """
+    created = not path.parent.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         try:
@@ -39,6 +45,19 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
         raise
+    _sync_dir(path.parent)  # the rename itself
+    if created:
+        _sync_dir(path.parent.parent)  # the new directory's entry
+
+
+def _sync_dir(directory: Path) -> None:
+    """fsync a directory; a file system that refuses it (some network ones) is left as it is."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_json(path: Path, data: Any) -> None:  # noqa: ANN401
@@ -60,12 +79,20 @@ def read_json(path: Path) -> Any:  # noqa: ANN401
 def exclusive_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
     """Across processes and containers sharing the volume: one holder at a time.
 
-    Without `wait`, a held lock raises LockedError at once (a cycle is skipped, not queued).
+    Without `wait`, a held lock raises LockedError at once (a cycle is skipped, not queued). On a
+    read-only volume the existing lock file is locked all the same (the start of the app left
+    stopped needs no write); where it does not exist and cannot be made, nothing is locked.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    with contextlib.suppress(OSError):  # read-only: the directory is there, or nothing is
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd = open_lock(path)
+    if fd is None:
+        logger.debug("no lock file {} and none can be made: going on without the lock", path)
+        yield
+        return
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise LockedError(
                 f"another renewal cycle is running (lock {path} is held); this one is skipped"
@@ -73,4 +100,6 @@ def exclusive_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -16,8 +16,10 @@ from sidecar.settings import installed_plugins
 from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages, rebuild
 from sidecar.volume.certs import CertInfo, now_utc, parse_cert
 from sidecar.volume.files import exclusive_lock
+from sidecar.volume.watch import LOCK
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from sidecar.settings import Settings
@@ -283,8 +285,12 @@ def prepare(config: Settings, *, dry_run: bool = False) -> Adoption:
     return adoption
 
 
-def adopt_command(config: Settings, *, check: bool) -> str:
-    """`sidecar adopt [--check]`: the plan, and (without --check) the rewrite under the lock."""
+def adopt_command(
+    config: Settings, *, check: bool, held: Callable[[], object] = lambda: None
+) -> str:
+    """`sidecar adopt [--check]`: the plan, and (without --check) the rewrite under the lock;
+    `held` runs before the lock is released, whatever happened (the CLI starts what the record
+    of stopped targets names: whoever holds the lock does)."""
     if check:
         adoption = inspect(config)
         rebuilt = {r.name for r in adoption.rebuilds if r.conf is not None}
@@ -294,9 +300,12 @@ def adopt_command(config: Settings, *, check: bool) -> str:
         also += f", the files of {repairs} lineage(s) repaired" if repairs else ""
         tail = f"{pending} renewal conf(s) would be rewritten{also}; nothing was changed (--check)"
         return f"{adoption.render()}\n{tail}"
-    with exclusive_lock(config.state_dir / "lock"):
-        adoption = inspect(config)
-        made = apply(config, adoption)
+    with exclusive_lock(config.state_dir / LOCK):
+        try:
+            adoption = inspect(config)
+            made = apply(config, adoption)
+        finally:
+            held()
     repaired = [d.name for d in adoption.decisions if d.repairs]
     tail = f"{len(made)} renewal conf(s) rewritten" + (
         " (backups: " + ", ".join(p.name for p in made) + ")" if made else ""

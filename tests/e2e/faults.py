@@ -92,6 +92,32 @@ class BlackHole(_Server):
                 pass
 
 
+class Relay(_Server):
+    """A TCP relay to 127.0.0.1:`target` (the challenge port: the CA validates through it) that
+    `hold()` turns into a black hole: from then on the CA's validation hangs with the app down,
+    after the certificates could be issued normally."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.holding = False
+        super().__init__()
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def handle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            if self.holding:
+                while conn.recv(4096):
+                    pass
+                return
+            with socket.create_connection(("127.0.0.1", self.target), timeout=30) as upstream:
+                back = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
+                back.start()
+                _pipe(conn, upstream)
+                back.join(timeout=30)
+
+
 class DockerProxy(_Server):
     """An allow-listing TCP proxy to the Docker socket (what DOCKER_HOST=tcp://... points at)."""
 

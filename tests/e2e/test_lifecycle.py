@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.faults import BlackHole
+from tests.e2e.faults import BlackHole, Relay
 from tests.e2e.harness import APP_IMAGE, disk_serial, wait_for
 
 if TYPE_CHECKING:
@@ -156,6 +156,104 @@ def test_a_stop_still_in_progress_when_the_sidecar_dies_is_waited_for_then_the_a
     )
     assert running(stack, app)
     assert "is still stopping" in again.logs().decode(errors="replace")
+
+
+# Run in a sidecar container: SIGKILL every process whose command line holds one of the words
+# (in that order), except this one; prints what it killed.
+KILL = """
+import os, signal, sys
+me = os.getpid()
+for word in sys.argv[1:]:
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me):
+        try:
+            line = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+        except OSError:
+            continue
+        if word in line:
+            os.kill(pid, signal.SIGKILL)
+            print(pid, line)
+"""
+
+
+def logs_of(container: Container) -> str:
+    return container.logs().decode(errors="replace")
+
+
+def test_a_renew_by_hand_killed_with_the_app_stopped_is_undone_by_the_idle_daemon(stack: Stack):
+    """`sidecar renew --force` exec'd into the daemon's container is SIGKILLed, and its certbot
+    with it, while the app is stopped for the challenge: the idle daemon sees the record that no
+    cycle holds, starts the app within 30 s, and goes back to sleep without running a cycle."""
+    with Relay(stack.http_port) as relay:
+        stack.start_pebble(http_port=relay.port)
+        app = stack.start_app()
+        issued(stack)
+        daemon = stack.sidecar("run", CHECK_INTERVAL="1h")
+        wait_for("the daemon idle", lambda: "next check at" in logs_of(daemon), timeout=120)
+        relay.hold()  # the renewal's validation hangs: the app stays stopped
+        stack.forget_authorizations()
+        daemon.exec_run(["sidecar", "renew", "--force"], detach=True)
+        wait_for("the app stopped for the challenge", lambda: app_stopped(stack, app), timeout=120)
+        assert "stays as planned" not in logs_of(daemon), "woken while a cycle held the lock"
+
+        killed = daemon.exec_run(["python3", "-c", KILL, "renew --force", "/bin/certbot"])
+        assert b"renew --force" in killed.output, killed.output
+        assert b"/bin/certbot" in killed.output, killed.output
+
+        wait_for("the app running again", lambda: running(stack, app), timeout=30, every=0.5)
+    wait_for("the daemon asleep again", lambda: "stays as planned" in logs_of(daemon), timeout=60)
+    logs = logs_of(daemon)
+    assert "an earlier run had left them stopped" in logs, logs
+    assert logs.count("cycle done") == 1, logs  # its first cycle only: the wake ran none
+    assert running(stack, daemon)
+    wait_for(
+        "the record cleared",
+        lambda: not (stack.le_dir / "sidecar" / "stopped.json").exists(),
+        timeout=30,
+    )
+
+
+def killed_mid_challenge(stack: Stack) -> Container:
+    """A sidecar SIGKILLed (tini, and so the sidecar and certbot with the container) while the
+    app is stopped for the challenge: the record names the app, no process will start it."""
+    with BlackHole() as hole:
+        stack.start_pebble(http_port=hole.port)
+        app = stack.start_app()
+        first = stack.sidecar("renew")
+        wait_for("the app stopped for the challenge", lambda: app_stopped(stack, app), timeout=120)
+        first.kill()
+        first.wait(timeout=60)
+    assert not running(stack, app)
+    return app
+
+
+def test_a_sidecar_restarted_on_a_read_only_volume_starts_the_app_then_says_why_it_stops(
+    stack: Stack,
+):
+    """The next sidecar finds the volume read-only (remounted after an I/O error): it starts the
+    app first, then stops on the writable check's line."""
+    app = killed_mid_challenge(stack)
+
+    code, logs = stack.sidecar_once("run", volume_mode="ro", CHECK_INTERVAL="1h")
+
+    assert running(stack, app), logs
+    assert code == 2, logs
+    assert "an earlier run had left them stopped" in logs
+    assert "is not writable (Read-only file system)" in logs
+    assert "could not update the record of stopped targets" in logs
+
+
+def test_adopt_holds_the_cycles_lock_so_it_starts_what_a_killed_run_left_stopped(stack: Stack):
+    """`sidecar adopt` takes the lock a restore outside a cycle would skip for: it starts the
+    app the record names before it lets the lock go."""
+    app = killed_mid_challenge(stack)
+
+    code, logs = stack.sidecar_once("adopt")
+
+    assert code == 0, logs
+    assert "renewal conf(s) rewritten" in logs
+    assert "an earlier run had left them stopped" in logs
+    assert running(stack, app)
+    assert not (stack.le_dir / "sidecar" / "stopped.json").exists()
 
 
 def test_a_renew_by_hand_during_the_daemons_challenge_leaves_the_daemons_app_alone(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -14,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from loguru import logger
 
 from sidecar import settings
 from sidecar.certbot.runner import CertbotResult
@@ -23,7 +25,7 @@ from sidecar.volume import journal
 from sidecar.volume.certs import CertInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
@@ -210,13 +212,15 @@ def service(
 
 
 class FakeControl:
-    """TargetControl in memory: records every call; `fail` makes an operation raise. A service
-    stopped is at 0 replicas, started at the target's count; each change moves its version."""
+    """TargetControl in memory: records every call; `fail` makes an operation raise a DockerError,
+    `crash` any exception (a bug; `inspect` too). A service stopped is at 0 replicas, started at
+    the target's count; each change moves its version."""
 
     def __init__(self, *containers: Target) -> None:
         self.containers = {c.id: c for c in containers}
         self.calls: list[tuple[str, str]] = []
         self.fail: set[tuple[str, str]] = set()
+        self.crash: dict[tuple[str, str], Exception] = {}
         self.observe: Callable[[str, Target], None] | None = None
         self._lock = threading.Lock()
 
@@ -225,6 +229,8 @@ class FakeControl:
 
     def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
         found = self.containers.get(ident)
+        if found is not None and (bug := self.crash.get(("inspect", found.name))) is not None:
+            raise bug
         return found if found is None or found.kind == kind else None
 
     def stop(self, target: Target) -> None:
@@ -253,6 +259,8 @@ class FakeControl:
             self.observe(op, target)
         if (op, target.name) in self.fail:
             raise DockerError(f"{op} refused")
+        if (bug := self.crash.get((op, target.name))) is not None:
+            raise bug
         with self._lock:
             current = self.containers[target.id]
             if current.kind == SERVICE and op != "deliver" and not op.startswith("signal"):
@@ -322,3 +330,14 @@ def load_error(**env: str) -> str:
 def save_journal(state_dir: Path, entry: Journal) -> None:
     """Put `entry` on the volume as the journal, through its one writer."""
     journal.update(state_dir, lambda _old: entry)
+
+
+@contextlib.contextmanager
+def logged() -> Iterator[list[str]]:
+    """The log lines written inside (`LEVEL message`, a traceback after it when one is logged)."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), format="{level} {message}", level="DEBUG")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)

@@ -10,7 +10,11 @@ import pytest
 
 from sidecar import cli, shutdown
 from sidecar.certbot import inside
-from tests.unit.helpers import install_cert, make_pem
+from sidecar.cycle import preflight
+from sidecar.errors import ConfigError
+from sidecar.report import outcome
+from sidecar.targets.outage import RECORD, read_record, stop_targets
+from tests.unit.helpers import FakeControl, container, install_cert, make_pem
 
 
 @pytest.fixture
@@ -140,3 +144,84 @@ def test_health_names_a_certificate_that_cannot_be_read(env, capsys):
     (Path(env["CONFIG_DIR"]) / "live" / "example.com" / "cert.pem").resolve().write_text("x")
     assert cli.main(["health"]) == 1
     assert "cert.pem is not a readable certificate" in capsys.readouterr().out
+
+
+def stopped_web(env: dict[str, str]) -> FakeControl:
+    """The app `web`, stopped by a run that died before it started it again (the record says so)."""
+    control = FakeControl(container("web"))
+    stop_targets(Path(env["CONFIG_DIR"]) / "sidecar", control, "a renewal killed mid-challenge")
+    return control
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        (preflight, "check_writable", "CONFIG_DIR /le is not writable (Read-only file system)"),
+        (outcome, "prepare", "ALERT_URLS: not a valid apprise URL"),
+    ],
+)
+def test_the_app_left_stopped_is_started_before_anything_else_is_checked(
+    env, monkeypatch, capsys, broken
+):
+    """A read-only volume or a bad ALERT_URLS still stops the sidecar, with its line, but only
+    after the app a dead run left stopped runs again."""
+    control = stopped_web(env)
+    module, name, message = broken
+
+    def refuse(*_: object) -> None:
+        raise ConfigError(message)
+
+    monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(cli, "control_for", lambda _config: control)
+    assert cli.main(["run"]) == cli.EXIT_CONFIG
+    assert control.get("web").running
+    assert message in capsys.readouterr().err
+
+
+def test_adopt_starts_what_the_record_names_before_it_releases_the_lock(env, monkeypatch):
+    """`sidecar adopt` holds the cycle's lock: a restore skipped for that lock is its to do."""
+    certificate(env, timedelta(days=60))
+    control = stopped_web(env)
+    monkeypatch.setattr(cli, "control_for", lambda _config: control)
+    assert cli.main(["adopt"]) == 0
+    assert control.get("web").running
+    assert read_record(Path(env["CONFIG_DIR"]) / "sidecar") == []
+
+
+def test_adopt_without_a_record_never_asks_docker(env, monkeypatch, capsys):
+    """The usual case: the rewrite needs no Docker access at all."""
+    certificate(env, timedelta(days=60))
+    monkeypatch.setattr(cli, "control_for", lambda _config: pytest.fail("Docker was asked"))
+    assert cli.main(["adopt"]) == 0
+    assert "renewal conf(s) rewritten" in capsys.readouterr().out
+
+
+def test_adopt_with_docker_unreachable_still_adopts_and_says_the_record_waits(env, capsys):
+    """No engine at DOCKER_HOST: the adoption is done, and the record is named as not acted on."""
+    certificate(env, timedelta(days=60))
+    stopped_web(env)
+    assert cli.main(["adopt"]) == 0
+    out, err = capsys.readouterr()
+    assert "renewal conf(s) rewritten" in out
+    assert "could not be acted on (cannot reach the Docker engine" in err
+    assert (Path(env["CONFIG_DIR"]) / "sidecar" / RECORD).exists()
+
+
+def test_the_idle_daemon_sleeps_watching_the_state_dir_and_knows_its_planned_time(env, monkeypatch):
+    """The sleeper gets the state dir to watch; the daemon it becomes, the planned time."""
+    execs: list[list[str]] = []
+    monkeypatch.setattr(shutdown, "become", lambda argv: execs.append(list(argv)))
+    monkeypatch.setattr(cli.time, "monotonic", lambda: 500.0)
+    cli._sleep_light(cli.settings.load(), 60)
+    (argv,) = execs
+    sleeper, daemon = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+    assert sleeper[1:] == [
+        "-m",
+        "sidecar.sleeper",
+        "60.000",
+        "--watch",
+        f"{env['CONFIG_DIR']}/sidecar",
+    ]
+    assert daemon[1:] == ["-m", "sidecar", "run", "--resume", "--until", "560.000"]
+    args = cli._parser().parse_args(daemon[3:])
+    assert (args.resume, args.until) == (True, 560.0)

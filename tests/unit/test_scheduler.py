@@ -1,16 +1,30 @@
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
+from sidecar import shutdown
 from sidecar.certbot.failures import Failure
 from sidecar.cycle.result import CycleResult
 from sidecar.errors import LockedError
-from sidecar.scheduler import RETRY_BASE, Scheduler, delay_after, next_delay
+from sidecar.scheduler import (
+    DUE_SLACK,
+    RESTORE_RETRY,
+    RETRY_BASE,
+    Scheduler,
+    crashed,
+    delay_after,
+    next_delay,
+)
 from sidecar.volume.journal import Journal, load
-from tests.unit.helpers import T0, make_settings, save_journal
+from tests.unit.helpers import T0, logged, make_settings, save_journal
+
+if TYPE_CHECKING:
+    from sidecar.settings import Settings
 
 HOUR = 3600.0
 INTERVAL = 12 * HOUR
@@ -222,3 +236,181 @@ def test_a_short_interval_caps_the_backoff_base(tmp_path):
     config = make_settings(tmp_path, CHECK_INTERVAL="2m", CHECK_JITTER="0")
     delay = delay_after(failed(Failure("error", "x")), 5, config, rng(), T0)
     assert delay <= 120
+
+
+# the loop survives, and acts between cycles
+
+
+class FakeTime(shutdown.StopRequest):
+    """A stop request whose waits pass on a fake monotonic clock instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> bool:
+        if not self.requested:
+            self.now += max(0.0, timeout)
+        return self.requested
+
+
+@pytest.fixture
+def fake_time():
+    request = FakeTime()
+    yield request
+    request.close()
+
+
+def test_a_bug_in_a_cycle_is_logged_counted_as_a_failure_and_the_daemon_goes_on(
+    tmp_path, fake_time
+):
+    """'An unexpected error occurred' with the traceback; the journal counts a failed cycle, so
+    the next one comes after the backoff; then the next cycle runs."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1d", CHECK_JITTER="0")
+    calls: list[float] = []
+
+    def cycle() -> CycleResult:
+        calls.append(fake_time.now)
+        if len(calls) == 1:
+            raise KeyError("State")
+        fake_time.request()
+        return ok()
+
+    with logged() as lines:
+        Scheduler(config, cycle, rng(), stopping=fake_time, clock=fake_time.clock).run()
+    assert len(calls) == 2
+    assert RETRY_BASE / 2 <= calls[1] - calls[0] <= RETRY_BASE
+    state = load(config.state_dir)
+    assert state.failures == 1
+    assert state.last_result == "failed: An unexpected error occurred (KeyError: 'State')"
+    assert any(ln.startswith("CRITICAL An unexpected error occurred") for ln in lines)
+    assert any("Traceback" in ln and "KeyError: 'State'" in ln for ln in lines)
+
+
+def test_a_crashed_cycle_is_a_failure_in_the_journal():
+    """Pure: failures, cycles and cycle failures go up; the error is named by its type."""
+    after = crashed(Journal(failures=2, cycles=5), OSError("disk"), T0)
+    assert (after.failures, after.cycles, after.cycle_failures) == (3, 6, 1)
+    assert after.last_cycle_at == T0
+    assert after.last_result == "failed: An unexpected error occurred (OSError: disk)"
+
+
+def test_a_restore_is_retried_and_a_stop_meanwhile_names_what_stays_down(tmp_path, fake_time):
+    """Targets still down after the cycle: retried every few seconds; SIGTERM before they run
+    is an error naming them and saying that the next start of the sidecar starts them."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1d")
+    tries: list[float] = []
+
+    def restore() -> list[str]:
+        tries.append(fake_time.now)
+        if len(tries) == 3:
+            fake_time.request()
+        return ["web", "service shop_api"]
+
+    with logged() as lines:
+        Scheduler(config, ok, rng(), restore, stopping=fake_time, clock=fake_time.clock).run()
+    assert [b - a for a, b in itertools.pairwise(tries)] == [RESTORE_RETRY] * 2
+    assert lines[-2] == (
+        "ERROR web, service shop_api still stopped by the sidecar, and SIGTERM received: not "
+        "started again; the next start of the sidecar starts them\n"
+    )
+
+
+def test_an_early_wake_restores_and_runs_no_cycle_before_the_planned_time(tmp_path, fake_time):
+    """Woken by the sleeper for a record no cycle held: what is down is started, and the cycle
+    still comes at its planned time (no unplanned renewal)."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1h", CHECK_JITTER="0")
+    events: list[tuple[str, float]] = []
+
+    def cycle() -> CycleResult:
+        events.append(("cycle", fake_time.now))
+        fake_time.request()
+        return ok()
+
+    def restore() -> list[str]:
+        events.append(("restore", fake_time.now))
+        return []
+
+    planned = fake_time.now + 600
+    scheduler = Scheduler(config, cycle, rng(), restore, stopping=fake_time, clock=fake_time.clock)
+    scheduler.run(until=planned)
+    assert events[0] == ("restore", 1000.0)
+    assert [e for e in events if e[0] == "cycle"] == [("cycle", planned)]
+    assert load(config.state_dir).next_check_at is None  # the schedule was not touched
+
+
+def cycles_after_a_wake(config: Settings, fake_time: FakeTime, until: float) -> list[float]:
+    """When cycles ran (on the fake clock) after the daemon woke with `until` as its plan; the
+    first cycle ends the loop."""
+    runs: list[float] = []
+
+    def cycle() -> CycleResult:
+        runs.append(fake_time.now)
+        fake_time.request()
+        return ok()
+
+    Scheduler(config, cycle, rng(), stopping=fake_time, clock=fake_time.clock).run(until=until)
+    return runs
+
+
+def test_a_wake_at_the_planned_time_runs_the_cycle(tmp_path, fake_time):
+    """The sleeper's time was up (within DUE_SLACK of the plan): the cycle runs at once."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1h")
+    assert cycles_after_a_wake(config, fake_time, fake_time.now + DUE_SLACK / 2) == [1000.0]
+
+
+def test_an_early_wake_waits_at_most_one_interval(tmp_path, fake_time):
+    """A planned time far off (a wrong value) is no hang: the cycle comes within an interval."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1m", CHECK_JITTER="0")
+    assert cycles_after_a_wake(config, fake_time, fake_time.now + 10 * 86400) == [1060.0]
+
+
+def test_the_idle_process_gets_the_rest_of_the_wait_after_an_early_wake(tmp_path, fake_time):
+    """With the sleeper: it is exec'd again for the time left until the planned cycle."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1h")
+    waits: list[float] = []
+
+    def idle(seconds: float) -> None:
+        waits.append(seconds)
+        fake_time.request()  # an exec returns only on a stop
+
+    scheduler = Scheduler(
+        config,
+        lambda: pytest.fail("cycle ran"),
+        rng(),
+        idle=idle,
+        stopping=fake_time,
+        clock=fake_time.clock,
+    )
+    scheduler.run(until=fake_time.now + 600)
+    assert waits == [600.0]
+
+
+def test_the_wait_in_this_process_acts_on_a_record_no_cycle_holds(tmp_path, fake_time):
+    """METRICS_PORT keeps the daemon's process: it watches as the sleeper does, and restores."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="1h", CHECK_JITTER="0")
+    restores: list[float] = []
+    looks: list[float] = []
+
+    def unattended() -> bool:
+        looks.append(fake_time.now)
+        if len(looks) == 3:
+            return True
+        if len(looks) == 4:
+            fake_time.request()
+        return False
+
+    scheduler = Scheduler(
+        config,
+        ok,
+        rng(),
+        lambda: restores.append(fake_time.now) or [],
+        unattended=unattended,
+        stopping=fake_time,
+        clock=fake_time.clock,
+    )
+    scheduler.run()
+    assert restores == [1000.0, looks[2]]

@@ -69,6 +69,14 @@ def test_sigterm_and_sigint_set_the_process_wide_request(handlers):
     assert shutdown.REQUEST.name == "SIGINT"
 
 
+def test_sighup_is_a_stop_like_sigterm(handlers):
+    """A hangup (the terminal of a `sidecar renew` by hand closed) asks for a stop, no kill."""
+    shutdown.install()
+    os.kill(os.getpid(), signal.SIGHUP)
+    assert shutdown.REQUEST.wait(5)
+    assert shutdown.REQUEST.name == "SIGHUP"
+
+
 def test_the_handler_takes_no_lock_so_a_signal_inside_a_locked_block_does_not_deadlock(handlers):
     """A signal that lands while the main thread holds a lock is recorded, and the code goes on."""
     shutdown.install()

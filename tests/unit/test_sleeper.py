@@ -7,6 +7,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from sidecar.sleeper import _parse
+from sidecar.volume.files import write_json
+from sidecar.volume.watch import RECORD
+
 
 def run_sleeper(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -25,11 +31,13 @@ def test_after_the_wait_it_execs_the_command():
     assert out.strip() == "woke up"
 
 
-def test_sigterm_ends_the_wait_at_once_with_exit_0():
-    """`docker stop` during the idle wait: a clean exit, the command never runs."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_ends_the_wait_at_once_with_exit_0(signum):
+    """`docker stop` during the idle wait (or Ctrl-C, or a hangup): a clean exit, the command
+    never runs."""
     proc = run_sleeper("3600", "--", "/bin/echo", "must not run")
     time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "must not run" not in out
@@ -52,3 +60,26 @@ def test_a_wrong_command_line_is_a_usage_error():
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 2
     assert "usage" in err
+
+
+def test_a_record_no_cycle_holds_wakes_it_early(tmp_path):
+    """A `sidecar renew` killed with the app stopped: the command runs long before its time."""
+    write_json(tmp_path / RECORD, {"targets": []})
+    proc = run_sleeper("3600", "--watch", str(tmp_path), "--", "/bin/echo", "woke early")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert out.strip() == "woke early"
+
+
+@pytest.mark.parametrize(
+    ("argv", "parsed"),
+    [
+        (["1.5", "--", "cmd", "a"], (1.5, None, ["cmd", "a"])),
+        (["1.5", "--watch", "/le/sidecar", "--", "cmd"], (1.5, "/le/sidecar", ["cmd"])),
+        (["1.5", "--watch", "/le/sidecar", "cmd"], None),
+        (["soon", "--", "cmd"], None),
+    ],
+)
+def test_the_command_line(argv, parsed):
+    """SECONDS [--watch STATE_DIR] -- COMMAND..."""
+    assert _parse(argv) == parsed

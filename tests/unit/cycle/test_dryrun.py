@@ -45,15 +45,24 @@ def after_stop_start(target: Target, *, running: bool = True) -> Target:
 def steps(
     running: list[Target], after: dict[str, Target | None], result: CycleResult
 ) -> dict[str, tuple[str, str]]:
-    found = stop_and_start_steps(running, after, T0, result, port=80, ca="ca.test")
+    found = stop_and_start_steps(running, after, result, port=80, ca="ca.test")
     return {s.name: (s.outcome, s.detail) for s in found}
+
+
+def test_a_stop_is_seen_on_the_engines_clock_alone():
+    """The engine's clock far off the sidecar's: a target is stopped when its FinishedAt moved,
+    not when it is later than the sidecar's start time."""
+    ahead = dataclasses.replace(WEB, finished_at=T0 + timedelta(days=30))  # a stop long ago
+    assert steps([ahead], {WEB.id: ahead}, GOOD)["stop"][0] == SKIPPED
+    behind = dataclasses.replace(after_stop_start(WEB), finished_at=T0 - timedelta(days=1))
+    assert steps([WEB], {WEB.id: behind}, GOOD)["stop"] == (OK, "stopped web for the challenge")
 
 
 def test_dns_challenge_needs_no_stop_and_no_port(tmp_path: Path):
     """CHALLENGE=dns: stop and port are skipped, saying why; the app runs on."""
     challenge = challenge_for(dns_settings(tmp_path / "le"))
     after = {WEB.id: WEB}
-    found = stop_and_start_steps([WEB], after, T0, GOOD, port=80, ca="ca.test", challenge=challenge)
+    found = stop_and_start_steps([WEB], after, GOOD, port=80, ca="ca.test", challenge=challenge)
     got = {s.name: (s.outcome, s.detail) for s in found}
     assert got["stop"] == (SKIPPED, "not needed: DNS-01: a TXT record through dns-rfc2136, no port")
     assert got["port"] == (SKIPPED, "not needed: DNS-01 binds no port")

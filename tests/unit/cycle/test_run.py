@@ -283,6 +283,25 @@ def test_stopped_containers_are_started_again_when_the_runner_crashes(config, co
         pass
 
 
+def test_a_bug_before_the_apps_start_still_starts_it_before_the_lock_is_released(
+    config, control, monkeypatch
+):
+    """The holder of the cycle's lock restores what the record names whatever raised (here the
+    file permissions step just before the start): a restore skipped for the lock counts on it."""
+    existing(config)
+    fake = certbot(config, control, post_hook=False, result=FAILED)
+
+    def broken(_config: Settings) -> None:
+        if control.calls:  # after the stop: the step before the start
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cycle.access, "apply_safely", broken)
+    with pytest.raises(PermissionError):
+        run_cycle(config, fake, control)
+    assert control.calls == [("stop", "web"), ("start", "web")]
+    assert not (config.state_dir / RECORD).exists()
+
+
 def test_container_someone_else_started_after_our_stop_is_not_touched(config, control):
     """Up again by other hands (restart policy, operator): not started, not restarted."""
     existing(config)

@@ -16,7 +16,7 @@ from sidecar.targets.base import (
     label_matches,
     select_targets,
 )
-from tests.unit.helpers import container, service
+from tests.unit.helpers import container, logged, service
 
 EPOCH = datetime.fromtimestamp(0, UTC)
 SELF_ID = "4f0c" + "a" * 60
@@ -124,6 +124,30 @@ def test_each_applies_to_every_target_and_collects_docker_errors():
     errors = each(start, [WEB, API, DB])
     assert sorted(done) == ["api", "db", "web"]
     assert errors == ["api: exited right after start"]
+
+
+def test_a_bug_in_one_target_neither_stops_the_others_nor_escapes():
+    """An OSError or KeyError (no SidecarError) is one error line naming the target and the
+    exception's type, with the traceback in the log once; every other target is handled."""
+    done: list[str] = []
+
+    def start(target):
+        done.append(target.name)
+        if target.name == "api":
+            raise FileNotFoundError(2, "No such file or directory")
+        if target.name == "db":
+            raise KeyError("State")
+
+    with logged() as lines:
+        errors = each(start, [WEB, API, DB])
+    assert sorted(done) == ["api", "db", "web"]
+    assert sorted(errors) == [
+        "api: unexpected FileNotFoundError: [Errno 2] No such file or directory",
+        "db: unexpected KeyError: 'State'",
+    ]
+    tracebacks = [line for line in lines if "Traceback" in line]
+    assert len(tracebacks) == 2
+    assert all(line.startswith("ERROR An unexpected error occurred with ") for line in tracebacks)
 
 
 def test_each_over_nothing_does_nothing():

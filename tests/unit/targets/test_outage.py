@@ -1,27 +1,32 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from sidecar.errors import DockerError, LockedError
 from sidecar.targets import outage
 from sidecar.targets.outage import (
     RECORD,
     STOP_MARGIN,
     Stopped,
+    cycle_lock,
     left_alone,
     read_record,
     recover,
     restore,
+    restore_held,
     settle,
     should_restore,
     stop_in_progress,
     stop_targets,
 )
 from sidecar.volume.files import exclusive_lock, read_json, write_json
-from tests.unit.helpers import T0, FakeControl, container, service
+from tests.unit.helpers import T0, FakeControl, container, logged, service
 
 if TYPE_CHECKING:
     from sidecar.targets.base import Target
@@ -297,7 +302,7 @@ def test_a_restore_outside_a_cycle_skips_while_a_cycle_holds_the_lock(state_dir)
     write_record(state_dir, entry("web"))
     with exclusive_lock(state_dir / "lock"):
         assert recover(state_dir, control) == []
-        assert settle(state_dir, control) is True
+        assert settle(state_dir, control) == []
     assert control.calls == []
     assert read_record(state_dir)
 
@@ -411,3 +416,205 @@ def test_after_a_partly_failed_restore_only_what_did_not_start_stays_recorded(st
     control.fail.clear()
     assert restore(state_dir, control) == ["shop_web"]
     assert control.get("shop_api").replicas == 1
+
+
+# no exception escapes a restore
+
+
+def test_a_bug_starting_one_target_keeps_exactly_it_recorded_and_starts_the_others(state_dir):
+    """An OSError from one start (no SidecarError): the others run, the record names only it."""
+    control = FakeControl(container("web"), container("api"), container("db"))
+    stop_targets(state_dir, control, "test")
+    control.crash[("start", "api")] = OSError(errno.EIO, "Input/output error")
+    with logged() as lines:
+        assert sorted(restore(state_dir, control)) == ["api", "db", "web"]
+    assert [c.running for c in control.targets()] == [False, True, True]
+    assert [e.name for e in read_record(state_dir)] == ["api"]
+    assert any("could not start api: unexpected OSError" in line for line in lines)
+    control.crash.clear()
+    assert restore(state_dir, control) == ["api"]
+    assert not (state_dir / RECORD).exists()
+
+
+def test_a_bug_looking_at_one_entry_keeps_it_recorded_and_every_other_is_tried(state_dir):
+    """A KeyError from inspecting one target: every other entry is still started."""
+    control = FakeControl(container("web"), container("api"))
+    stop_targets(state_dir, control, "test")
+    control.crash[("inspect", "api")] = KeyError("State")
+    assert restore(state_dir, control) == ["web"]
+    assert control.get("web").running
+    assert [e.name for e in read_record(state_dir)] == ["api"]
+
+
+def test_settle_never_raises_and_names_what_is_still_down(state_dir):
+    """The daemon's retry after a cycle: a bug is logged, and what is still down is named."""
+    control = FakeControl(container("web"), container("api"))
+    stop_targets(state_dir, control, "test")
+    control.crash[("start", "web")] = FileNotFoundError(2, "No such file or directory")
+    assert settle(state_dir, control) == ["web"]
+    control.crash.clear()
+    assert settle(state_dir, control) == []
+
+
+def test_recover_never_raises_even_when_the_lock_fails(state_dir, monkeypatch):
+    """The start-up recovery: an error of the volume itself is logged, the daemon goes on."""
+    write_record(state_dir, entry("web"))
+
+    def broken(_path: Path, **_: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(outage, "exclusive_lock", broken)
+    with logged() as lines:
+        assert recover(state_dir, FakeControl(container("web", running=False))) == []
+    assert any("Input/output error" in line for line in lines)
+
+
+def test_a_record_that_cannot_be_rewritten_still_starts_the_app(state_dir, monkeypatch):
+    """A volume remounted read-only: the start needs no write; the failed clear is a warning."""
+    control = FakeControl(container("web", running=False))
+    write_record(state_dir, entry("web"))
+
+    def refused(*_: object, **__: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    monkeypatch.setattr(outage, "_write", refused)
+    with logged() as lines:
+        assert restore(state_dir, control) == ["web"]
+    assert control.get("web").running
+    assert any(line.startswith("WARNING could not update the record") for line in lines)
+    monkeypatch.undo()
+    assert restore(state_dir, control) == []  # the entry left behind is harmless: it runs
+    assert control.names("start") == ["web"]
+
+
+# one clock: engine times against engine times
+
+
+def engine_entry(name: str, started_at: datetime, stopped_at: datetime = STOPPED_AT) -> Stopped:
+    """A record entry with the engine's StartedAt of the run that was stopped."""
+    return dataclasses.replace(entry(name, stopped_at), started_at=started_at)
+
+
+def test_a_stop_records_the_engines_start_time_of_the_run_it_stops(state_dir):
+    """The container's own StartedAt goes into the record (and is read back)."""
+    started = T0 - timedelta(days=3)
+    stop_targets(state_dir, FakeControl(container("web", started_at=started)), "test")
+    (item,) = read_json(state_dir / RECORD)["targets"]
+    assert datetime.fromisoformat(item["started_at"]) == started
+    assert read_record(state_dir)[0].started_at == started
+
+
+def test_an_engine_clock_ahead_of_the_sidecars_does_not_leave_the_app_down():
+    """The engine's StartedAt later than our stop time (clock skew, a remote DOCKER_HOST): the
+    container still on the run we stopped is ours to start."""
+    ahead = STOPPED_AT + timedelta(hours=2)
+    web = container("web", running=False, started_at=ahead)
+    assert should_restore(engine_entry("web", ahead), web)
+    assert not should_restore(entry("web"), web)  # the sidecar's clock alone got it wrong
+
+
+def test_a_start_by_someone_else_is_seen_on_the_engines_clock_whatever_ours_says():
+    """Started again after our stop, by the engine's clock, though before our stop time by ours."""
+    behind = STOPPED_AT - timedelta(hours=2)
+    again = container("web", running=False, started_at=behind + timedelta(seconds=1))
+    assert not should_restore(engine_entry("web", behind), again)
+    assert left_alone(engine_entry("web", behind), again) is not None
+
+
+def test_the_same_start_time_is_the_same_run():
+    """Equal StartedAt: nobody started it since; earlier (a stepped engine clock) neither."""
+    web = container("web", running=False, started_at=T0)
+    assert should_restore(engine_entry("web", T0), web)
+    assert should_restore(engine_entry("web", T0 + timedelta(seconds=1)), web)
+
+
+def test_a_stop_in_progress_is_the_run_we_stopped_still_running():
+    """Same StartedAt and running, within the stop timeout by our own clock: still stopping,
+    whatever the engine's clock says; a new run is no stop of ours."""
+    ahead = STOPPED_AT + timedelta(hours=2)
+    e = dataclasses.replace(engine_entry("web", ahead), stop_timeout=60)
+    assert stop_in_progress(
+        e, container("web", started_at=ahead), STOPPED_AT + timedelta(seconds=5)
+    )
+    newer = container("web", started_at=ahead + timedelta(seconds=1))
+    assert not stop_in_progress(e, newer, STOPPED_AT + timedelta(seconds=5))
+    late = STOPPED_AT + timedelta(seconds=60 + STOP_MARGIN + 1)
+    assert not stop_in_progress(e, container("web", started_at=ahead), late)
+
+
+def test_a_record_without_engine_times_is_judged_by_the_stop_time(state_dir):
+    """Records of an older sidecar have no started_at: the earlier rule still applies."""
+    write_record(state_dir, entry("web"))
+    (old,) = read_record(state_dir)
+    assert old.started_at is None
+    assert should_restore(old, container("web", running=False, started_at=T0))
+    later = STOPPED_AT + timedelta(seconds=1)
+    assert not should_restore(old, container("web", running=False, started_at=later))
+
+
+# the lock is not a promise: its holder restores
+
+
+def test_the_cycle_lock_starts_what_the_record_names_before_it_is_released(state_dir):
+    """Whatever happens under it, a bug too: the record is acted on before the lock goes."""
+    control = FakeControl(container("web"))
+
+    def cycle() -> None:
+        with cycle_lock(state_dir, control):
+            stop_targets(state_dir, control, "test")
+            raise RuntimeError("a bug after the stop")
+
+    with pytest.raises(RuntimeError):
+        cycle()
+    assert control.get("web").running
+    assert not (state_dir / RECORD).exists()
+
+
+def test_the_cycle_lock_without_a_record_asks_docker_nothing(state_dir):
+    """The usual end of a cycle: the record is already gone, nothing more is done."""
+    control = FakeControl(container("web"))
+    with cycle_lock(state_dir, control):
+        pass
+    assert control.calls == []
+
+
+def test_the_cycle_lock_is_held_while_a_restore_outside_waits(state_dir):
+    """A restore outside a cycle skips while the cycle holds the lock: that holder restores."""
+    control = FakeControl(container("web", running=False))
+    write_record(state_dir, entry("web"))
+    with cycle_lock(state_dir, control):
+        assert recover(state_dir, control) == []
+        with pytest.raises(LockedError):
+            exclusive_lock(state_dir / "lock").__enter__()
+    assert control.names("start") == ["web"]
+
+
+def test_restore_held_makes_a_control_only_when_there_is_a_record(state_dir):
+    """`sidecar adopt`: no record, no Docker; a record, its targets started."""
+    made: list[FakeControl] = []
+    control = FakeControl(container("web", running=False))
+
+    def make() -> FakeControl:
+        made.append(control)
+        return control
+
+    assert restore_held(state_dir, make) == []
+    assert made == []
+    write_record(state_dir, entry("web"))
+    assert restore_held(state_dir, make) == ["web"]
+    assert control.get("web").running
+    assert not (state_dir / RECORD).exists()
+
+
+def test_restore_held_without_docker_says_the_record_could_not_be_acted_on(state_dir):
+    """The Docker API unreachable: reported, nothing raised, the record kept for a cycle."""
+    write_record(state_dir, entry("web"))
+
+    def unreachable() -> FakeControl:
+        raise DockerError("cannot reach the Docker engine")
+
+    with logged() as lines:
+        assert restore_held(state_dir, unreachable) == []
+    assert any("could not be acted on (cannot reach the Docker engine)" in ln for ln in lines)
+    assert read_record(state_dir)

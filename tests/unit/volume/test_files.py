@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from sidecar.errors import ConfigError, LockedError
-from sidecar.volume.files import exclusive_lock, read_json, write_json
+from sidecar.volume.files import exclusive_lock, read_json, write_atomic, write_json
 
 
 def test_json_round_trips(tmp_path):
@@ -59,6 +62,51 @@ def test_failed_write_keeps_the_old_file_and_cleans_up(tmp_path):
         write_json(path, {"v": circular})
     assert read_json(path) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What os.fsync is called on from now on: the path of each file or directory synced."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        seen.append(f"{kind} {Path(f'/proc/self/fd/{fd}').readlink()}")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+def test_a_write_is_synced_with_its_directory_after_the_rename(tmp_path, monkeypatch):
+    """A power loss right after write_atomic returns keeps the new file (the record of stopped
+    targets must outlive the stop that follows it)."""
+    (tmp_path / "sidecar").mkdir()
+    seen = synced(monkeypatch)
+    write_atomic(tmp_path / "sidecar" / "stopped.json", b"{}")
+    assert seen[0].startswith(f"file {tmp_path}/sidecar/.stopped.json.")
+    assert seen[1:] == [f"dir {tmp_path}/sidecar"]
+
+
+def test_a_new_directory_is_synced_into_its_parent_too(tmp_path, monkeypatch):
+    """The first write makes sidecar/: its entry in the parent is synced as well."""
+    seen = synced(monkeypatch)
+    write_atomic(tmp_path / "sidecar" / "stopped.json", b"{}")
+    assert seen[1:] == [f"dir {tmp_path}/sidecar", f"dir {tmp_path}"]
+
+
+def test_a_file_system_refusing_a_directory_sync_still_gets_the_write(tmp_path, monkeypatch):
+    """Some file systems refuse fsync on a directory (EINVAL): the write stands."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_json(tmp_path / "s.json", {"v": 1})
+    assert read_json(tmp_path / "s.json") == {"v": 1}
 
 
 def test_missing_file_reads_as_none(tmp_path):
@@ -131,3 +179,35 @@ def test_lock_creates_its_directory_and_keeps_the_file(tmp_path):
     with exclusive_lock(path):
         assert path.exists()
     assert path.exists()
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on every open for writing fails as on a volume remounted read-only."""
+    real = os.open
+
+    def ro_open(path: str, flags: int, *args: int, **kwargs: object) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", ro_open)
+
+
+def test_the_lock_is_taken_on_a_read_only_volume(tmp_path, monkeypatch):
+    """The lock file exists but cannot be opened for writing: locked read-only, and it excludes
+    (the restore of the app at start needs no write)."""
+    path = tmp_path / "lock"
+    path.touch()
+    read_only(monkeypatch)
+    held = pytest.raises(LockedError, match=r"another renewal cycle is running")
+    with exclusive_lock(path), held, exclusive_lock(path):
+        pytest.fail("entered a held lock")
+
+
+def test_no_lock_file_on_a_read_only_volume_is_no_lock_at_all(tmp_path, monkeypatch):
+    """Nothing was ever locked there and nothing can be made: the block runs without a lock."""
+    read_only(monkeypatch)
+    ran: list[bool] = []
+    with exclusive_lock(tmp_path / "sidecar" / "lock"):
+        ran.append(True)
+    assert ran == [True]

@@ -18,7 +18,7 @@ import requests.exceptions
 from loguru import logger
 
 from sidecar import shutdown
-from sidecar.errors import DockerError
+from sidecar.errors import DockerError, NotReadyError
 from sidecar.targets.base import CONTAINER, EPOCH, TASK_SERVICE, Target
 
 if TYPE_CHECKING:
@@ -130,9 +130,16 @@ class DockerContainers:
         log_done("stop", target, took)
 
     def start(self, target: Target) -> None:
+        """Start it and wait until it is ready; NotReadyError when the engine started it but it
+        did not become ready (the start itself is done: it is not started again)."""
         began = time.monotonic()
         call(f"start {target.name}", self._client.api.start, target.id)
-        self._wait_ready(target)
+        try:
+            self._wait_ready(target)
+        except NotReadyError:
+            raise
+        except DockerError as error:
+            raise NotReadyError(str(error)) from error
         log_done("start", target, time.monotonic() - began)
 
     def restart(self, target: Target) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar.errors import ConfigError, LockedError, SidecarError
+from sidecar.errors import ConfigError, LockedError, NotReadyError, SidecarError
 from sidecar.targets.base import (
     CONTAINER,
     DEFAULT_STOP_TIMEOUT,
@@ -252,7 +252,11 @@ def _restore(state_dir: Path, control: TargetControl) -> tuple[list[str], list[S
     started: list[str] = []
 
     def start(target: Target) -> None:
-        control.start(target)
+        try:
+            control.start(target)
+        except NotReadyError:  # the engine accepted the start: the record is done with it
+            started.append(target.id)
+            raise
         started.append(target.id)
 
     for line in each(start, todo):

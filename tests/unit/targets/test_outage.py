@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sidecar.errors import DockerError, LockedError
+from sidecar.errors import DockerError, LockedError, NotReadyError
 from sidecar.targets import outage
 from sidecar.targets.outage import (
     RECORD,
@@ -618,3 +618,13 @@ def test_restore_held_without_docker_says_the_record_could_not_be_acted_on(state
         assert restore_held(state_dir, unreachable) == []
     assert any("could not be acted on (cannot reach the Docker engine)" in ln for ln in lines)
     assert read_record(state_dir)
+
+
+def test_a_start_the_engine_accepted_but_not_ready_in_time_leaves_the_record(state_dir):
+    """NotReadyError (started or scaled back, not ready within START_TIMEOUT) is reported, yet
+    the target is no longer recorded: a later restore must not take it for someone else's."""
+    control = FakeControl(container("web"), container("api"))
+    stop_targets(state_dir, control, "test")
+    control.crash[("start", "web")] = NotReadyError("web not healthy 120s after start")
+    assert sorted(restore(state_dir, control)) == ["api", "web"]
+    assert not (state_dir / RECORD).exists()

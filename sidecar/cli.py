@@ -126,7 +126,7 @@ def _sleep_light(config: settings.Settings, seconds: float) -> None:
 def _preflight_resumed(config: settings.Settings) -> Targets | None:
     """After a sleep the setup was fine once: wait out a Docker API outage, or app containers
     being recreated (`docker compose up` after a change), instead of exiting."""
-    while not shutdown.REQUEST.requested:
+    while not shutdown.REQUEST.requested():
         try:
             return _preflight(config, resumed=True)
         except (DockerError, NoTargetError) as error:
@@ -137,9 +137,9 @@ def _preflight_resumed(config: settings.Settings) -> Targets | None:
 
 def cmd_run(config: settings.Settings, *, resume: bool = False, until: float | None = None) -> int:
     control = None
-    if not shutdown.REQUEST.requested:
+    if not shutdown.REQUEST.requested():
         control = _preflight_resumed(config) if resume else _preflight(config)
-    if control is None or shutdown.REQUEST.requested:
+    if control is None or shutdown.REQUEST.requested():
         logger.info("{} received: stopped", shutdown.REQUEST.name)
         return 0
     metrics.serve(config)

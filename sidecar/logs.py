@@ -109,12 +109,11 @@ def relog(line: str) -> bool:
     fields: dict[str, object] = {}
     if message.startswith("{"):
         try:
-            fields, end = json.JSONDecoder().raw_decode(message)
+            decoded, end = json.JSONDecoder().raw_decode(message)
             message = message[end:].removeprefix(" ")
         except ValueError:
-            fields = {}
-        if not isinstance(fields, dict):
-            fields = {}
+            decoded = {}
+        fields = decoded if isinstance(decoded, dict) else {}
     try:
         logger.bind(**{k: v for k, v in fields.items() if k in FIELDS}).log(level, "{}", message)
     except ValueError:

@@ -120,15 +120,15 @@ class Scheduler:
         """The loop. `until` (on `clock`, time.monotonic): the planned time of the first cycle,
         when the daemon woke before it to start what an interrupted run left stopped; then it
         only makes sure of that and waits on, so that a wake never runs an unplanned cycle."""
-        while not self._stopping.requested:
+        while not self._stopping.requested():
             if until is not None and until - self._clock() > DUE_SLACK:
                 delay = self._resumed(until - self._clock())
             else:
                 result = self._run_cycle()
                 self._restore_until_done()
-                delay = 0.0 if self._stopping.requested else self._schedule(result)
+                delay = 0.0 if self._stopping.requested() else self._schedule(result)
             until = None
-            if self._stopping.requested:
+            if self._stopping.requested():
                 break
             if self._idle is not None:
                 self._idle(delay)  # hands the wait to a lighter process (returns on a stop)
@@ -157,7 +157,7 @@ class Scheduler:
     def _restore_until_done(self) -> None:
         while down := self._restore():
             names = ", ".join(down)
-            if self._stopping.requested:
+            if self._stopping.requested():
                 logger.error(
                     "{} still stopped by the sidecar, and {} received: not started again; the "
                     "next start of the sidecar starts them",

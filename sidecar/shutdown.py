@@ -43,8 +43,9 @@ class StopRequest:
             with contextlib.suppress(OSError):
                 os.write(self._write, b"\0")
 
-    @property
     def requested(self) -> bool:
+        """A method, not a property: a stop may come between two reads (type checkers must not
+        assume the second one gives what the first gave)."""
         return self.signum is not None
 
     @property
@@ -53,11 +54,11 @@ class StopRequest:
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds; True (at once) when a stop is requested."""
-        if self.requested:
+        if self.requested():
             return True
         poll = select.poll()  # not select(): it fails for descriptors past 1023
         poll.register(self._read, select.POLLIN)
-        return bool(poll.poll(max(0.0, timeout) * 1000)) or self.requested
+        return bool(poll.poll(max(0.0, timeout) * 1000)) or self.requested()
 
     def close(self) -> None:
         """Release the pipe (a request made for a test; the process-wide one lives as long)."""
@@ -87,7 +88,7 @@ def become(argv: Sequence[str]) -> None:
     sys.stderr.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
-        if not REQUEST.requested:
+        if not REQUEST.requested():
             os.execv(argv[0], list(argv))  # noqa: S606 (the sidecar's own interpreter and module)
     finally:  # reached only without exec: a stop came first, or exec failed
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)

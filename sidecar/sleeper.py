@@ -49,7 +49,7 @@ def _sleep(seconds: float, state_dir: str | None) -> bool:
             return True
         if watch.unattended(state_dir):
             return False
-    return shutdown.REQUEST.requested
+    return shutdown.REQUEST.requested()
 
 
 def _parse(argv: list[str]) -> tuple[float, str | None, list[str]] | None:

@@ -90,7 +90,7 @@ class CertbotRunner:
         """Run certbot with `args` (and `env` added to its environment); never after a stop
         request (the result says `stopped`). `secrets` (certbot options) reach it in a config
         file only root can read, removed afterwards: never on its command line."""
-        if self._stop.requested:
+        if self._stop.requested():
             return CertbotResult(-1, timed_out=False, stopped=True)
         with _config_file(secrets or {}) as extra:
             return self._run([*args, *extra], env)

@@ -74,7 +74,7 @@ def run_cycle(
             tuple(errors),
             time.monotonic() - began,
             tuple(failures),
-            stopped=shutdown.REQUEST.requested,
+            stopped=shutdown.REQUEST.requested(),
         )
         if not dry_run:
             result = _verify(config, control, result)
@@ -162,7 +162,7 @@ def _refuse(plan: Plan, adoption: Adoption, errors: list[str], failures: list[Fa
 
 def _issue(config: Settings, certbot: _CertbotCalls, plan: Plan, *, dry_run: bool) -> None:
     for spec in plan.issue:
-        if shutdown.REQUEST.requested:
+        if shutdown.REQUEST.requested():
             return  # no further certbot run: each could stop the app again
         logger.info(
             "obtaining a certificate for {}", ", ".join(spec.domains), certificate=spec.name
@@ -181,7 +181,7 @@ def _renew(
     dry_run: bool,
 ) -> None:
     """One `certbot renew` for every lineage (certbot decides what is due)."""
-    if not plan.renew or (force and len(plan.issue) == len(before)) or shutdown.REQUEST.requested:
+    if not plan.renew or (force and len(plan.issue) == len(before)) or shutdown.REQUEST.requested():
         return
     skipped = adopt.ignored(adoption.decisions)
     renewable = {n: c for n, c in before.items() if n not in skipped}
@@ -191,7 +191,7 @@ def _renew(
     # confs certbot cannot load, outside DOMAINS: reported by the adoption, not this cycle's error
     unloadable = sum(d.parse_failure and not d.in_domains for d in adoption.decisions)
     for run in runs:  # one, unless per lineage (a dry run, dns mode, forced with ignored ones)
-        if shutdown.REQUEST.requested:
+        if shutdown.REQUEST.requested():
             return
         env = {EXPECTED_ENV: str(due if len(runs) == 1 else 1)}
         certbot(run, "renewal", env, unloadable if "--cert-name" not in run else 0)

@@ -161,8 +161,8 @@ class DockerContainers:
         while True:
             state = call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
             ready = readiness(state["State"])
-            limit = STOPPING_START_WAIT if shutdown.REQUEST.requested else self._start_timeout
-            if ready == "ready" or (ready == "starting" and shutdown.REQUEST.requested):
+            limit = STOPPING_START_WAIT if shutdown.REQUEST.requested() else self._start_timeout
+            if ready == "ready" or (ready == "starting" and shutdown.REQUEST.requested()):
                 return
             if ready == "exited":
                 raise DockerError(

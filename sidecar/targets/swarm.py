@@ -368,7 +368,7 @@ class SwarmServices:
         the sidecar itself stops, the accepted update is enough (swarm starts the tasks)."""
         began = time.monotonic()
         wanted = fingerprint(template)
-        while not shutdown.REQUEST.requested:
+        while not shutdown.REQUEST.requested():
             service = call(f"inspect {target.title}", self._api.inspect_service, target.id)
             status = service.get("UpdateStatus") or {}
             if status.get("State") in FAILED_UPDATE:

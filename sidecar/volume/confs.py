@@ -70,7 +70,7 @@ def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
         data = path.read_bytes()
     except OSError:
         data = b""
-    start = data.find(error.object) if isinstance(error.object, bytes) else -1
+    start = data.find(error.object)
     where = error.start + max(start, 0)
     line = data[:where].count(b"\n") + 1
     byte = data[where : where + 1].hex() or "?"

@@ -252,9 +252,9 @@ class FakeTime(shutdown.StopRequest):
         return self.now
 
     def wait(self, timeout: float) -> bool:
-        if not self.requested:
+        if not self.requested():
             self.now += max(0.0, timeout)
-        return self.requested
+        return self.requested()
 
 
 @pytest.fixture

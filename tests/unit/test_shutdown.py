@@ -41,7 +41,7 @@ def test_wait_returns_at_once_when_a_stop_is_requested_from_another_thread():
     began = time.monotonic()
     assert request.wait(30)
     assert time.monotonic() - began < 30, "woken before its timeout"
-    assert request.requested
+    assert request.requested()
     request.close()
 
 
@@ -49,7 +49,7 @@ def test_wait_times_out_without_a_request():
     """No request: wait sleeps its time and says False."""
     request = shutdown.StopRequest()
     assert not request.wait(0.05)
-    assert not request.requested
+    assert not request.requested()
 
 
 def test_the_first_signal_is_the_one_remembered():
@@ -84,7 +84,7 @@ def test_the_handler_takes_no_lock_so_a_signal_inside_a_locked_block_does_not_de
     with lock:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.01)  # the handler runs here, between bytecodes, with the lock held
-    assert shutdown.REQUEST.requested
+    assert shutdown.REQUEST.requested()
 
 
 def test_a_signal_held_back_across_exec_reaches_the_next_program():

@@ -7,16 +7,22 @@ import fcntl
 import json
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from loguru import logger
+from pydantic import PlainSerializer, TypeAdapter, ValidationError
 
 from sidecar.errors import ConfigError, LockedError
 from sidecar.volume.watch import open_lock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+T = TypeVar("T")
+# A time in a file on the volume: ISO 8601 as `datetime.isoformat` writes it (`+00:00`, not `Z`).
+Stamp = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")]
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -73,6 +79,22 @@ def read_json(path: Path) -> Any:  # noqa: ANN401
         return None
     except (OSError, ValueError) as error:
         raise ConfigError(f"{path} is unreadable: {error}") from None
+
+
+def write_store(path: Path, store: TypeAdapter[T], value: T) -> None:
+    """`value` written to `path` as its type's JSON (atomically, see write_json)."""
+    write_json(path, store.dump_python(value, mode="json"))
+
+
+def read_store(path: Path, store: TypeAdapter[T], data: object) -> T:
+    """`data` (the JSON read from `path`) as the store's type; ConfigError naming the file and
+    the first thing wrong with it."""
+    try:
+        return store.validate_python(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path} is unreadable: {where or 'the file'}: {first['msg']}") from None
 
 
 @contextlib.contextmanager

@@ -8,16 +8,15 @@ versions (`state.json`, `observe.json`): they are read once, by the first update
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pydantic import TypeAdapter
 
 from sidecar.errors import ConfigError
 from sidecar.volume.certs import now_utc
-from sidecar.volume.files import exclusive_lock, read_json, write_json
+from sidecar.volume.files import Stamp, exclusive_lock, read_json, read_store, write_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,8 +31,8 @@ class Served:
     """The last verification of one certificate (VERIFY)."""
 
     match: bool
-    checked_at: datetime
-    detail: str
+    checked_at: Stamp
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,90 +45,40 @@ class AlertMemory:
 
 @dataclass(frozen=True, slots=True)
 class Journal:
-    last_cycle_at: datetime | None = None
+    last_cycle_at: Stamp | None = None
     last_result: str = "never run"
-    last_success_at: datetime | None = None
+    last_success_at: Stamp | None = None
     failures: int = 0  # failed cycles in a row
-    next_check_at: datetime | None = None
+    next_check_at: Stamp | None = None
     renewed: tuple[str, ...] = ()  # what the last cycle that renewed something renewed
     cycles: int = 0
     cycle_failures: int = 0
     renewals: dict[str, int] = field(default_factory=dict)  # certificate -> new certificates
     downtime: float | None = None  # seconds the app was down in the last cycle that stopped it
-    downtime_at: datetime | None = None
+    downtime_at: Stamp | None = None
     served: dict[str, Served] = field(default_factory=dict)
     restarted_for: dict[str, str] = field(default_factory=dict)  # certificate -> serial
     alerts: AlertMemory = field(default_factory=AlertMemory)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+        """The journal as its file holds it (and `status --json` shows it)."""
+        data: dict[str, Any] = STORE.dump_python(self, mode="json")
+        return data
 
 
-def _plain(value: Any) -> Any:  # noqa: ANN401
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _when(raw: Any) -> datetime | None:  # noqa: ANN401
-    return datetime.fromisoformat(raw) if raw else None
-
-
-def _served(data: Any) -> dict[str, Served]:  # noqa: ANN401
-    out = {}
-    for name, item in (data or {}).items():
-        if isinstance(item, dict) and (at := _when(item.get("checked_at"))) is not None:
-            out[str(name)] = Served(bool(item.get("match")), at, str(item.get("detail", "")))
-    return out
-
-
-def _alerts(data: Any) -> AlertMemory:  # noqa: ANN401
-    if not isinstance(data, dict):
-        return AlertMemory()
-    danger = data.get("danger") or {}
-    return AlertMemory(
-        failure=data.get("failure"),
-        danger={str(k): str(v) for k, v in danger.items()} if isinstance(danger, dict) else {},
-    )
-
-
-def from_json(data: dict[str, Any]) -> Journal:
-    """A journal from its JSON (or from the merged JSON of the two legacy files)."""
-    return Journal(
-        last_cycle_at=_when(data.get("last_cycle_at")),
-        last_result=str(data.get("last_result", "never run")),
-        last_success_at=_when(data.get("last_success_at")),
-        failures=int(data.get("failures", 0)),
-        next_check_at=_when(data.get("next_check_at")),
-        renewed=tuple(data.get("renewed", ())),
-        cycles=int(data.get("cycles", 0)),
-        cycle_failures=int(data.get("cycle_failures", 0)),
-        renewals={str(k): int(v) for k, v in (data.get("renewals") or {}).items()},
-        downtime=data.get("downtime"),
-        downtime_at=_when(data.get("downtime_at")),
-        served=_served(data.get("served")),
-        restarted_for={str(k): str(v) for k, v in (data.get("restarted_for") or {}).items()},
-        alerts=_alerts(data.get("alerts")),
-    )
+STORE = TypeAdapter(Journal)  # the file's one schema, both ways
 
 
 def _read(state_dir: Path) -> Journal:
-    """The journal; ConfigError when a file is there but unreadable."""
-    data = read_json(state_dir / JOURNAL)
+    """The journal (or the merged two legacy files); ConfigError when a file is there but
+    unreadable."""
+    path = state_dir / JOURNAL
+    data = read_json(path)
     if data is None:
         data = {}
         for name in LEGACY:
             data.update(read_json(state_dir / name) or {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{state_dir / JOURNAL} is unreadable: not a JSON object")
-    try:
-        return from_json(data)
-    except (TypeError, ValueError, AttributeError) as error:
-        raise ConfigError(f"{state_dir / JOURNAL} is unreadable: {error}") from None
+    return read_store(path, STORE, data)
 
 
 def load(state_dir: Path) -> Journal:
@@ -154,7 +103,7 @@ def update(state_dir: Path, change: Callable[[Journal], Journal]) -> Journal:
             journal = Journal()
             _move_aside(state_dir, str(error))
         new = change(journal)
-        write_json(state_dir / JOURNAL, new.to_json())
+        write_store(state_dir / JOURNAL, STORE, new)
         for name in LEGACY:
             (state_dir / name).unlink(missing_ok=True)
     return new

@@ -100,3 +100,63 @@ def test_concurrent_writers_never_lose_each_others_updates(tmp_path):
     for thread in threads:
         thread.join()
     assert journal.load(tmp_path).cycles == 80
+
+
+# A journal as the version before the pydantic store wrote it, byte for byte.
+WRITTEN_BEFORE = """{
+  "alerts": {
+    "danger": {
+      "a.example": "c0ffee"
+    },
+    "failure": "x"
+  },
+  "cycle_failures": 1,
+  "cycles": 3,
+  "downtime": 1.5,
+  "downtime_at": "2025-03-12T08:30:00+00:00",
+  "failures": 3,
+  "last_cycle_at": "2025-03-12T08:30:00+00:00",
+  "last_result": "failed: x",
+  "last_success_at": "2025-03-01T08:30:00+00:00",
+  "next_check_at": "2025-03-12T20:30:00+00:00",
+  "renewals": {
+    "a.example": 2
+  },
+  "renewed": [
+    "a.example"
+  ],
+  "restarted_for": {
+    "a.example": "c0ffee"
+  },
+  "served": {
+    "a.example": {
+      "checked_at": "2025-03-12T08:30:00+00:00",
+      "detail": "fine",
+      "match": true
+    }
+  }
+}"""
+
+
+def test_a_journal_written_by_the_previous_version_reads_back_and_is_written_the_same(tmp_path):
+    """Upgrading keeps the journal: its file reads as the same facts, and an update that changes
+    nothing writes the same bytes again."""
+    (tmp_path / JOURNAL).write_text(WRITTEN_BEFORE)
+    assert load(tmp_path) == Journal(
+        last_cycle_at=AT,
+        last_result="failed: x",
+        last_success_at=AT.replace(day=1),
+        failures=3,
+        next_check_at=AT.replace(hour=20),
+        renewed=("a.example",),
+        cycles=3,
+        cycle_failures=1,
+        renewals={"a.example": 2},
+        downtime=1.5,
+        downtime_at=AT,
+        served={"a.example": Served(match=True, checked_at=AT, detail="fine")},
+        restarted_for={"a.example": "c0ffee"},
+        alerts=AlertMemory("x", {"a.example": "c0ffee"}),
+    )
+    update(tmp_path, lambda j: j)
+    assert (tmp_path / JOURNAL).read_text() == WRITTEN_BEFORE

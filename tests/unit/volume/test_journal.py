@@ -12,6 +12,22 @@ from sidecar.volume.files import read_json, write_json
 from sidecar.volume.journal import JOURNAL, AlertMemory, Journal, Served, load, update
 
 AT = datetime(2025, 3, 12, 8, 30, tzinfo=UTC)
+FULL = Journal(
+    last_cycle_at=AT,
+    last_result="failed: x",
+    last_success_at=AT.replace(day=1),
+    failures=3,
+    next_check_at=AT.replace(hour=20),
+    renewed=("a.example",),
+    cycles=3,
+    cycle_failures=1,
+    renewals={"a.example": 2},
+    downtime=1.5,
+    downtime_at=AT,
+    served={"a.example": Served(match=True, checked_at=AT, detail="fine")},
+    restarted_for={"a.example": "c0ffee"},
+    alerts=AlertMemory("x", {"a.example": "c0ffee"}),
+)  # every field set
 
 
 def test_missing_journal_gives_the_defaults(tmp_path):
@@ -22,24 +38,8 @@ def test_missing_journal_gives_the_defaults(tmp_path):
 
 def test_everything_round_trips_through_the_file(tmp_path):
     """What a cycle records, status, health and the metrics read back unchanged."""
-    entry = Journal(
-        last_cycle_at=AT,
-        last_result="failed: certbot renew for renew failed (exit 1)",
-        last_success_at=AT.replace(day=1),
-        failures=3,
-        next_check_at=AT.replace(hour=20),
-        renewed=("a.example", "b.example"),
-        cycles=3,
-        cycle_failures=1,
-        renewals={"a.example": 2},
-        downtime=1.5,
-        downtime_at=AT,
-        served={"a.example": Served(match=True, checked_at=AT, detail="fine")},
-        restarted_for={"a.example": "c0ffee"},
-        alerts=AlertMemory("x", {"a.example": "c0ffee"}),
-    )
-    update(tmp_path, lambda _: entry)
-    assert load(tmp_path) == entry
+    update(tmp_path, lambda _: FULL)
+    assert load(tmp_path) == FULL
 
 
 def test_the_file_is_plain_json_with_iso_times(tmp_path):
@@ -142,21 +142,6 @@ def test_a_journal_written_by_the_previous_version_reads_back_and_is_written_the
     """Upgrading keeps the journal: its file reads as the same facts, and an update that changes
     nothing writes the same bytes again."""
     (tmp_path / JOURNAL).write_text(WRITTEN_BEFORE)
-    assert load(tmp_path) == Journal(
-        last_cycle_at=AT,
-        last_result="failed: x",
-        last_success_at=AT.replace(day=1),
-        failures=3,
-        next_check_at=AT.replace(hour=20),
-        renewed=("a.example",),
-        cycles=3,
-        cycle_failures=1,
-        renewals={"a.example": 2},
-        downtime=1.5,
-        downtime_at=AT,
-        served={"a.example": Served(match=True, checked_at=AT, detail="fine")},
-        restarted_for={"a.example": "c0ffee"},
-        alerts=AlertMemory("x", {"a.example": "c0ffee"}),
-    )
+    assert load(tmp_path) == FULL
     update(tmp_path, lambda j: j)
     assert (tmp_path / JOURNAL).read_text() == WRITTEN_BEFORE

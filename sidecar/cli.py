@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -27,6 +28,8 @@ from sidecar.volume import adopt, journal, lineages, tree, watch
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
+    from sidecar.report.alerts import Notifier
+    from sidecar.shutdown import StopRequest
     from sidecar.targets.control import Targets
     from sidecar.volume.certs import CertInfo
 
@@ -79,37 +82,57 @@ def _certs(current: dict[str, lineages.Current]) -> dict[str, CertInfo | None]:
     return {name: item.cert for name, item in current.items()}
 
 
-def _preflight(config: settings.Settings, *, resumed: bool = False) -> Targets:
+@dataclass(frozen=True, slots=True)
+class Process:
+    """What the entry point owns and hands down: the process's stop request (SIGTERM, SIGINT,
+    SIGHUP) and the secrets no log line shows."""
+
+    stopping: StopRequest
+    secrets: logs.Secrets
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """What the checks before a cycle set up: the targets, and the notifier for the alerts."""
+
+    control: Targets
+    sender: Notifier
+
+
+def _preflight(config: settings.Settings, process: Process, *, resumed: bool = False) -> Ready:
     """Start what an interrupted run left stopped, first: it needs the Docker API and nothing
     else (no write: the volume may have turned read-only; no alert setup). Then check everything
     else before acting.
 
     After a sleep (`resumed`) the tree's problems are the cycle's to report, as failures.
     """
-    control = control_for(config)
+    control = control_for(config, process.stopping)
     outage.recover(config.state_dir, control)
     preflight.check_writable(config)
-    outcome.prepare(config)
+    sender = outcome.prepare(config, process.secrets)
     if not resumed:
         preflight.check_lineages(config)
     preflight.check_targets(control)
-    return control
+    return Ready(control, sender)
 
 
 def _run_cycle(
     config: settings.Settings,
     runner: CertbotRunner,
-    control: Targets,
+    ready: Ready,
+    stopping: StopRequest,
     *,
     force: bool = False,
 ) -> CycleResult:
+    control = ready.control
     return run_cycle(
         config,
         runner,
         control,
+        stopping,
         force=force,
         precheck=lambda: preflight.check_acme(config),
-        after=lambda result, began_at: outcome.record(config, control, result, began_at),
+        after=lambda result, began: outcome.record(config, control, result, began, ready.sender),
     )
 
 
@@ -123,34 +146,43 @@ def _sleep_light(config: settings.Settings, seconds: float) -> None:
     shutdown.become([*sleeper, "--watch", str(config.state_dir), "--", *again])
 
 
-def _preflight_resumed(config: settings.Settings) -> Targets | None:
+def _preflight_resumed(config: settings.Settings, process: Process) -> Ready | None:
     """After a sleep the setup was fine once: wait out a Docker API outage, or app containers
     being recreated (`docker compose up` after a change), instead of exiting."""
-    while not shutdown.REQUEST.requested():
+    while not process.stopping.requested():
         try:
-            return _preflight(config, resumed=True)
+            return _preflight(config, process, resumed=True)
         except (DockerError, NoTargetError) as error:
             logger.error("{}; trying again in {:.0f}s", error, DOCKER_RETRY)
-            shutdown.REQUEST.wait(DOCKER_RETRY)
+            process.stopping.wait(DOCKER_RETRY)
     return None
 
 
-def cmd_run(config: settings.Settings, *, resume: bool = False, until: float | None = None) -> int:
-    control = None
-    if not shutdown.REQUEST.requested():
-        control = _preflight_resumed(config) if resume else _preflight(config)
-    if control is None or shutdown.REQUEST.requested():
-        logger.info("{} received: stopped", shutdown.REQUEST.name)
+def cmd_run(
+    config: settings.Settings,
+    process: Process,
+    *,
+    resume: bool = False,
+    until: float | None = None,
+) -> int:
+    stopping = process.stopping
+    ready = None
+    if not stopping.requested():
+        ready = _preflight_resumed(config, process) if resume else _preflight(config, process)
+    if ready is None or stopping.requested():
+        logger.info("{} received: stopped", stopping.name)
         return 0
     metrics.serve(config)
-    runner = CertbotRunner(config.acme_env, config.certbot_timeout)
+    runner = CertbotRunner(config.acme_env, config.certbot_timeout, stopping)
+    control = ready.control
     scheduler = Scheduler(
         config,
-        lambda: _run_cycle(config, runner, control),
+        lambda: _run_cycle(config, runner, ready, stopping),
         restore=lambda: outage.settle(config.state_dir, control),
         # metrics need a live process; it watches the state dir as the sleeper does
         idle=None if config.metrics_port else lambda seconds: _sleep_light(config, seconds),
         unattended=lambda: watch.unattended(config.state_dir),
+        stopping=stopping,
     )
     logger.info(
         "certbot-sidecar {} watching {} certificate(s) on {}",
@@ -162,27 +194,27 @@ def cmd_run(config: settings.Settings, *, resume: bool = False, until: float | N
     return 0
 
 
-def cmd_renew(config: settings.Settings, *, force: bool, dry_run: bool) -> int:
+def cmd_renew(config: settings.Settings, process: Process, *, force: bool, dry_run: bool) -> int:
     if dry_run:
-        return cmd_dry_run(config)
-    control = _preflight(config)
-    runner = CertbotRunner(config.acme_env, config.certbot_timeout)
-    result = _run_cycle(config, runner, control, force=force)
-    return _interrupted() or (0 if result.ok else EXIT_FAILED)
+        return cmd_dry_run(config, process)
+    ready = _preflight(config, process)
+    runner = CertbotRunner(config.acme_env, config.certbot_timeout, process.stopping)
+    result = _run_cycle(config, runner, ready, process.stopping, force=force)
+    return _interrupted(process.stopping) or (0 if result.ok else EXIT_FAILED)
 
 
-def _interrupted() -> int:
+def _interrupted(stopping: StopRequest) -> int:
     """128 + the signal's number when a one-shot command was stopped by SIGTERM or SIGINT."""
-    return 128 + shutdown.REQUEST.signum if shutdown.REQUEST.signum else 0
+    return 128 + stopping.signum if stopping.signum else 0
 
 
-def cmd_dry_run(config: settings.Settings) -> int:
+def cmd_dry_run(config: settings.Settings, process: Process) -> int:
     """Every step of a renewal against the CA's test mode, then a report of each step."""
-    outcome.prepare(config)
-    runner = CertbotRunner(config.acme_env, config.certbot_timeout)
-    report = dryrun.run(config, runner)
+    outcome.prepare(config, process.secrets)
+    runner = CertbotRunner(config.acme_env, config.certbot_timeout, process.stopping)
+    report = dryrun.run(config, runner, process.stopping)
     print(report.render(), flush=True)
-    return _interrupted() or (0 if report.ok else EXIT_FAILED)
+    return _interrupted(process.stopping) or (0 if report.ok else EXIT_FAILED)
 
 
 def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
@@ -217,39 +249,41 @@ def cmd_health(config: settings.Settings) -> int:
     return 1 if problems else 0
 
 
-def cmd_adopt(config: settings.Settings, *, check: bool) -> int:
+def cmd_adopt(config: settings.Settings, process: Process, *, check: bool) -> int:
     """The rewrite holds the cycle's lock: before it lets go, what the record of stopped targets
     names is started (Docker is asked only when there is a record; without it, adoption works)."""
 
     def held() -> list[str]:
-        return outage.restore_held(config.state_dir, lambda: control_for(config))
+        return outage.restore_held(config.state_dir, lambda: control_for(config, process.stopping))
 
     print(tree.adopt_command(config, check=check, held=held))
     return 0
 
 
-def dispatch(args: argparse.Namespace, config: settings.Settings) -> int:
+def dispatch(args: argparse.Namespace, config: settings.Settings, process: Process) -> int:
     if args.command == "run":
-        return cmd_run(config, resume=args.resume, until=args.until)
+        return cmd_run(config, process, resume=args.resume, until=args.until)
     if args.command == "renew":
-        return cmd_renew(config, force=args.force, dry_run=args.dry_run)
+        return cmd_renew(config, process, force=args.force, dry_run=args.dry_run)
     if args.command == "status":
         return cmd_status(config, as_json=args.json)
     if args.command == "health":
         return cmd_health(config)
     if args.command == "adopt":
-        return cmd_adopt(config, check=args.check)
+        return cmd_adopt(config, process, check=args.check)
     inside.start_app()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logs.setup(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text"))
+    process = Process(shutdown.REQUEST, logs.Secrets())  # handed down from here
+    level, fmt = os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text")
+    logs.setup(level, fmt, process.secrets)
     try:
         config = settings.load()
-        logs.setup(config.log_level, config.log_format)
-        return dispatch(args, config)
+        logs.setup(config.log_level, config.log_format, process.secrets)
+        return dispatch(args, config, process)
     except ConfigError as error:
         logger.error("{}", error)
         return EXIT_CONFIG

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -31,20 +32,24 @@ _SECRET_OPTION = re.compile(
     r"\s*[=: ]\s*(?:(?:bearer|basic)\s+)?))(?!\*\*\*)([^\s'\"]+)",
     re.IGNORECASE,
 )
-_SECRETS: list[str] = []
-_MODE = {"format": "text"}
 
 
-def hide(*secrets: str) -> None:
-    """Never show these strings (alert URLs and their tokens) in any log line from now on."""
-    _SECRETS.extend(x for x in secrets if x and x not in _SECRETS)
-    _SECRETS.sort(key=len, reverse=True)
+class Secrets:
+    """Strings no log line shows (alert URLs and their tokens); the entry point makes one and
+    hands it to `setup` and to whatever learns a secret (the alert notifier)."""
 
+    def __init__(self) -> None:
+        self._items: list[str] = []
 
-def redact(text: str) -> str:
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return text
+    def hide(self, *secrets: str) -> None:
+        """Never show these strings in any log line from now on."""
+        self._items.extend(x for x in secrets if x and x not in self._items)
+        self._items.sort(key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._items:
+            text = text.replace(secret, "***")
+        return text
 
 
 def secret_parts(url: str) -> set[str]:
@@ -85,10 +90,9 @@ def mask_command(command: str) -> str:
     return _SECRET_OPTION.sub(lambda m: m[1] + "***", command)
 
 
-def _extra_text(record: Record) -> None:
-    if _SECRETS:
-        record["message"] = redact(record["message"])
-    if _MODE["format"] == "json":
+def _extra_text(secrets: Secrets, fmt: str, record: Record) -> None:
+    record["message"] = secrets.redact(record["message"])
+    if fmt == "json":
         return  # the serializer shows `extra` as it is
     carried = {k: record["extra"][k] for k in FIELDS if k in record["extra"]}
     record["extra"]["child_extra"] = json.dumps(carried, separators=(",", ":"))
@@ -130,11 +134,13 @@ class _Intercept(logging.Handler):
         logger.opt(exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
 
 
-def setup(level: str = "INFO", fmt: str = "text") -> None:
-    """Log to stderr; inside certbot (plugin, hooks) in a form the parent sidecar re-logs."""
+def setup(level: str = "INFO", fmt: str = "text", secrets: Secrets | None = None) -> Secrets:
+    """Log to stderr; inside certbot (plugin, hooks) in a form the parent sidecar re-logs.
+    `secrets` (a new, empty one when None) are masked in every line; returned for the caller."""
     logger.remove()
-    _MODE["format"] = "text" if os.environ.get(CHILD_ENV) else fmt
-    logger.configure(patcher=_extra_text)
+    secrets = Secrets() if secrets is None else secrets
+    shown = "text" if os.environ.get(CHILD_ENV) else fmt
+    logger.configure(patcher=partial(_extra_text, secrets, shown))
     if os.environ.get(CHILD_ENV):
         logger.add(
             sys.stderr,
@@ -143,9 +149,10 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
             colorize=False,
             diagnose=False,
         )
-        return  # inside certbot, its own stdlib logging stays as certbot set it up
+        return secrets  # inside certbot, its own stdlib logging stays as certbot set it up
     if fmt == "json":
         logger.add(sys.stderr, level=level, serialize=True, diagnose=False)
     else:
         logger.add(sys.stderr, level=level, format=TEXT, colorize=False, diagnose=False)
     logging.basicConfig(handlers=[_Intercept()], level=logging.WARNING, force=True)
+    return secrets

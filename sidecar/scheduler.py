@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import shutdown
 from sidecar.errors import LockedError
 from sidecar.volume import journal
 from sidecar.volume.certs import now_utc
@@ -101,7 +100,7 @@ class Scheduler:
         idle: Callable[[float], None] | None = None,
         *,
         unattended: Callable[[], bool] = lambda: False,
-        stopping: StopRequest | None = None,
+        stopping: StopRequest,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
@@ -110,7 +109,7 @@ class Scheduler:
         self._idle = idle
         self._unattended = unattended
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
-        self._stopping = stopping or shutdown.REQUEST
+        self._stopping = stopping
         self._clock = clock
 
     def stop(self) -> None:

@@ -3,6 +3,10 @@ process. SIGHUP (a closed terminal, a `docker exec -it` session that went away) 
 the others: its default action would kill a `sidecar renew` between its stop and its start of
 the app.
 
+`REQUEST` is the process's one; only the entry points read it (`__main__`, `cli`, `sleeper`,
+and `certbot.inside` in certbot's process) and hand it to whatever waits (the runner, the
+engine's and swarm's waits, the cycle, the scheduler).
+
 The handler only records the signal and writes one byte to a pipe: it takes no lock, since it may
 run between any two bytecodes, also while the interrupted code holds one. Code that waits selects
 on that pipe (`wait`), so it wakes at once. Before the process execs another program (the idle

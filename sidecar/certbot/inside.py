@@ -4,10 +4,12 @@ stop the app before the challenge, start it again afterwards."""
 from __future__ import annotations
 
 import functools
+import os
+from dataclasses import dataclass
 
 from loguru import logger
 
-from sidecar import logs, settings
+from sidecar import logs, settings, shutdown
 from sidecar.errors import SidecarError
 from sidecar.targets import outage
 from sidecar.targets.control import Targets, control_for
@@ -23,7 +25,29 @@ def _in_certbot() -> tuple[settings.Settings, Targets]:
     stop (in the same process, while the app is down) reuses them instead of reconnecting."""
     config = settings.load()
     logs.setup(config.log_level)
-    return config, control_for(config)
+    return config, control_for(config, shutdown.REQUEST)
+
+
+@dataclass(slots=True)
+class Renewals:
+    """The renewals saved in one certbot process (one `certbot renew` run), against the count
+    the sidecar expects it to save (EXPECTED_ENV; None: start the app at every one)."""
+
+    expected: int | None
+    saved: int = 0
+
+    def one_saved(self) -> bool:
+        """Count a saved renewal; True once the last one expected is saved."""
+        self.saved += 1
+        return self.expected is None or self.saved >= self.expected
+
+
+@functools.cache
+def this_run() -> Renewals:
+    """This certbot process's count: certbot makes a new plugin for every lineage it renews,
+    so the count lives with the process, not with a plugin."""
+    expected = os.environ.get(EXPECTED_ENV, "")
+    return Renewals(int(expected) if expected.isdigit() else None)
 
 
 def stop_app(reason: str) -> list[str]:

@@ -18,7 +18,6 @@ installer (`-a sidecar -i sidecar`):
 from __future__ import annotations
 
 import errno
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 BIND_WAIT = 5.0
 SERVER_POLL = 0.05
 FIRST_POLL = 0.2
-_renewed = [0]  # renewals saved in this certbot process (one process = one run)
 
 
 class _QuickTime:
@@ -124,9 +122,7 @@ class Authenticator(standalone.Authenticator, interfaces.Installer):
     # The installer side: only `restart` does something (the certificate is on disk by then).
 
     def restart(self) -> None:
-        _renewed[0] += 1
-        expected = os.environ.get(inside.EXPECTED_ENV, "")
-        if not expected.isdigit() or _renewed[0] >= int(expected):
+        if inside.this_run().one_saved():
             inside.start_app()
 
     def get_all_names(self) -> list[str]:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import shutdown
 from sidecar.certbot.argv import redact
 from sidecar.errors import CertbotError
 from sidecar.logs import CHILD_ENV, relog
@@ -71,15 +70,13 @@ def certbot_executable() -> str:
 
 
 class CertbotRunner:
-    """Runs certbot to its end, its timeout, or the process's stop request (SIGTERM/SIGINT):
+    """Runs certbot to its end, its timeout, or the stop request `stop` (SIGTERM/SIGINT):
     then certbot gets SIGTERM (it closes its challenge server), and SIGKILL if it lingers."""
 
-    def __init__(
-        self, env: dict[str, str], timeout: float, stop: StopRequest | None = None
-    ) -> None:
+    def __init__(self, env: dict[str, str], timeout: float, stop: StopRequest) -> None:
         self._env = env
         self._timeout = timeout
-        self._stop = stop or shutdown.REQUEST
+        self._stop = stop
 
     def run(
         self,

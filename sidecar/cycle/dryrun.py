@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sidecar.certbot.challenges import Challenge
     from sidecar.cycle.run import Certbot
     from sidecar.settings import Settings
+    from sidecar.shutdown import StopRequest
     from sidecar.targets.base import Target, TargetControl
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -217,7 +218,8 @@ def _gate(steps: list[Step], name: str, check: Callable[[], str]) -> bool:
 def run(
     config: Settings,
     certbot: Certbot,
-    control_for: Callable[[Settings], TargetControl] = docker_control,
+    stopping: StopRequest,
+    control_for: Callable[[Settings, StopRequest], TargetControl] = docker_control,
 ) -> Report:
     """Every step on the real parts; the cycle runs only when everything before it passed."""
     steps: list[Step] = []
@@ -237,7 +239,7 @@ def run(
     controls: list[TargetControl] = []
 
     def docker() -> str:
-        controls.append(control_for(config))
+        controls.append(control_for(config, stopping))
         return "the Docker engine answers"
 
     fine = all([_gate(steps, "volume", writable), _gate(steps, "tree", tree)])
@@ -262,7 +264,7 @@ def run(
     if config.challenge == "dns" and not dns_steps(config, steps):
         return _finish(_skip_rest(steps, "not run: the DNS plugin cannot answer", names))
     try:
-        result = run_cycle(config, certbot, control, dry_run=True)
+        result = run_cycle(config, certbot, control, stopping, dry_run=True)
     except SidecarError as error:
         result = CycleResult((), (str(error),), 0.0)
     after = {t.id: control.inspect(t.id, t.kind) for t in targets}

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar import shutdown
 from sidecar.certbot.argv import certonly_args, eab_options, renew_args, renew_runs
 from sidecar.certbot.challenges import challenge_for
 from sidecar.certbot.failures import Failure, classify, only_parse_failures
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from sidecar.certbot.runner import CertbotResult
     from sidecar.cycle.plan import Plan
     from sidecar.settings import Settings
+    from sidecar.shutdown import StopRequest
     from sidecar.targets.base import TargetControl
     from sidecar.volume.tree import Adoption
 
@@ -48,6 +48,7 @@ def run_cycle(
     config: Settings,
     certbot: Certbot,
     control: TargetControl,
+    stop: StopRequest,
     *,
     force: bool = False,
     dry_run: bool = False,
@@ -56,7 +57,8 @@ def run_cycle(
 ) -> CycleResult:
     """Run one cycle under the lock; `after` (the outcome: counters, alerts, the journal) runs
     under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server).
-    Whatever happens, what the record names is started before the lock is released."""
+    Whatever happens, what the record names is started before the lock is released; once
+    `stop` is requested no further certbot run starts."""
     began = time.monotonic()
     began_at = now_utc()
     with outage.cycle_lock(config.state_dir, control):
@@ -66,7 +68,9 @@ def run_cycle(
         try:
             precheck()
             calls = _CertbotCalls(certbot, errors, failures, _account_secrets(config))
-            changed = _steps(config, calls, control, errors, failures, force=force, dry_run=dry_run)
+            changed = _steps(
+                config, calls, control, errors, failures, force=force, dry_run=dry_run, stop=stop
+            )
         except SidecarError as error:
             errors.append(str(error))
         result = CycleResult(
@@ -74,13 +78,13 @@ def run_cycle(
             tuple(errors),
             time.monotonic() - began,
             tuple(failures),
-            stopped=shutdown.REQUEST.requested(),
+            stopped=stop.requested(),
         )
         if not dry_run:
             result = _verify(config, control, result)
             if after is not None:
                 result = after(result, began_at)
-    _log(result, dry_run=dry_run)
+    _log(result, stop, dry_run=dry_run)
     return result
 
 
@@ -93,6 +97,7 @@ def _steps(
     *,
     force: bool,
     dry_run: bool,
+    stop: StopRequest,
 ) -> tuple[str, ...]:
     outage.restore_left(config.state_dir, control)
     adoption = tree.prepare(config, dry_run=dry_run)  # confs made renewable here (README)
@@ -101,8 +106,8 @@ def _steps(
     plan = plan_cycle(config.domains, before, broken, _held(adoption))
     _refuse(plan, adoption, errors, failures)
     try:
-        _issue(config, certbot, plan, dry_run=dry_run)
-        _renew(config, certbot, plan, adoption, before, force=force, dry_run=dry_run)
+        _issue(config, certbot, plan, stop, dry_run=dry_run)
+        _renew(config, certbot, plan, adoption, before, force=force, dry_run=dry_run, stop=stop)
     finally:
         _start_again(config, control, dry_run=dry_run)
     if dry_run:
@@ -160,9 +165,11 @@ def _refuse(plan: Plan, adoption: Adoption, errors: list[str], failures: list[Fa
     failures += [Failure("lineageBroken", "a person must repair it", permanent=True)] * len(lines)
 
 
-def _issue(config: Settings, certbot: _CertbotCalls, plan: Plan, *, dry_run: bool) -> None:
+def _issue(
+    config: Settings, certbot: _CertbotCalls, plan: Plan, stopping: StopRequest, *, dry_run: bool
+) -> None:
     for spec in plan.issue:
-        if shutdown.REQUEST.requested():
+        if stopping.requested():
             return  # no further certbot run: each could stop the app again
         logger.info(
             "obtaining a certificate for {}", ", ".join(spec.domains), certificate=spec.name
@@ -179,9 +186,10 @@ def _renew(
     *,
     force: bool,
     dry_run: bool,
+    stop: StopRequest,
 ) -> None:
     """One `certbot renew` for every lineage (certbot decides what is due)."""
-    if not plan.renew or (force and len(plan.issue) == len(before)) or shutdown.REQUEST.requested():
+    if not plan.renew or (force and len(plan.issue) == len(before)) or stop.requested():
         return
     skipped = adopt.ignored(adoption.decisions)
     renewable = {n: c for n, c in before.items() if n not in skipped}
@@ -191,7 +199,7 @@ def _renew(
     # confs certbot cannot load, outside DOMAINS: reported by the adoption, not this cycle's error
     unloadable = sum(d.parse_failure and not d.in_domains for d in adoption.decisions)
     for run in runs:  # one, unless per lineage (a dry run, dns mode, forced with ignored ones)
-        if shutdown.REQUEST.requested():
+        if stop.requested():
             return
         env = {EXPECTED_ENV: str(due if len(runs) == 1 else 1)}
         certbot(run, "renewal", env, unloadable if "--cert-name" not in run else 0)
@@ -276,7 +284,7 @@ class _CertbotCalls:
         self.errors.append(f"certbot {args[0]} for {what} {how}: {result.summary()}{advice}")
 
 
-def _log(result: CycleResult, *, dry_run: bool) -> None:
+def _log(result: CycleResult, stopping: StopRequest, *, dry_run: bool) -> None:
     label = "dry run" if dry_run else "cycle"
     fields = {"event": label.replace(" ", "-"), "duration": round(result.duration, 3)}
     if result.stopped:
@@ -284,7 +292,7 @@ def _log(result: CycleResult, *, dry_run: bool) -> None:
             "{} cut short after {:.1f}s: {} received{}",
             label,
             result.duration,
-            shutdown.REQUEST.name,
+            stopping.name,
             f"; new certificate for {', '.join(result.changed)}" if result.changed else "",
             outcome="stopped",
             **fields,

@@ -3,7 +3,7 @@
 Sent when a cycle fails (once per kind of failure, and once when it works again), when a
 certificate enters the danger zone (once per certificate), and optionally when a certificate was
 renewed. The URLs usually carry tokens: they are SecretStr settings, and every part of them that
-could be a token is hidden from every log line (`logs.hide`).
+could be a token is hidden from every log line (`logs.Secrets`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
+    from sidecar.logs import Secrets
     from sidecar.volume.certs import CertInfo
 
 TIMEOUT = 10.0
@@ -146,15 +147,16 @@ def describe_target(url: str) -> str:
 class Notifier:
     """Delivers alerts to the webhook and the apprise URLs; failures are logged, never raised."""
 
-    def __init__(self, webhook: str | None, apprise_urls: str | None) -> None:
+    def __init__(self, webhook: str | None, apprise_urls: str | None, secrets: Secrets) -> None:
         self._webhook = webhook
         self._apprise: Any = None
+        self._secrets = secrets
         self.targets: list[str] = []
         if webhook:
-            logs.hide(*logs.secret_parts(webhook))
+            secrets.hide(*logs.secret_parts(webhook))
             self.targets.append("webhook " + describe_target(webhook))
         if apprise_urls:
-            self._apprise = _apprise(apprise_urls)
+            self._apprise = _apprise(apprise_urls, secrets)
             self.targets += ["apprise " + describe_target(u) for u in _split_urls(apprise_urls)]
 
     @property
@@ -178,7 +180,7 @@ class Notifier:
             )
         if not errors:
             logger.info("alert sent: {}", alert.title, event="alert", outcome="sent")
-        return [logs.redact(e) for e in errors]
+        return [self._secrets.redact(e) for e in errors]
 
 
 def _split_urls(urls: str) -> list[str]:
@@ -193,12 +195,12 @@ def _split_urls(urls: str) -> list[str]:
     return [str(u) for u in parse_urls(urls)]  # type: ignore[no-untyped-call]
 
 
-def _apprise(urls: str) -> Any:  # noqa: ANN401 (apprise.Apprise, imported only when configured)
+def _apprise(urls: str, secrets: Secrets) -> Any:  # noqa: ANN401 (apprise.Apprise, only when used)
     items = _split_urls(urls)  # first: says which extra to build with when apprise is missing
     import apprise  # noqa: PLC0415 (loading apprise's plugins takes a second; only when used)
 
     for url in items:
-        logs.hide(*logs.secret_parts(url))
+        secrets.hide(*logs.secret_parts(url))
     notifier = apprise.Apprise()
     for number, url in enumerate(items, 1):
         if not notifier.add(url):

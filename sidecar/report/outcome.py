@@ -4,7 +4,6 @@ kept for the metrics, alerts sent, all of it written to the journal in one updat
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 
     from sidecar.cycle.result import CycleResult
     from sidecar.cycle.verify import Check
+    from sidecar.logs import Secrets
     from sidecar.settings import Settings
     from sidecar.targets.base import Target, TargetControl
 
@@ -85,22 +85,19 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
     )
 
 
-@functools.cache
-def notifier(webhook: str | None, apprise_urls: str | None) -> alerts.Notifier:
-    """One notifier per process (building apprise's takes a second)."""
-    return alerts.Notifier(webhook, apprise_urls)
-
-
-def notifier_for(config: Settings) -> alerts.Notifier:
-    return notifier(
+def notifier_for(config: Settings, secrets: Secrets) -> alerts.Notifier:
+    """The process's one notifier (building apprise's takes a second): the entry point makes it
+    once, with the secrets its log lines mask."""
+    return alerts.Notifier(
         config.webhook_url.get_secret_value() if config.webhook_url else None,
         config.alert_urls.get_secret_value() if config.alert_urls else None,
+        secrets,
     )
 
 
-def prepare(config: Settings) -> None:
-    """At start: a bad ALERT_URLS is a configuration error; say where alerts go."""
-    sender = notifier_for(config)
+def prepare(config: Settings, secrets: Secrets) -> alerts.Notifier:
+    """At start: a bad ALERT_URLS is a configuration error; say where alerts go; the notifier."""
+    sender = notifier_for(config, secrets)
     if sender.enabled:
         logger.info("alerts go to {}", ", ".join(sender.targets))
     if config.verify:
@@ -108,6 +105,7 @@ def prepare(config: Settings) -> None:
             "after each cycle the app's certificate is verified on {}",
             ", ".join(str(e) for e in config.verify),
         )
+    return sender
 
 
 def _measure(control: TargetControl, since: datetime, now: datetime) -> float | None:
@@ -130,7 +128,11 @@ def _measure(control: TargetControl, since: datetime, now: datetime) -> float | 
 
 
 def record(
-    config: Settings, control: TargetControl, result: CycleResult, began_at: datetime
+    config: Settings,
+    control: TargetControl,
+    result: CycleResult,
+    began_at: datetime,
+    sender: alerts.Notifier,
 ) -> CycleResult:
     """Measure, count and decide the alerts in one journal update; then send the alerts."""
     now = now_utc()
@@ -153,7 +155,6 @@ def record(
         return dataclasses.replace(after, alerts=memory)
 
     journal.update(config.state_dir, change)
-    sender = notifier_for(config)
     for alert in due if sender.enabled else ():
         sender.send(alert, now)
     return result

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sidecar.settings import Settings
+    from sidecar.shutdown import StopRequest
 
 
 class Targets:
@@ -83,17 +84,22 @@ class Targets:
         return self._services if target.kind == SERVICE else self._containers
 
 
-def control_for(config: Settings) -> Targets:
-    """The app's targets as the settings name them (APP_CONTAINERS, APP_SERVICES, APP_LABEL)."""
+def control_for(config: Settings, stopping: StopRequest) -> Targets:
+    """The app's targets as the settings name them (APP_CONTAINERS, APP_SERVICES, APP_LABEL);
+    their waits end early on `stopping`."""
     client = connect()
     own = self_id()
     return Targets(
         DockerContainers(
-            client, stop_timeout=config.stop_timeout, start_timeout=config.start_timeout
+            client,
+            stop_timeout=config.stop_timeout,
+            start_timeout=config.start_timeout,
+            stopping=stopping,
         ),
         SwarmServices(
             client,
             start_timeout=config.start_timeout,
+            stopping=stopping,
             store=secret_store(client, config),
             own_id=own,
         ),

@@ -17,12 +17,13 @@ import docker.errors
 import requests.exceptions
 from loguru import logger
 
-from sidecar import shutdown
 from sidecar.errors import DockerError, NotReadyError
 from sidecar.targets.base import CONTAINER, EPOCH, TASK_SERVICE, Target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+
+    from sidecar.shutdown import StopRequest
 
 
 Client = docker.DockerClient  # for the type hints of targets.swarm, which shares this funnel
@@ -76,10 +77,12 @@ class DockerContainers:
         *,
         stop_timeout: float | None,
         start_timeout: float,
+        stopping: StopRequest,
     ) -> None:
         self._client = client
         self._stop_timeout = stop_timeout
         self._start_timeout = start_timeout
+        self._stopping = stopping
 
     def listed(
         self, names: Sequence[str] = (), label: str | None = None, own_id: str | None = None
@@ -161,8 +164,9 @@ class DockerContainers:
         while True:
             state = call(f"inspect {target.name}", self._client.api.inspect_container, target.id)
             ready = readiness(state["State"])
-            limit = STOPPING_START_WAIT if shutdown.REQUEST.requested() else self._start_timeout
-            if ready == "ready" or (ready == "starting" and shutdown.REQUEST.requested()):
+            stopping = self._stopping.requested()
+            limit = STOPPING_START_WAIT if stopping else self._start_timeout
+            if ready == "ready" or (ready == "starting" and stopping):
                 return
             if ready == "exited":
                 raise DockerError(

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from sidecar import shutdown
 from sidecar.errors import DockerError, NotReadyError, SidecarError
 from sidecar.targets import secrets
 from sidecar.targets.base import DEFAULT_STOP_TIMEOUT, EPOCH, SERVICE, Target, each
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sidecar.settings import Settings
+    from sidecar.shutdown import StopRequest
     from sidecar.targets.engine import Client
     from sidecar.targets.secrets import Version
 
@@ -124,11 +124,13 @@ class SwarmServices:
         client: Client,
         *,
         start_timeout: float,
+        stopping: StopRequest,
         store: SecretStore | None = None,
         own_id: str | None = None,
     ) -> None:
         self._api = client.api
         self._start_timeout = start_timeout
+        self._stopping = stopping
         self._store = store
         self._own_id = own_id
 
@@ -368,7 +370,7 @@ class SwarmServices:
         the sidecar itself stops, the accepted update is enough (swarm starts the tasks)."""
         began = time.monotonic()
         wanted = fingerprint(template)
-        while not shutdown.REQUEST.requested():
+        while not self._stopping.requested():
             service = call(f"inspect {target.title}", self._api.inspect_service, target.id)
             status = service.get("UpdateStatus") or {}
             if status.get("State") in FAILED_UPDATE:

@@ -103,7 +103,9 @@ def test_hook_post_starts_the_app(env, monkeypatch):
 
 def test_run_after_a_stop_request_exits_0_before_touching_docker(env, monkeypatch):
     """SIGTERM during start-up: the daemon ends cleanly, nothing checked or stopped."""
-    monkeypatch.setattr(cli, "control_for", lambda _config: pytest.fail("Docker was asked"))
+    monkeypatch.setattr(
+        cli, "control_for", lambda _config, _stopping: pytest.fail("Docker was asked")
+    )
     shutdown.REQUEST.request()
     assert cli.main(["run"]) == 0
 
@@ -172,7 +174,7 @@ def test_the_app_left_stopped_is_started_before_anything_else_is_checked(
         raise ConfigError(message)
 
     monkeypatch.setattr(module, name, refuse)
-    monkeypatch.setattr(cli, "control_for", lambda _config: control)
+    monkeypatch.setattr(cli, "control_for", lambda _config, _stopping: control)
     assert cli.main(["run"]) == cli.EXIT_CONFIG
     assert control.get("web").running
     assert message in capsys.readouterr().err
@@ -182,7 +184,7 @@ def test_adopt_starts_what_the_record_names_before_it_releases_the_lock(env, mon
     """`sidecar adopt` holds the cycle's lock: a restore skipped for that lock is its to do."""
     certificate(env, timedelta(days=60))
     control = stopped_web(env)
-    monkeypatch.setattr(cli, "control_for", lambda _config: control)
+    monkeypatch.setattr(cli, "control_for", lambda _config, _stopping: control)
     assert cli.main(["adopt"]) == 0
     assert control.get("web").running
     assert read_record(Path(env["CONFIG_DIR"]) / "sidecar") == []
@@ -191,7 +193,9 @@ def test_adopt_starts_what_the_record_names_before_it_releases_the_lock(env, mon
 def test_adopt_without_a_record_never_asks_docker(env, monkeypatch, capsys):
     """The usual case: the rewrite needs no Docker access at all."""
     certificate(env, timedelta(days=60))
-    monkeypatch.setattr(cli, "control_for", lambda _config: pytest.fail("Docker was asked"))
+    monkeypatch.setattr(
+        cli, "control_for", lambda _config, _stopping: pytest.fail("Docker was asked")
+    )
     assert cli.main(["adopt"]) == 0
     assert "renewal conf(s) rewritten" in capsys.readouterr().out
 

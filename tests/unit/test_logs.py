@@ -71,8 +71,7 @@ def test_relayed_lines_without_fields_still_work(stderr):
 
 def test_hidden_secrets_are_masked_in_json_too(stderr):
     """A registered secret never appears, whatever the format."""
-    logs.setup("INFO", "json")
-    logs.hide("very-secret-token-42")
+    logs.setup("INFO", "json").hide("very-secret-token-42")
     logger.warning("POST https://h/very-secret-token-42 failed")
     written = stderr.getvalue()
     assert "very-secret-token-42" not in written

@@ -111,7 +111,7 @@ def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
         scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng())
+    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
     scheduler.run()
     assert len(runs) == 1
     assert load(config.state_dir).next_check_at is None
@@ -119,7 +119,9 @@ def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
 
 def test_stop_before_run_runs_no_cycle(tmp_path):
     """A stop that arrives before the loop starts is honoured."""
-    scheduler = Scheduler(make_settings(tmp_path), lambda: pytest.fail("cycle ran"), rng())
+    scheduler = Scheduler(
+        make_settings(tmp_path), lambda: pytest.fail("cycle ran"), rng(), stopping=shutdown.REQUEST
+    )
     scheduler.stop()
     scheduler.run()
 
@@ -135,7 +137,7 @@ def test_next_check_time_is_saved_after_each_cycle(tmp_path):
             scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng())
+    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
     scheduler.run()
     assert len(runs) == 3
     saved = load(config.state_dir).next_check_at
@@ -156,7 +158,7 @@ def test_next_check_keeps_the_rest_of_the_state(tmp_path):
             scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng())
+    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
     scheduler.run()
     state = load(config.state_dir)
     assert state.last_result == "ok"
@@ -176,7 +178,7 @@ def test_failures_in_the_state_file_make_the_wait_a_backoff(tmp_path):
         ends.append(datetime.now(UTC))
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng())
+    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
     scheduler.run()
     at = load(config.state_dir).next_check_at
     assert at is not None
@@ -196,7 +198,7 @@ def test_cycle_skipped_for_a_held_lock_does_not_end_the_daemon(tmp_path):
         scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng())
+    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
     scheduler.run()
     assert len(calls) == 2
 

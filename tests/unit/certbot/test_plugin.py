@@ -92,7 +92,7 @@ def test_a_port_still_held_after_the_stop_is_a_clear_plugin_error(auth, calls, m
 def test_the_app_is_started_once_the_last_expected_renewal_is_saved(calls, monkeypatch):
     """Two renewals expected in this run: the installer's restart starts the app after the 2nd."""
     monkeypatch.setenv(inside.EXPECTED_ENV, "2")
-    monkeypatch.setattr(plugin, "_renewed", [0])
+    inside.this_run.cache_clear()
     authenticator = plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar")
     authenticator.restart()
     assert calls == []
@@ -103,7 +103,7 @@ def test_the_app_is_started_once_the_last_expected_renewal_is_saved(calls, monke
 def test_without_an_expected_count_every_saved_certificate_starts_the_app(calls, monkeypatch):
     """certonly (no count given): the app is started as soon as its certificate is saved."""
     monkeypatch.delenv(inside.EXPECTED_ENV, raising=False)
-    monkeypatch.setattr(plugin, "_renewed", [0])
+    inside.this_run.cache_clear()
     plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar").restart()
     assert calls == ["start"]
 

@@ -10,7 +10,9 @@ from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run as cycle
 from sidecar.cycle.result import CycleResult
 from sidecar.errors import CertbotError, LockedError
+from sidecar.logs import Secrets
 from sidecar.report import outcome
+from sidecar.report.alerts import Notifier
 from sidecar.targets.outage import RECORD, restore, stop_targets
 from sidecar.volume.files import exclusive_lock, write_json
 from sidecar.volume.journal import Journal, load
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from sidecar.settings import Settings
 
 OK = CertbotResult(0, timed_out=False)
+SILENT = Notifier(None, None, Secrets())  # no alert goes anywhere
 
 
 def run_cycle(
@@ -45,9 +48,9 @@ def run_cycle(
     """A cycle as the CLI runs it: its outcome recorded in the journal."""
 
     def after(result: CycleResult, began_at: datetime) -> CycleResult:
-        return outcome.record(config, control, result, began_at)
+        return outcome.record(config, control, result, began_at, SILENT)
 
-    return cycle.run_cycle(config, certbot, control, after=after, **options)
+    return cycle.run_cycle(config, certbot, control, shutdown.REQUEST, after=after, **options)
 
 
 FAILED = CertbotResult(

@@ -183,12 +183,12 @@ def test_target_descriptions_show_no_path():
 
 
 def test_hidden_strings_never_reach_a_log_line():
-    """After logs.hide, a message containing the secret shows *** instead."""
+    """Once hidden, a message containing the secret shows *** instead."""
     lines: list[str] = []
-    logs.setup("INFO", "text")
+    secrets = logs.setup("INFO", "text")
     sink = logger.add(lambda m: lines.append(str(m)), format="{message}")
     try:
-        logs.hide("tok-123456-secret")
+        secrets.hide("tok-123456-secret")
         logger.info("posting to https://x/hook/{}", "tok-123456-secret")
     finally:
         logger.remove(sink)
@@ -236,7 +236,9 @@ ALERT = Alert(FAILED, "failure", "certbot-sidecar: renewal failed", "boom", erro
 
 def test_webhook_gets_the_json_payload(receiver):
     """One POST with the documented body to the configured path."""
-    notifier = Notifier(f"http://127.0.0.1:{receiver.port}/hook/tok-123456-secret", None)
+    notifier = Notifier(
+        f"http://127.0.0.1:{receiver.port}/hook/tok-123456-secret", None, logs.Secrets()
+    )
     assert notifier.send(ALERT, T0) == []
     ((path, body),) = receiver.received
     assert path == "/hook/tok-123456-secret"
@@ -253,7 +255,9 @@ needs_apprise = pytest.mark.skipif(
 @needs_apprise
 def test_apprise_json_url_is_delivered(receiver):
     """ALERT_URLS=json://127.0.0.1:PORT/...: apprise posts title, message and type."""
-    notifier = Notifier(None, f"json://127.0.0.1:{receiver.port}/apprise/tok-123456-secret")
+    notifier = Notifier(
+        None, f"json://127.0.0.1:{receiver.port}/apprise/tok-123456-secret", logs.Secrets()
+    )
     assert notifier.targets == ["apprise json://..."]
     assert notifier.send(ALERT, T0) == []
     ((path, body),) = receiver.received
@@ -267,7 +271,9 @@ def test_webhook_error_status_is_reported_not_raised():
     """A 404 is one error line without the token, and is not retried."""
     server = Receiver(status=404)
     try:
-        notifier = Notifier(f"http://127.0.0.1:{server.port}/hook/tok-123456-secret", None)
+        notifier = Notifier(
+            f"http://127.0.0.1:{server.port}/hook/tok-123456-secret", None, logs.Secrets()
+        )
         (error,) = notifier.send(ALERT, T0)
     finally:
         server.close()
@@ -281,7 +287,9 @@ def test_unreachable_webhook_is_reported_without_the_url_path(monkeypatch):
     server = Receiver()
     port = server.port
     server.close()
-    (error,) = Notifier(f"http://127.0.0.1:{port}/hook/tok-123456-secret", None).send(ALERT, T0)
+    (error,) = Notifier(
+        f"http://127.0.0.1:{port}/hook/tok-123456-secret", None, logs.Secrets()
+    ).send(ALERT, T0)
     assert "tok-123456-secret" not in error
     assert error.startswith(f"webhook http://127.0.0.1:{port}/...: ConnectionError")
 
@@ -290,12 +298,12 @@ def test_unreachable_webhook_is_reported_without_the_url_path(monkeypatch):
 def test_unknown_apprise_scheme_is_a_configuration_error():
     """An ALERT_URLS item apprise cannot parse stops the sidecar at start (exit 2)."""
     with pytest.raises(ConfigError, match=r"ALERT_URLS: item 2 \(nosuchscheme://...\)"):
-        Notifier(None, "json://127.0.0.1:9/a nosuchscheme://tok-123456-secret")
+        Notifier(None, "json://127.0.0.1:9/a nosuchscheme://tok-123456-secret", logs.Secrets())
 
 
 def test_no_targets_means_disabled():
     """Without WEBHOOK_URL and ALERT_URLS nothing is sent."""
-    assert not Notifier(None, None).enabled
+    assert not Notifier(None, None, logs.Secrets()).enabled
 
 
 def test_alert_urls_without_apprise_name_the_extra_to_build_with(monkeypatch):
@@ -303,4 +311,4 @@ def test_alert_urls_without_apprise_name_the_extra_to_build_with(monkeypatch):
     monkeypatch.setitem(sys.modules, "apprise", None)
     monkeypatch.setitem(sys.modules, "apprise.utils.parse", None)
     with pytest.raises(ConfigError, match="--build-arg EXTRAS=alerts"):
-        Notifier(None, "json://127.0.0.1:9/x")
+        Notifier(None, "json://127.0.0.1:9/x", logs.Secrets())

@@ -5,10 +5,13 @@ import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sidecar import shutdown
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.run import run_cycle
 from sidecar.cycle.verify import compare, may_restart
+from sidecar.logs import Secrets
 from sidecar.report import outcome
+from sidecar.report.alerts import Notifier
 from sidecar.report.status import Row, served_problems, with_served
 from sidecar.settings import Endpoint
 from sidecar.volume import journal
@@ -35,6 +38,8 @@ SEC = timedelta(seconds=1)
 
 
 # downtime
+
+SILENT = Notifier(None, None, Secrets())  # no alert goes anywhere
 
 
 def test_downtime_is_from_the_stop_to_the_start_of_each_target_stopped_in_the_cycle():
@@ -94,7 +99,7 @@ def test_cycle_without_verify_counts_and_measures(tmp_path: Path):
     web = container("web", started_at=T0 + 3 * SEC)
     web = dataclasses.replace(web, finished_at=T0 + SEC)
     result = outcome.record(
-        config, FakeControl(web), CycleResult(("example.com",), (), 1.0), began_at=T0
+        config, FakeControl(web), CycleResult(("example.com",), (), 1.0), T0, SILENT
     )
     assert result.checks == ()
     assert result.downtime == 2.0
@@ -108,7 +113,7 @@ def test_failed_cycle_is_counted_and_a_quiet_one_keeps_the_last_downtime(tmp_pat
     config = make_settings(tmp_path / "le")
     save_journal(config.state_dir, Journal(downtime=4.0, downtime_at=T0))
     control = FakeControl(container("web", started_at=T0 - 100 * SEC))
-    result = outcome.record(config, control, CycleResult((), ("boom",), 1.0), began_at=T0)
+    result = outcome.record(config, control, CycleResult((), ("boom",), 1.0), T0, SILENT)
     assert result.errors == ("boom",)
     facts = journal.load(config.state_dir)
     assert facts.cycle_failures == 1
@@ -126,9 +131,9 @@ def test_verify_with_an_app_that_does_not_answer_fails_the_cycle(tmp_path: Path)
     control = FakeControl(container("web"))
 
     def after(result: CycleResult, began_at: object) -> CycleResult:
-        return outcome.record(config, control, result, began_at)  # type: ignore[arg-type]
+        return outcome.record(config, control, result, began_at, SILENT)  # type: ignore[arg-type]
 
-    result = run_cycle(config, FakeCertbot(), control, after=after)
+    result = run_cycle(config, FakeCertbot(), control, shutdown.REQUEST, after=after)
     (error,) = result.errors
     assert error.startswith(f"example.com: 127.0.0.1:{port} (SNI example.com) does not answer TLS")
     (problem,) = served_problems(config, journal.load(config.state_dir))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 import requests
 
+from sidecar import shutdown
 from sidecar.targets.secrets import Files
 from sidecar.targets.swarm import SecretStore, SwarmServices, service_target
 
@@ -153,4 +154,6 @@ def swarm_services(
     given."""
     client: Any = SimpleNamespace(api=api)
     store = None if config_dir is None else SecretStore(client, config_dir, names, files)
-    return SwarmServices(client, start_timeout=start_timeout, store=store)
+    return SwarmServices(
+        client, start_timeout=start_timeout, stopping=shutdown.REQUEST, store=store
+    )

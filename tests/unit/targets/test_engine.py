@@ -7,6 +7,7 @@ import docker.errors
 import pytest
 import requests
 
+from sidecar import shutdown
 from sidecar.targets import engine as containers
 from sidecar.targets.engine import own_container_id, parse_docker_time
 from tests.unit.helpers import container
@@ -301,6 +302,7 @@ def test_only_the_named_labelled_and_own_containers_are_inspected():
         _Client(api),  # type: ignore[arg-type]
         stop_timeout=None,
         start_timeout=1,
+        stopping=shutdown.REQUEST,
     ).listed(["web", "w.b"], "app=shop", own)
     assert sorted(t.name for t in found) == ["api", "other-7", "w.b", "web"]
     assert len(api.inspected) == 4

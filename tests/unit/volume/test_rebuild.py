@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import configobj
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sidecar import shutdown
 from sidecar.cycle import run_cycle
 from sidecar.volume import rebuild, tree
 from tests.unit.helpers import (
@@ -147,7 +148,7 @@ def test_nothing_to_rebuild_without_files_or_with_an_empty_live_directory(tmp_pa
 
 
 def tree_cycle(config: Settings, fake: FakeCertbot) -> CycleResult:
-    return run_cycle(config, fake, FakeControl(container("web")))
+    return run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST)
 
 
 def test_a_lineage_without_key_fails_the_cycle_at_once_and_permanently(tmp_path):

@@ -9,6 +9,7 @@ import configobj
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sidecar import shutdown
 from sidecar.certbot.argv import common_args
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
@@ -298,7 +299,7 @@ def test_cycle_adopts_before_certbot_and_runs_one_renew_for_all(config):
         return CertbotResult(0, timed_out=False)
 
     fake = FakeCertbot(action)
-    result = run_cycle(config, fake, FakeControl(container("web")))
+    result = run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST)
     assert result.ok, result.errors
     assert fake.commands == ["renew"]
     assert "authenticator = sidecar" in seen[0], "certbot must see the adopted conf"
@@ -314,7 +315,7 @@ def test_cycle_renews_a_lineage_on_another_ca_with_its_own_server(config):
     other = dict(APACHE, server=OTHER_CA, account="acc-other")
     lineage(config, "b.example", other, names=("b.example",))
     fake = FakeCertbot()
-    assert run_cycle(config, fake, FakeControl(container("web"))).ok
+    assert run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST).ok
     (args,) = fake.calls
     assert args[0] == "renew"
     for flag in ("--server", "--authenticator", "--installer"):
@@ -329,7 +330,7 @@ def test_dry_run_cycle_rewrites_nothing(config):
     """A dry run saves nothing: the host conf stays as it is."""
     conf = lineage(config, "a.example", APACHE, names=("a.example",))
     before = conf.read_bytes()
-    run_cycle(config, FakeCertbot(), FakeControl(container("web")), dry_run=True)
+    run_cycle(config, FakeCertbot(), FakeControl(container("web")), shutdown.REQUEST, dry_run=True)
     assert conf.read_bytes() == before
     assert confs.backups(conf) == []
 
@@ -400,7 +401,7 @@ def test_production_lineage_without_server_is_never_moved_to_staging(tmp_path):
         "https://acme-v02.api.letsencrypt.org/directory"
     }
     fake = FakeCertbot()
-    run_cycle(staging, fake, FakeControl(container("web")))
+    run_cycle(staging, fake, FakeControl(container("web")), shutdown.REQUEST)
     assert "--server" not in fake.calls[-1]
 
 
@@ -413,10 +414,10 @@ def test_two_accounts_for_the_ca_pin_the_lineages_account_and_drop_the_server_fl
     assert decision.pinned_account == "acc-two"
     assert "account" not in {e.key for e in decision.edits}
     fake = FakeCertbot()
-    assert run_cycle(config, fake, FakeControl(container("web"))).ok
+    assert run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST).ok
     assert "--server" not in fake.calls[-1]
     dry = FakeCertbot()
-    run_cycle(config, dry, FakeControl(container("web")), dry_run=True)
+    run_cycle(config, dry, FakeControl(container("web")), shutdown.REQUEST, dry_run=True)
     assert value_after(dry.calls[-1], "--account") == "acc-two"
     assert value_after(dry.calls[-1], "--cert-name") == "a.example"
 
@@ -589,7 +590,7 @@ def test_the_daemons_cycle_goes_on_past_a_conf_certbot_cannot_read(config):
     tail = ("Renewal configuration file old.example.conf produced an unexpected error",
             "0 renew failure(s), 1 parse failure(s)")  # fmt: skip
     fake = FakeCertbot(lambda _args: CertbotResult(1, timed_out=False, tail=tail))
-    result = run_cycle(config, fake, FakeControl(container("web")))
+    result = run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST)
     assert result.ok, result.errors
     assert fake.commands == ["renew"]
 

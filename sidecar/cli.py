@@ -19,6 +19,7 @@ from sidecar.cycle import CycleResult, dryrun, preflight, run_cycle
 from sidecar.cycle.plan import configured
 from sidecar.errors import ConfigError, DockerError, SidecarError
 from sidecar.report import metrics, outcome
+from sidecar.report.adoption import adoption_json, render, rewrite_text
 from sidecar.report.status import failing, health, rows, served_problems, table, with_served
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
@@ -224,12 +225,13 @@ def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
     )
     if as_json:
         report = {"certificates": [r.to_json() for r in items], **state.to_json()}
-        print(json.dumps({**report, **tree.inspect(config).to_json()}, indent=2))
+        print(json.dumps({**report, **adoption_json(tree.inspect(config))}, indent=2))
     else:
         print(table(items))
         if state.next_check_at:
             print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
-        print(f"\nlineages:\n{tree.inspect(config).render()}")
+        adoption = tree.inspect(config)
+        print(f"\nlineages:\n{render(adoption.decisions, adoption.findings)}")
     return 0
 
 
@@ -256,7 +258,7 @@ def cmd_adopt(config: settings.Settings, process: Process, *, check: bool) -> in
     def held() -> list[str]:
         return outage.restore_held(config.state_dir, lambda: control_for(config, process.stopping))
 
-    print(tree.adopt_command(config, check=check, held=held))
+    print(rewrite_text(tree.adopt_command(config, check=check, held=held)))
     return 0
 
 

@@ -7,6 +7,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from sidecar.volume import access, accounts, adopt, layout, lineages
+from sidecar.volume.servers import server_label
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,7 +50,7 @@ def _check_accounts(config: Settings) -> list[str]:
     existing = set(lineages.names(config.config_dir))
     if len(found) <= 1 or all(spec.name in existing for spec in config.domains):
         return []
-    label = adopt.server_label(config.acme_server)
+    label = server_label(config.acme_server)
     line = (
         f"{len(found)} accounts exist for {label} ({', '.join(found)}): certbot would ask which "
         "one to obtain a new certificate with; keep one (move the others out of accounts/)"

@@ -16,6 +16,8 @@ from sidecar.settings import installed_plugins
 from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages, rebuild
 from sidecar.volume.certs import CertInfo, now_utc, parse_cert
 from sidecar.volume.files import exclusive_lock
+from sidecar.volume.found import Found, Here
+from sidecar.volume.renewal_keys import credentials_key
 from sidecar.volume.watch import LOCK
 
 if TYPE_CHECKING:
@@ -45,14 +47,18 @@ class Adoption:
         kept = tuple(d for d in self.decisions if d.name not in planned)
         return Adoption(kept, self.findings, self.rebuilds)
 
-    def render(self) -> str:
-        return adopt.render(self.decisions, self.findings)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lineages": [d.to_json() for d in self.decisions],
-            "tree": list(self.findings),
-        }
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """What `sidecar adopt` did, or with `check` would do: the confs `rewritten`, with the
+    `backups` made, the lineages whose conf was `rebuilt` and whose files were `repaired`."""
+
+    adoption: Adoption
+    check: bool
+    rewritten: int
+    backups: tuple[Path, ...] = ()
+    rebuilt: tuple[str, ...] = ()
+    repaired: tuple[str, ...] = ()
 
 
 def runnable(program: str) -> bool:
@@ -67,9 +73,9 @@ def account_ids(config_dir: Path, server: str) -> tuple[str, ...]:
     return accounts.for_server(config_dir, server).loadable
 
 
-def here_for(config: Settings) -> adopt.Here:
+def here_for(config: Settings) -> Here:
     unlisted = "*" in config.ignore_lineages
-    return adopt.Here(
+    return Here(
         config_dir=str(config.config_dir),
         work_dir=str(config.work_dir),
         logs_dir=str(config.logs_dir),
@@ -102,7 +108,7 @@ def _plain(value: Any) -> Any:  # noqa: ANN401 (configobj values)
     return list(value) if isinstance(value, list | tuple) else value
 
 
-def read_lineage(config_dir: Path, name: str, rebuilt: bytes | None = None) -> adopt.Found:
+def read_lineage(config_dir: Path, name: str, rebuilt: bytes | None = None) -> Found:
     """What the renewal conf (or the one `rebuilt` for it) and the current certificate of
     lineage `name` say."""
     conf_path = config_dir / "renewal" / f"{name}.conf"
@@ -118,14 +124,14 @@ def read_lineage(config_dir: Path, name: str, rebuilt: bytes | None = None) -> a
     try:
         conf = confs.load_conf(conf_path) if rebuilt is None else confs.load_text(rebuilt)
     except ConfigError as error:
-        return adopt.Found(name, conf_error=str(error), cert=cert, cert_error=cert_error)
+        return Found(name, conf_error=str(error), cert=cert, cert_error=cert_error)
     params = conf["renewalparams"]
     now_using = f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
     if adopted_from == now_using:
         adopted_from = None  # the backup was of another change (IGNORE_LINEAGES, paths, ...)
     top = {k: str(v) for k, v in conf.items() if k != "renewalparams" and isinstance(v, str)}
     marked = adopt.IGNORE_MARK in params.comments.get("autorenew", [])
-    return adopt.Found(
+    return Found(
         name=name,
         top=top,
         params={k: _plain(v) for k, v in params.items()},
@@ -156,7 +162,7 @@ def _adopted_from(backup: Path) -> str | None:
     return f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
 
 
-def renewal_params(config: Settings, here: adopt.Here) -> dict[str, str]:
+def renewal_params(config: Settings, here: Here) -> dict[str, str]:
     """What the sidecar's own `certonly` saves in `[renewalparams]`, in certbot's order (the
     key's values, from the certificate, go before `post_hook`); the account only when the tree
     holds exactly one for ACME_SERVER (with several, certbot would ask)."""
@@ -169,12 +175,12 @@ def renewal_params(config: Settings, here: adopt.Here) -> dict[str, str]:
     params.update(config_dir=here.config_dir, work_dir=here.work_dir, logs_dir=here.logs_dir)
     params.update(server=config.acme_server, authenticator=here.authenticator)
     if here.credentials:
-        params[adopt.credentials_key(here.authenticator)] = here.credentials
+        params[credentials_key(here.authenticator)] = here.credentials
     params["installer"] = here.installer
     return params
 
 
-def _rebuilds(config: Settings, here: adopt.Here) -> tuple[rebuild.Rebuild, ...]:
+def _rebuilds(config: Settings, here: Here) -> tuple[rebuild.Rebuild, ...]:
     """DOMAINS lineages left without their conf (not a live directory another conf names)."""
     config_dir = config.config_dir
     owned = {lineages.live_dir(config_dir, name).name for name in lineages.names(config_dir)}
@@ -287,32 +293,28 @@ def prepare(config: Settings, *, dry_run: bool = False) -> Adoption:
 
 def adopt_command(
     config: Settings, *, check: bool, held: Callable[[], object] = lambda: None
-) -> str:
+) -> Rewrite:
     """`sidecar adopt [--check]`: the plan, and (without --check) the rewrite under the lock;
     `held` runs before the lock is released, whatever happened (the CLI starts what the record
     of stopped targets names: whoever holds the lock does)."""
     if check:
         adoption = inspect(config)
-        rebuilt = {r.name for r in adoption.rebuilds if r.conf is not None}
+        rebuilt = tuple(r.name for r in adoption.rebuilds if r.conf is not None)
         pending = sum(1 for d in adoption.decisions if d.edits and d.name not in rebuilt)
-        repairs = sum(1 for d in adoption.decisions if d.repairs)
-        also = f", {len(rebuilt)} rebuilt" if rebuilt else ""
-        also += f", the files of {repairs} lineage(s) repaired" if repairs else ""
-        tail = f"{pending} renewal conf(s) would be rewritten{also}; nothing was changed (--check)"
-        return f"{adoption.render()}\n{tail}"
+        repairs = tuple(d.name for d in adoption.decisions if d.repairs)
+        return Rewrite(adoption, check=True, rewritten=pending, rebuilt=rebuilt, repaired=repairs)
     with exclusive_lock(config.state_dir / LOCK):
         try:
             adoption = inspect(config)
             made = apply(config, adoption)
         finally:
             held()
-    repaired = [d.name for d in adoption.decisions if d.repairs]
-    tail = f"{len(made)} renewal conf(s) rewritten" + (
-        " (backups: " + ", ".join(p.name for p in made) + ")" if made else ""
-    )
     renewal = config.config_dir / "renewal"
-    if written := [r.name for r in adoption.rebuilds if (renewal / f"{r.name}.conf").exists()]:
-        tail += "; rebuilt: " + ", ".join(written)
-    if repaired:
-        tail += "; files repaired: " + ", ".join(repaired)
-    return f"{adoption.render()}\n{tail}"
+    return Rewrite(
+        adoption,
+        check=False,
+        rewritten=len(made),
+        backups=tuple(made),
+        rebuilt=tuple(r.name for r in adoption.rebuilds if (renewal / f"{r.name}.conf").exists()),
+        repaired=tuple(d.name for d in adoption.decisions if d.repairs),
+    )

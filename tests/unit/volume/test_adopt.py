@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from sidecar.certbot.argv import renew_runs
 from sidecar.settings import LETSENCRYPT, LETSENCRYPT_STAGING
-from sidecar.volume import adopt
 from sidecar.volume.accounts import Accounts
-from sidecar.volume.adopt import Found, Here, decide, hook_commands
+from sidecar.volume.adopt import decide
+from sidecar.volume.found import Found, Here
+from sidecar.volume.renewal_keys import FILES
 from tests.unit.helpers import T0, cert_info
+
+if TYPE_CHECKING:
+    from sidecar.volume import adopt
 
 CD = "/etc/letsencrypt"
 PEBBLE = "https://pebble:14000/dir"
@@ -75,7 +79,7 @@ def host_params(**params: Any) -> dict[str, Any]:
 
 def found(name: str = "a.example", params: dict[str, Any] | None = None, **kw: Any) -> Found:
     top = {"archive_dir": f"{CD}/archive/{name}"}
-    top.update({k: f"{CD}/live/{name}/{k}.pem" for k in adopt.FILES})
+    top.update({k: f"{CD}/live/{name}/{k}.pem" for k in FILES})
     top.update(kw.pop("top", {}))
     names = kw.pop("names", (name, f"www.{name}"))
     return Found(
@@ -237,12 +241,6 @@ def test_a_foreign_post_hook_is_replaced_by_the_sidecars():
     assert "systemctl start apache2" in decision.changes[0]
 
 
-def test_hook_commands_are_found_in_shell_lines():
-    """Every program of `A=1 sudo a && b | c; d` is checked."""
-    assert hook_commands("A=1 sudo a x && b | c; d") == ["a", "b", "c", "d"]
-    assert hook_commands("") == []
-
-
 def test_lineage_in_domains_moves_to_acme_server_with_its_account_there():
     """In DOMAINS: the configured CA; the tree's account for that CA replaces the old one."""
     decision = decide(found(params=host_params()), here())
@@ -307,7 +305,7 @@ def test_tree_made_under_another_config_dir_gets_its_paths_and_dirs_fixed():
     """archive_dir, the live links and config_dir name this tree; the old ones are gone here."""
     old = "/srv/letsencrypt"
     top = {"archive_dir": f"{old}/archive/a.example"}
-    top.update({k: f"{old}/live/a.example/{k}.pem" for k in adopt.FILES})
+    top.update({k: f"{old}/live/a.example/{k}.pem" for k in FILES})
     params = sidecar_params(config_dir=old, work_dir="/srv/work", logs_dir="/srv/logs")
     changed = edits(decide(found(params=params, top=top), here()))
     assert changed["archive_dir"] == f"{CD}/archive/a.example"
@@ -432,23 +430,6 @@ def test_ignored_and_impossible_lineages_do_not_change_the_renew_flags():
     assert renew_runs(args, [ignored]) == [args]
 
 
-def test_core_keys_match_certbots_own_list():
-    """The keys never removed as a plugin's options are certbot's renewal keys."""
-    from certbot._internal import renewal  # noqa: PLC0415
-
-    assert set(renewal.CONFIG_ITEMS) == adopt.CORE_KEYS
-
-
-def test_render_shows_each_lineage_its_changes_and_the_tree_findings():
-    """The report: one block per lineage, then the tree's problems."""
-    decision = decide(found(params=host_params(server=PEBBLE, account="acc-pebble")), here())
-    text = adopt.render([decision], ["live/x/cert.pem -> ../../archive/x/cert1.pem is broken"])
-    assert text.startswith("a.example: sidecar")
-    assert "  change:  authenticator apache -> sidecar" in text
-    assert "tree:\n  live/x/cert.pem" in text
-    assert adopt.render([], []) == "no lineages in the tree yet"
-
-
 def test_forced_renewal_with_ignored_lineages_renews_the_others_one_by_one():
     """--force-renewal overrides autorenew = False: each other lineage gets its own --cert-name."""
     args = ["renew", "--force-renewal", "--server", PEBBLE]
@@ -495,14 +476,3 @@ def test_an_interval_the_operator_wrote_is_theirs_and_stays():
 
 
 # secrets in saved hooks
-
-
-def test_tokens_in_saved_hooks_are_masked_in_what_is_shown():
-    """A deploy hook posting to a webhook: the plan and `status --json` never show its token."""
-    hook = "curl -fsS https://hooks.slack.com/services/T0001/B0002/abcdefghijklmnopqrstuvwx"
-    lineage = found(params=host_params(renew_hook=hook, pre_hook="notify --token=s3cr3tvalue"))
-    decision = decide(lineage, here(), now=T0)
-    shown = decision.found + " ".join(decision.changes) + str(decision.to_json())
-    assert "abcdefghijklmnopqrstuvwx" not in shown
-    assert "s3cr3tvalue" not in shown
-    assert "hooks.slack.com" in shown

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sidecar.volume.adopt import Here, decide
+from sidecar.volume.adopt import decide
 from sidecar.volume.tree import here_for
 from tests.unit.helpers import dns_settings, make_settings
 from tests.unit.volume.test_adopt import PEBBLE, edits, found, here, sidecar_params
+
+if TYPE_CHECKING:
+    from sidecar.volume.found import Here
 
 CREDS = "/etc/letsencrypt/cloudflare.ini"  # inside the tree: here() says it exists
 DNS_HERE = {"plugins": here().plugins | {"dns-cloudflare", "dns-rfc2136"}}

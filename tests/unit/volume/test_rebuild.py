@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar import shutdown
 from sidecar.cycle import run_cycle
+from sidecar.report.adoption import rewrite_text
 from sidecar.volume import rebuild, tree
 from tests.unit.helpers import (
     FakeCertbot,
@@ -84,7 +85,7 @@ def test_check_shows_the_rebuild_and_writes_nothing(tmp_path):
     """`adopt --check`: the lineage decided as if rebuilt, one finding, nothing written."""
     config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
     conf = without_conf(config)
-    text = tree.adopt_command(config, check=True)
+    text = rewrite_text(tree.adopt_command(config, check=True))
     assert "renewal/a.example.conf is missing" in text
     assert "rebuilt in certbot's format: from live/a.example/cert.pem, key ecdsa secp256r1" in text
     assert "account none (certbot registers one)" in text
@@ -184,6 +185,6 @@ def test_adopt_writes_it_and_says_so(tmp_path):
     """`sidecar adopt`: the conf written, the tail names it, nothing backed up."""
     config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
     conf = without_conf(config)
-    text = tree.adopt_command(config, check=False)
+    text = rewrite_text(tree.adopt_command(config, check=False))
     assert text.endswith("0 renewal conf(s) rewritten; rebuilt: a.example")
     assert conf.exists()

@@ -13,6 +13,7 @@ from sidecar import shutdown
 from sidecar.certbot.argv import common_args
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
+from sidecar.report.adoption import rewrite_text
 from sidecar.volume import accounts, confs, lineages, tree
 from tests.unit.helpers import (
     FakeCertbot,
@@ -114,7 +115,7 @@ def test_check_prints_the_plan_and_changes_nothing(config):
     """`sidecar adopt --check`: each lineage and change listed, the conf byte for byte as it was."""
     conf = lineage(config, "a.example", APACHE)
     before = conf.read_bytes()
-    text = tree.adopt_command(config, check=True)
+    text = rewrite_text(tree.adopt_command(config, check=True))
     assert "a.example: sidecar" in text
     assert "authenticator apache -> sidecar" in text
     assert "pre_hook 'systemctl stop apache2' removed" in text
@@ -371,7 +372,7 @@ def test_a_conf_that_is_not_utf8_is_one_finding_and_the_rest_is_adopted(config):
     assert by_name["a.example"].action == "sidecar"
     assert bad.read_bytes() == before
     assert "authenticator = sidecar" in good.read_text(encoding="utf-8")
-    assert "bad.example: cannot" in tree.adopt_command(config, check=True)
+    assert "bad.example: cannot" in rewrite_text(tree.adopt_command(config, check=True))
 
 
 def test_crlf_and_bom_confs_are_adopted_and_stay_readable(config):
@@ -469,11 +470,11 @@ def test_unnumbered_archive_files_are_copied_to_numbered_ones_and_relinked(confi
         link = _live(config, "a.example") / f"{kind}.pem"
         link.unlink()
         link.symlink_to(f"../../archive/a.example/{kind}.pem")
-    text = tree.adopt_command(config, check=True)
+    text = rewrite_text(tree.adopt_command(config, check=True))
     assert "not numbered" in text
     assert "files of 1 lineage(s) repaired" in text
     assert (_live(config, "a.example") / "cert.pem").readlink().name == "cert.pem"
-    tree.adopt_command(config, check=False)
+    rewrite_text(tree.adopt_command(config, check=False))
     for kind in ("cert", "privkey", "chain", "fullchain"):
         link = _live(config, "a.example") / f"{kind}.pem"
         assert str(link.readlink()) == f"../../archive/a.example/{kind}1.pem"
@@ -616,7 +617,7 @@ def test_a_cert_linked_from_outside_that_does_not_match_is_not_called_renewable(
     assert "after the repair" in decision.does
     assert "point live/a.example/*.pem at archive/a.example/*1.pem" in decision.does
     assert decision.repairs == ()
-    text = tree.adopt_command(config, check=False)
+    text = rewrite_text(tree.adopt_command(config, check=False))
     assert "renewed the sidecar's way" not in text
     assert link.readlink() == outside
     assert sorted(p.name for p in _archive(config, "a.example").iterdir()) == [

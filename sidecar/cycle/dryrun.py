@@ -267,7 +267,7 @@ def run(
         result = run_cycle(config, certbot, control, stopping, dry_run=True)
     except SidecarError as error:
         result = CycleResult((), (str(error),), 0.0)
-    after = {t.id: control.inspect(t.id, t.kind) for t in targets}
+    after = {t.id: control.inspect(type(t), t.id) for t in targets}
     ca = urlsplit(config.acme_server).netloc or config.acme_server
     steps += stop_and_start_steps(
         running,

@@ -1,19 +1,23 @@
 """The app's targets as the settings name them: containers and, in a swarm, services, behind one
-TargetControl (one selection; each operation goes to the target's kind)."""
+TargetControl (one selection; each operation goes to the backend of the target's type)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sidecar.targets.base import CONTAINER, SERVICE, Target, select_targets
 from sidecar.targets.engine import DockerContainers, connect, self_id
-from sidecar.targets.swarm import SERVICE_ID, SwarmServices, secret_store
+from sidecar.targets.secret_store import secret_store
+from sidecar.targets.select import select_targets
+from sidecar.targets.swarm import SERVICE_ID, SwarmServices
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sidecar.settings import Settings
     from sidecar.shutdown import StopRequest
+    from sidecar.targets.base import Backend, Target
+
+T = TypeVar("T", bound="Target")
 
 
 class Targets:
@@ -38,6 +42,8 @@ class Targets:
     ) -> None:
         self._containers = containers
         self._services = services
+        # every kind's backend: a new kind of target is one more entry
+        self._backends: tuple[Backend[Any], ...] = (containers, services)
         self._names = tuple(names)
         self._service_names = tuple(service_names)
         self._label = label
@@ -60,28 +66,31 @@ class Targets:
             swarm=swarm,
         )
 
-    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
-        if kind == SERVICE:
-            return self._services.inspect(ident)
-        return self._containers.inspect(ident)
+    def inspect(self, kind: type[T], ident: str) -> T | None:
+        found: T | None = self._backend(kind).inspect(ident)
+        return found
 
     def stop(self, target: Target) -> None:
-        self._of(target).stop(target)
+        self._backend(type(target)).stop(target)
 
     def start(self, target: Target) -> None:
-        self._of(target).start(target)
+        self._backend(type(target)).start(target)
 
     def restart(self, target: Target) -> None:
-        self._of(target).restart(target)
+        self._backend(type(target)).restart(target)
 
     def signal(self, target: Target, name: str) -> None:
-        self._of(target).signal(target, name)
+        self._backend(type(target)).signal(target, name)
 
     def deliver(self, targets: Sequence[Target]) -> list[str]:
-        return self._services.deliver([t for t in targets if t.kind == SERVICE])
+        return [
+            error
+            for backend in self._backends
+            for error in backend.deliver([t for t in targets if isinstance(t, backend.kind)])
+        ]
 
-    def _of(self, target: Target) -> DockerContainers | SwarmServices:
-        return self._services if target.kind == SERVICE else self._containers
+    def _backend(self, kind: type[Target]) -> Backend[Any]:
+        return next(b for b in self._backends if b.kind is kind)
 
 
 def control_for(config: Settings, stopping: StopRequest) -> Targets:

@@ -1,5 +1,5 @@
-"""The Docker Engine API for containers, and the one client funnel (`connect`, `call`) that
-`targets.swarm` shares: the only two modules using the Docker SDK."""
+"""The Docker Engine API for containers, and the one client funnel (`connect`, `call`,
+`post_json`) that `targets.swarm` shares: the only module importing the Docker SDK."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ import requests.exceptions
 from loguru import logger
 
 from sidecar.errors import DockerError, NotReadyError
-from sidecar.targets.base import CONTAINER, EPOCH, TASK_SERVICE, Target
+from sidecar.targets.base import EPOCH
+from sidecar.targets.container import TASK_SERVICE, ContainerTarget
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from sidecar.shutdown import StopRequest
+    from sidecar.targets.base import Target
 
 
 Client = docker.DockerClient  # for the type hints of targets.swarm, which shares this funnel
@@ -51,12 +53,12 @@ def parse_docker_time(raw: str) -> datetime:
     return datetime.fromisoformat(f"{head}.{micro}+00:00")
 
 
-def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> Target:
-    """A Target from inspect data; `stop_timeout` (STOP_TIMEOUT) overrides the container's."""
+def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> ContainerTarget:
+    """A target from inspect data; `stop_timeout` (STOP_TIMEOUT) overrides the container's."""
     state = attrs.get("State", {})
     config = attrs.get("Config") or {}
     own = config.get("StopTimeout") or None  # Podman says 0 where Docker leaves it out
-    return Target(
+    return ContainerTarget(
         id=attrs["Id"],
         name=attrs["Name"].lstrip("/"),
         labels=config.get("Labels") or {},
@@ -70,6 +72,8 @@ def _info(attrs: dict[str, Any], stop_timeout: float | None = None) -> Target:
 
 class DockerContainers:
     """Containers over the Docker Engine API (DOCKER_HOST, TLS and socket proxies work)."""
+
+    kind = ContainerTarget
 
     def __init__(
         self,
@@ -86,11 +90,11 @@ class DockerContainers:
 
     def listed(
         self, names: Sequence[str] = (), label: str | None = None, own_id: str | None = None
-    ) -> list[Target]:
+    ) -> list[ContainerTarget]:
         """The candidates, running or not: the containers named (exactly), those carrying the
         label, and the sidecar's own. The engine filters (a host with hundreds of containers
         costs a few list calls), and only the candidates are inspected; the selection itself is
-        `base.select_targets`."""
+        `select.select_targets`."""
         found: dict[str, None] = {}
         for name in names:
             listed = self._list(f"list containers named {name}", {"name": name_pattern(name)})
@@ -105,8 +109,7 @@ class DockerContainers:
     def _list(self, what: str, filters: dict[str, str]) -> list[dict[str, Any]]:
         return call(what, self._client.api.containers, all=True, filters=filters)
 
-    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
-        del kind  # containers only
+    def inspect(self, ident: str) -> ContainerTarget | None:
         try:
             attrs = call(f"inspect {ident[:12]}", self._client.api.inspect_container, ident)
             return _info(attrs, self._stop_timeout)
@@ -115,7 +118,7 @@ class DockerContainers:
                 return None
             raise
 
-    def stop(self, target: Target) -> None:
+    def stop(self, target: ContainerTarget) -> None:
         """Stop it, waiting as long as its own stop timeout allows (the API call waits too)."""
         began = time.monotonic()
         timeout = math.ceil(target.stop_timeout)
@@ -132,7 +135,7 @@ class DockerContainers:
             )
         log_done("stop", target, took)
 
-    def start(self, target: Target) -> None:
+    def start(self, target: ContainerTarget) -> None:
         """Start it and wait until it is ready; NotReadyError when the engine started it but it
         did not become ready (the start itself is done: it is not started again)."""
         began = time.monotonic()
@@ -145,19 +148,24 @@ class DockerContainers:
             raise NotReadyError(str(error)) from error
         log_done("start", target, time.monotonic() - began)
 
-    def restart(self, target: Target) -> None:
+    def restart(self, target: ContainerTarget) -> None:
         began = time.monotonic()
         timeout = math.ceil(target.stop_timeout)
         call(f"restart {target.name}", self._client.api.restart, target.id, timeout=timeout)
         self._wait_ready(target)
         log_done("restart", target, time.monotonic() - began)
 
-    def signal(self, target: Target, name: str) -> None:
+    def signal(self, target: ContainerTarget, name: str) -> None:
         """Send a signal (e.g. SIGHUP: reload in place) to the container's main process."""
         call(f"signal {target.name}", self._client.api.kill, target.id, signal=name)
         logger.info("sent {} to {}", name, target.name, container=target.name)
 
-    def _wait_ready(self, target: Target) -> None:
+    def deliver(self, targets: Sequence[ContainerTarget]) -> list[str]:
+        """Containers read the certificates from the volume: nothing to bring them."""
+        del targets
+        return []
+
+    def _wait_ready(self, target: ContainerTarget) -> None:
         """Until it runs (and is healthy, where it has a healthcheck), or DockerError. While the
         sidecar itself is stopping, running is enough: the exit must fit in its grace period."""
         began = time.monotonic()
@@ -232,7 +240,7 @@ def log_done(event: str, target: Target, took: float, how: str = "") -> None:
         took,
         event=event,
         duration=round(took, 3),
-        **{target.kind: target.name},
+        **target.log_fields(),
     )
 
 
@@ -313,6 +321,17 @@ def call(what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return fn(*args, **kwargs)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise DockerError(f"Docker: {what} failed: {_reason(error)}") from error
+
+
+def post_json(api: Any, path: str, ident: str, data: object, params: dict[str, Any]) -> Any:  # noqa: ANN401 (docker-py's APIClient and its JSON)
+    """POST `data` as JSON to the engine's `path` (`/services/{0}/update`, `ident` filled in),
+    through docker-py's own request plumbing: its public methods rebuild a service's spec from
+    their arguments (dropping or moving what they do not know). The one use of docker-py's
+    private API (`_url`, `_post_json`, `_result`; tests/unit/targets/test_engine.py checks they
+    are still there as used)."""
+    url = api._url(path, ident)  # noqa: SLF001
+    response = api._post_json(url, data=data, params=params)  # noqa: SLF001
+    return api._result(response, json=True)  # noqa: SLF001
 
 
 def self_id() -> str | None:

@@ -20,27 +20,23 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from sidecar.errors import DockerError, NotReadyError, SidecarError
-from sidecar.targets import secrets
-from sidecar.targets.base import DEFAULT_STOP_TIMEOUT, EPOCH, SERVICE, Target, each
-from sidecar.targets.engine import call, log_done, parse_docker_time, status_of
-from sidecar.volume import access, lineages
+from sidecar.targets.base import DEFAULT_STOP_TIMEOUT, EPOCH, each
+from sidecar.targets.engine import call, log_done, parse_docker_time, post_json, status_of
+from sidecar.targets.secret_store import SecretStore, Wanted, point, wanted_anyway
+from sidecar.targets.service import ServiceTarget
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
-    from pathlib import Path
+    from collections.abc import Callable, Sequence
 
-    from sidecar.settings import Settings
     from sidecar.shutdown import StopRequest
     from sidecar.targets.engine import Client
-    from sidecar.targets.secrets import Version
 
 STOPPED_AT = "certbot-sidecar.stopped-at"  # service label: when the sidecar scaled it to 0
 NODE_ID = "com.docker.swarm.node.id"  # on a task's container
@@ -52,8 +48,7 @@ FAILED_UPDATE = frozenset({"paused", "rollback_started", "rollback_paused", "rol
 STOP_MARGIN = 10.0  # beyond the stop grace period, before tasks still running are an error
 UPDATE_TRIES = 3  # a concurrent change of the spec makes an update "out of sequence"
 POLL = 0.05
-IN_USE, NOT_FOUND, CONFLICT, NOT_MANAGER = 400, 404, 409, 503  # the engine's answers
-READ_ONLY = 0o444
+NOT_FOUND, NOT_MANAGER = 404, 503  # the engine's answers
 Spec = dict[str, Any]
 
 
@@ -85,14 +80,14 @@ def fingerprint(template: Spec) -> tuple[object, ...]:
 
 def service_target(
     service: dict[str, Any], tasks: Sequence[dict[str, Any]], *, secret: bool
-) -> Target:
-    """A Target from a service's inspect data and its tasks."""
+) -> ServiceTarget:
+    """A target from a service's inspect data and its tasks."""
     spec = service["Spec"]
     replicas = replicas_of(spec)
     labels = spec.get("Labels") or {}
     started = [parse_docker_time(t["Status"].get("Timestamp", "")) for t in tasks if runs(t)]
     grace = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("StopGracePeriod")
-    return Target(
+    return ServiceTarget(
         id=service["ID"],
         name=spec["Name"],
         labels=labels,
@@ -100,7 +95,6 @@ def service_target(
         started_at=min(started, default=EPOCH),
         finished_at=_stamp(labels.get(STOPPED_AT, "")),
         stop_timeout=grace / 1e9 if grace else DEFAULT_STOP_TIMEOUT,
-        kind=SERVICE,
         replicas=replicas,
         version=int(service["Version"]["Index"]),
         signal_reloads=not secret,  # a secret's file never changes in a running task
@@ -119,6 +113,8 @@ def _stamp(raw: str) -> datetime:
 class SwarmServices:
     """Services over a swarm manager's API; in secret mode with the lineages' secrets."""
 
+    kind = ServiceTarget
+
     def __init__(
         self,
         client: Client,
@@ -134,7 +130,7 @@ class SwarmServices:
         self._store = store
         self._own_id = own_id
 
-    def listed(self, names: Sequence[str], label: str | None) -> list[Target]:
+    def listed(self, names: Sequence[str], label: str | None) -> list[ServiceTarget]:
         """The services named (exactly: the API's name filter matches prefixes) or labelled."""
         found: dict[str, dict[str, Any]] = {}
         for name in names:
@@ -154,8 +150,7 @@ class SwarmServices:
     def secret(self) -> bool:
         return self._store is not None
 
-    def inspect(self, ident: str, kind: str = SERVICE) -> Target | None:
-        del kind  # services only
+    def inspect(self, ident: str) -> ServiceTarget | None:
         try:
             service = call(f"inspect service {ident}", self._api.inspect_service, ident)
             tasks = self._tasks(ident, running=True)
@@ -165,7 +160,7 @@ class SwarmServices:
             raise
         return service_target(service, tasks, secret=self.secret)
 
-    def stop(self, target: Target) -> None:
+    def stop(self, target: ServiceTarget) -> None:
         """Scale to 0, then wait until no task of it runs (its port is free then)."""
         if target.replicas is None:
             raise DockerError(f"{target.title} is global: it cannot be scaled to 0")
@@ -195,7 +190,7 @@ class SwarmServices:
             time.sleep(POLL)
         log_done("stop", target, time.monotonic() - began, f" (scaled {target.replicas} to 0)")
 
-    def start(self, target: Target) -> None:
+    def start(self, target: ServiceTarget) -> None:
         """Scale back to `target.replicas` (the record's count), in the same update with the
         current secrets that can be had (never without the scale-back); only while the service
         is still the one the record left: at 0, at the spec version `target` was read with."""
@@ -205,7 +200,7 @@ class SwarmServices:
 
         def scale(spec: Spec) -> None:
             spec["Mode"]["Replicated"]["Replicas"] = count
-            self._point(spec, refs)
+            point(spec, refs)
 
         def still_recorded(service: dict[str, Any]) -> bool:
             version = int(service["Version"]["Index"])
@@ -225,7 +220,7 @@ class SwarmServices:
             raise NotReadyError(str(error)) from error
         log_done("start", target, time.monotonic() - began, f" (scaled to {count})")
 
-    def restart(self, target: Target) -> None:
+    def restart(self, target: ServiceTarget) -> None:
         """`service update --force`: every task replaced, one after the other."""
         began = time.monotonic()
         expected = target.replicas if target.replicas is not None else self._nodes(target)
@@ -234,14 +229,14 @@ class SwarmServices:
         def force(spec: Spec) -> None:
             template = spec["TaskTemplate"]
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-            self._point(spec, refs)
+            point(spec, refs)
 
         sent = self._update(target, force)
         if sent is not None:  # always: the force counter moved
             self._wait_running(target, sent["TaskTemplate"], expected)
         log_done("restart", target, time.monotonic() - began, " (service update --force)")
 
-    def signal(self, target: Target, name: str) -> None:
+    def signal(self, target: ServiceTarget, name: str) -> None:
         """Send the signal to every running task on this node (others cannot be reached)."""
         node = self._node()
         tasks = [t for t in self._tasks(target.id, running=True) if runs(t)]
@@ -262,7 +257,7 @@ class SwarmServices:
                 service=target.name,
             )
 
-    def deliver(self, targets: Sequence[Target]) -> list[str]:
+    def deliver(self, targets: Sequence[ServiceTarget]) -> list[str]:
         """Secret mode: point every service at the lineages' current secrets (the swap is its
         reload), then remove the versions no service uses any more. Never raises: the errors,
         one line each (a lineage that cannot be delivered keeps the references it has)."""
@@ -277,11 +272,11 @@ class SwarmServices:
             errors += self._store.prune(refs)
         return [*refs.problems, *errors]
 
-    def _swap(self, target: Target, refs: Wanted) -> None:
+    def _swap(self, target: ServiceTarget, refs: Wanted) -> None:
         """Point the service at `refs`; nothing is sent (nor logged) when it has them."""
         began = time.monotonic()
         expected = target.replicas if target.replicas is not None else self._nodes(target)
-        sent = self._update(target, lambda s: self._point(s, refs))
+        sent = self._update(target, lambda s: point(s, refs))
         if sent is None:
             return
         if expected:
@@ -295,42 +290,16 @@ class SwarmServices:
             event="restart",
         )
 
-    def _wanted_anyway(self, target: Target, doing: str) -> Wanted:
+    def _wanted_anyway(self, target: ServiceTarget, doing: str) -> Wanted:
         """The references for an update that goes out whatever they are (a scale-back, a
-        restart). Never raises: a lineage that cannot be delivered keeps the references the
-        service has (all do when the secrets cannot even be listed), in one warning; the
-        cycle's delivery step reports it as its error."""
+        restart); see `secret_store.wanted_anyway`."""
         if self._store is None:
             return Wanted()
-        try:
-            refs = self._store.wanted()
-        except (SidecarError, OSError, ValueError) as error:
-            refs = Wanted(problems=(str(error),))
-        except Exception as error:  # noqa: BLE001 (a bug: shown with its traceback, but the update still goes out)
-            logger.opt(exception=error).error("An unexpected error occurred reading the secrets")
-            refs = Wanted(problems=(f"{type(error).__name__}: {error}",))
-        if refs.problems:
-            logger.warning(
-                "{}: {} without the current certificates' secrets: {}",
-                target.title,
-                doing,
-                "; ".join(refs.problems),
-                service=target.name,
-            )
-        return refs
-
-    @staticmethod
-    def _point(spec: Spec, refs: Wanted) -> None:
-        if not refs.refs:
-            return  # volume mode, or no certificate yet
-        container = spec["TaskTemplate"].setdefault("ContainerSpec", {})
-        new = secrets.swapped(container.get("Secrets") or [], refs.refs, refs.ours)
-        if new is not None:
-            container["Secrets"] = new
+        return wanted_anyway(self._store, target, doing)
 
     def _update(
         self,
-        target: Target,
+        target: ServiceTarget,
         change: Callable[[Spec], None],
         still_ours: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Spec | None:
@@ -360,12 +329,10 @@ class SwarmServices:
     def _post_spec(self, ident: str, service: dict[str, Any], spec: Spec) -> Any:  # noqa: ANN401
         """POST /services/ID/update with the spec as it is: docker-py's update_service rebuilds
         it from its arguments (dropping or moving what it does not know)."""
-        api: Any = self._api
-        url = api._url("/services/{0}/update", ident)  # noqa: SLF001
-        response = api._post_json(url, data=spec, params={"version": service["Version"]["Index"]})  # noqa: SLF001
-        return api._result(response, json=True)  # noqa: SLF001
+        version = {"version": service["Version"]["Index"]}
+        return post_json(self._api, "/services/{0}/update", ident, spec, version)
 
-    def _wait_running(self, target: Target, template: Spec, count: int) -> None:
+    def _wait_running(self, target: ServiceTarget, template: Spec, count: int) -> None:
         """Until `count` tasks of the new spec run and no task of an older one is meant to; while
         the sidecar itself stops, the accepted update is enough (swarm starts the tasks)."""
         began = time.monotonic()
@@ -390,7 +357,7 @@ class SwarmServices:
                 )
             time.sleep(POLL)
 
-    def _nodes(self, target: Target) -> int:
+    def _nodes(self, target: ServiceTarget) -> int:
         """How many tasks a global service runs now (one per node): the count to wait for."""
         return max(1, len({t.get("NodeID") for t in self._tasks(target.id, running=True)}))
 
@@ -420,142 +387,3 @@ class SwarmServices:
 def _last_error(tasks: Sequence[dict[str, Any]]) -> str:
     errors = [t["Status"]["Err"] for t in tasks if t["Status"].get("Err")]
     return f"; last task error: {errors[-1]}" if errors else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    """The secret references a service should have now: those of the lineages delivered
-    (`serials`: lineage -> the serial its secrets hold); `versions`: every secret the sidecar
-    has for its lineages; `problems`: the lineages that cannot be delivered now, and why."""
-
-    refs: tuple[dict[str, Any], ...] = ()
-    serials: Mapping[str, str] = field(default_factory=dict)
-    versions: tuple[Version, ...] = ()
-    problems: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> list[str]:
-        return [str(r["SecretName"]) for r in self.refs]
-
-    @property
-    def ours(self) -> frozenset[str]:
-        """The references a swap replaces: only those of the lineages delivered."""
-        return secrets.replaced(self.versions, self.serials)
-
-
-class SecretStore:
-    """The lineages' certificates as versioned secrets: made when missing, removed when unused.
-
-    Private keys go from the volume into the secret only (the swarm's encrypted store; each node
-    gets it only for a task that references it); never into a log line.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        config_dir: Path,
-        names: Sequence[str],
-        files: secrets.Files,
-    ) -> None:
-        self._api = client.api
-        self._config_dir = config_dir
-        self._names = tuple(names)
-        self._files = files
-
-    def versions(self) -> list[Version]:
-        """Every secret the sidecar made for its lineages."""
-        found = []
-        for name in self._names:
-            listed = call(
-                "list secrets",
-                self._api.secrets,
-                filters={"label": f"{secrets.LINEAGE_LABEL}={name}"},
-            )
-            found += [v for v in map(secrets.version_of, listed) if v and v.lineage == name]
-        return found
-
-    def wanted(self) -> Wanted:
-        """The references to each lineage's current versions, made first where missing. A
-        lineage that cannot be read (or whose secrets cannot be made) is a problem, left out;
-        only listing the secrets raises."""
-        versions = self.versions()
-        refs: list[dict[str, Any]] = []
-        serials: dict[str, str] = {}
-        problems: list[str] = []
-        for name in self._names:
-            try:
-                pems = lineages.read_pems(self._config_dir, name)
-                if pems is None:
-                    continue  # no certificate yet
-                made = [self._version(versions, name, part, pems) for part in secrets.PARTS]
-            except (SidecarError, OSError, ValueError) as error:
-                problems.append(f"{name}: {error} (its services keep the secrets they have)")
-                continue
-            versions += [v for v in made if v not in versions]
-            refs += [secrets.reference(v, self._files) for v in made]
-            serials[name] = pems.cert.serial_hex
-        return Wanted(tuple(refs), serials, tuple(versions), tuple(problems))
-
-    def prune(self, wanted: Wanted) -> list[str]:
-        """Remove the versions of the lineages delivered that hold another certificate than the
-        current one, once no service uses them (Swarm refuses to remove a secret in use); never
-        a version of a lineage that could not be read. The errors."""
-        errors = []
-        for version in secrets.stale(wanted.versions, wanted.serials):
-            try:
-                call(f"remove secret {version.name}", self._api.remove_secret, version.id)
-            except DockerError as error:
-                if status_of(error) == NOT_FOUND:
-                    continue
-                if status_of(error) == IN_USE:  # "secret X is in use by the following service"
-                    logger.info("secret {} is still in use ({})", version.name, error)
-                    continue
-                errors.append(str(error))
-                continue
-            logger.info("removed secret {} (no service uses it)", version.name)
-        return errors
-
-    def _version(
-        self, versions: Sequence[Version], lineage: str, part: str, pems: lineages.Pems
-    ) -> Version:
-        """The version holding `part` of the current certificate, made if missing."""
-        serial = pems.cert.serial_hex
-        for version in versions:
-            if (version.lineage, version.part, version.serial) == (lineage, part, serial):
-                return version
-        data = pems.fullchain if part == "fullchain" else pems.privkey
-        return self._create(lineage, part, serial, data)
-
-    def _create(self, lineage: str, part: str, serial: str, data: bytes) -> Version:
-        if len(data) > secrets.DATA_MAX:
-            raise DockerError(f"{lineage}: {part}.pem is larger than a secret may be (500 KiB)")
-        name = secrets.secret_name(lineage, part, serial)
-        labels = secrets.labels(lineage, part, serial)
-        try:
-            made = call(f"create secret {name}", self._api.create_secret, name, data, labels=labels)
-        except DockerError as error:
-            if status_of(error) != CONFLICT:
-                raise
-            listed = call(f"list secret {name}", self._api.secrets, filters={"name": name})
-            found = [s for s in listed if s["Spec"]["Name"] == name]  # made meanwhile
-            if not found:
-                raise DockerError(f"secret {name} exists, yet it is not listed") from error
-            made = found[0]
-        logger.info("created secret {} ({} of {}, serial {})", name, part, lineage, serial)
-        return secrets.Version(str(made["ID"]), name, lineage, part, serial)
-
-
-def secret_store(client: Client, config: Settings) -> SecretStore | None:
-    """CERT_DELIVERY=secret: the store of the configured lineages, files owned and moded as
-    FILES_UID/FILES_GID/FILES_PERMS say (root, 0444 and 0400 by default; never writable, as
-    secrets are read-only)."""
-    if config.cert_delivery != "secret":
-        return None
-    policy = access.policy_for(config)
-    files = secrets.Files(
-        uid=config.files_uid or 0,
-        gid=config.files_gid or 0,
-        cert_mode=policy.cert_mode & READ_ONLY if policy.active else 0o444,
-        key_mode=policy.key_mode & READ_ONLY if policy.active else 0o400,
-    )
-    return SecretStore(client, config.config_dir, [s.name for s in config.domains], files)

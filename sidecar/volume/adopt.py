@@ -3,9 +3,10 @@
 Pure decisions over plain data (`volume.found`: `Found`, read by `volume.tree`, and what this
 container offers, `Here`); the authenticator's rules are in `volume.authenticators`, the CA's and
 account's in `volume.servers`, saved hooks are read by `volume.hooks`. The decision is written
-into the renewal conf itself (`volume.tree` rewrites it, with a timestamped backup beside it), so that the conf stays certbot's single source of truth: one
-`certbot renew` renews every lineage the way its conf says, whether the sidecar or an operator runs
-it, and all lineages on the sidecar's authenticator share one app outage.
+into the renewal conf itself (`volume.tree` rewrites it, with a timestamped backup beside it), so
+that the conf stays certbot's single source of truth: one `certbot renew` renews every lineage
+the way its conf says, whether the sidecar or an operator runs it, and all lineages on the
+sidecar's authenticator share one app outage.
 
 - A lineage saved with an authenticator that cannot work in the container (apache, nginx,
   standalone — the app holds port 80 —, webroot with a path missing here, manual without a usable

@@ -81,9 +81,9 @@ def read_json(path: Path) -> Any:  # noqa: ANN401
         raise ConfigError(f"{path} is unreadable: {error}") from None
 
 
-def write_store(path: Path, store: TypeAdapter[T], value: T) -> None:
+def write_store(path: Path, store: TypeAdapter[T], value: T, *, exclude_none: bool = False) -> None:
     """`value` written to `path` as its type's JSON (atomically, see write_json)."""
-    write_json(path, store.dump_python(value, mode="json"))
+    write_json(path, store.dump_python(value, mode="json", exclude_none=exclude_none))
 
 
 def read_store(path: Path, store: TypeAdapter[T], data: object) -> T:

@@ -8,7 +8,7 @@ import hashlib
 import os
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from cryptography import x509
@@ -20,7 +20,8 @@ from loguru import logger
 from sidecar import settings
 from sidecar.certbot.runner import CertbotResult
 from sidecar.errors import ConfigError, DockerError
-from sidecar.targets.base import CONTAINER, SERVICE, Target
+from sidecar.targets.container import ContainerTarget
+from sidecar.targets.service import ServiceTarget
 from sidecar.volume import journal
 from sidecar.volume.certs import CertInfo
 
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
+    from sidecar.targets.base import Target
     from sidecar.volume.journal import Journal
 
 T0 = datetime(2025, 3, 12, tzinfo=UTC)
+T = TypeVar("T")
 DAY = timedelta(days=1)
 ISSUER = "CN=Sidecar Test CA,O=certbot-sidecar tests"
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -177,9 +180,9 @@ def container(
     running: bool = True,
     started_at: datetime = T0,
     labels: dict[str, str] | None = None,
-) -> Target:
+) -> ContainerTarget:
     """A container with a Docker-like 64-hex id derived from its name."""
-    return Target(
+    return ContainerTarget(
         id=hashlib.sha256(name.encode()).hexdigest(),
         name=name,
         labels=labels or {},
@@ -196,15 +199,14 @@ def service(
     labels: dict[str, str] | None = None,
     started_at: datetime = T0,
     secret: bool = False,
-) -> Target:
+) -> ServiceTarget:
     """A Swarm service (global when `replicas` is None) with a swarm-like 25-character id."""
-    return Target(
+    return ServiceTarget(
         id=hashlib.sha256(name.encode()).hexdigest()[:25],
         name=name,
         labels=labels or {},
         running=replicas is None or replicas > 0,
         started_at=started_at,
-        kind=SERVICE,
         replicas=replicas,
         version=version,
         signal_reloads=not secret,
@@ -216,8 +218,8 @@ class FakeControl:
     `crash` any exception (a bug; `inspect` too). A service stopped is at 0 replicas, started at
     the target's count; each change moves its version."""
 
-    def __init__(self, *containers: Target) -> None:
-        self.containers = {c.id: c for c in containers}
+    def __init__(self, *containers: ContainerTarget | ServiceTarget) -> None:
+        self.containers: dict[str, ContainerTarget | ServiceTarget] = {c.id: c for c in containers}
         self.calls: list[tuple[str, str]] = []
         self.fail: set[tuple[str, str]] = set()
         self.crash: dict[tuple[str, str], Exception] = {}
@@ -227,18 +229,18 @@ class FakeControl:
     def targets(self) -> list[Target]:
         return sorted(self.containers.values(), key=lambda c: c.name)
 
-    def inspect(self, ident: str, kind: str = CONTAINER) -> Target | None:
+    def inspect(self, kind: type[T], ident: str) -> T | None:
         found = self.containers.get(ident)
         if found is not None and (bug := self.crash.get(("inspect", found.name))) is not None:
             raise bug
-        return found if found is None or found.kind == kind else None
+        return found if isinstance(found, kind) else None
 
     def stop(self, target: Target) -> None:
-        scaled = {"replicas": 0} if target.kind == SERVICE else {}
+        scaled = {"replicas": 0} if isinstance(target, ServiceTarget) else {}
         self._apply("stop", target, running=False, **scaled)
 
     def start(self, target: Target) -> None:
-        scaled = {"replicas": target.replicas} if target.kind == SERVICE else {}
+        scaled = {"replicas": target.replicas} if isinstance(target, ServiceTarget) else {}
         self._apply("start", target, running=True, started_at=datetime.now(UTC), **scaled)
 
     def deliver(self, targets: Sequence[Target]) -> list[str]:
@@ -263,19 +265,19 @@ class FakeControl:
             raise bug
         with self._lock:
             current = self.containers[target.id]
-            if current.kind == SERVICE and op != "deliver" and not op.startswith("signal"):
-                changes["version"] = (current.version or 0) + 1
+            if isinstance(current, ServiceTarget) and op != "deliver" and not op.startswith("sig"):
+                changes["version"] = current.version + 1
             self.containers[target.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
     def by_someone_else(self, name: str, **changes: object) -> None:
         """Change a container behind the sidecar's back (an operator, a restart policy); a
         service's version moves with it."""
         current = self.get(name)
-        if current.kind == SERVICE:
-            changes.setdefault("version", (current.version or 0) + 1)
+        if isinstance(current, ServiceTarget):
+            changes.setdefault("version", current.version + 1)
         self.containers[current.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
-    def get(self, name: str) -> Target:
+    def get(self, name: str) -> Any:  # a test reads either kind's fields
         return next(c for c in self.containers.values() if c.name == name)
 
     def names(self, op: str) -> list[str]:

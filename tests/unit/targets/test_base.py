@@ -8,14 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from sidecar.errors import ConfigError, DockerError
-from sidecar.targets.base import (
-    TASK_ID,
-    TASK_SERVICE,
-    NoTargetError,
-    each,
-    label_matches,
-    select_targets,
-)
+from sidecar.targets.base import NoTargetError, each, label_matches
+from sidecar.targets.container import TASK_ID, TASK_SERVICE
+from sidecar.targets.select import select_targets
 from tests.unit.helpers import container, logged, service
 
 EPOCH = datetime.fromtimestamp(0, UTC)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.targets.base import TASK_ID, TASK_SERVICE
+from sidecar.targets.container import TASK_ID, TASK_SERVICE, ContainerTarget
 from sidecar.targets.control import Targets
+from sidecar.targets.service import ServiceTarget
 from sidecar.targets.swarm import SERVICE_ID
 from tests.unit.helpers import container, service
 
@@ -22,13 +23,14 @@ class Kind:
 
     def __init__(self, *items):
         self.items = list(items)
+        self.kind = type(items[0]) if items else ContainerTarget
         self.asked: list[tuple[str, ...]] = []
 
     def listed(self, *selection):
         self.asked.append(("listed", *map(str, selection)))
         return self.items
 
-    def inspect(self, ident, _kind="container"):
+    def inspect(self, ident):
         return next((t for t in self.items if t.id == ident), None)
 
     def stop(self, target):
@@ -80,14 +82,14 @@ def test_the_sidecars_own_service_is_refused():
 
 
 def test_operations_go_to_the_targets_kind():
-    """A container's stop goes to the containers, a service's to the services; delivery only
-    concerns services."""
+    """A container's stop goes to the containers, a service's to the services; each kind is
+    given its own targets to deliver to (containers read the volume: nothing to bring)."""
     containers, services = Kind(WEB), Kind(SHOP_WEB)
     both = control(containers, services)
     both.stop(WEB)
     both.stop(SHOP_WEB)
     assert both.deliver([WEB, SHOP_WEB]) == []
-    assert containers.asked == [("stop", "web")]
+    assert containers.asked == [("stop", "web"), ("deliver", "web")]
     assert services.asked == [("stop", "shop_web"), ("deliver", "shop_web")]
-    assert both.inspect(SHOP_WEB.id, "service") == SHOP_WEB
-    assert both.inspect(WEB.id) == WEB
+    assert both.inspect(ServiceTarget, SHOP_WEB.id) == SHOP_WEB
+    assert both.inspect(ContainerTarget, WEB.id) == WEB

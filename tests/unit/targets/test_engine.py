@@ -311,3 +311,42 @@ def test_only_the_named_labelled_and_own_containers_are_inspected():
 def test_a_name_filter_matches_the_whole_name_only():
     """`web` is not `web2` nor `my-web`; a dot is a dot (`w.b` is not `wxb`)."""
     assert containers.name_pattern("w.b") == r"^/?w\.b$"
+
+
+def test_docker_pys_private_calls_behind_post_json_are_still_there_as_used():
+    """`post_json` (a service update with the spec as it is) drives docker-py's private request
+    plumbing: this fails as soon as docker-py renames or reshapes any of it."""
+    import inspect  # noqa: PLC0415
+
+    import docker  # noqa: PLC0415
+
+    def parameters(name: str) -> list[str]:
+        return list(inspect.signature(getattr(docker.APIClient, name)).parameters)
+
+    assert parameters("_url")[:3] == ["self", "pathfmt", "args"]  # _url(path, ident)
+    assert parameters("_post_json")[:3] == ["self", "url", "data"]  # (url, data=, params=)
+    assert "kwargs" in parameters("_post_json")  # params= goes through to requests
+    assert parameters("_result")[:3] == ["self", "response", "json"]  # (response, json=True)
+    client = docker.APIClient(base_url="tcp://127.0.0.1:9", version="1.44")
+    assert client._url("/services/{0}/update", "abc").endswith("/v1.44/services/abc/update")
+
+
+def test_post_json_posts_the_spec_as_it_is_to_the_path_filled_in():
+    """The whole spec and the version it was read at reach docker-py's plumbing unchanged."""
+    calls: list[tuple[str, object]] = []
+
+    class Api:
+        def _url(self, path: str, ident: str) -> str:
+            return path.format(ident)
+
+        def _post_json(self, url: str, data: object, params: dict[str, int]) -> str:
+            calls.append((url, (data, params)))
+            return "response"
+
+        def _result(self, response: str, *, json: bool) -> dict[str, str]:
+            return {"got": response, "json": str(json)}
+
+    spec = {"Name": "web", "Unknown": {"Kept": True}}
+    result = containers.post_json(Api(), "/services/{0}/update", "svc1", spec, {"version": 7})
+    assert calls == [("/services/svc1/update", (spec, {"version": 7}))]
+    assert result == {"got": "response", "json": "True"}

@@ -9,22 +9,20 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sidecar.errors import DockerError, LockedError, NotReadyError
+from sidecar.targets import container as container_kind
 from sidecar.targets import outage
+from sidecar.targets.container import STOP_MARGIN, StoppedContainer
 from sidecar.targets.outage import (
     RECORD,
-    STOP_MARGIN,
-    Stopped,
     cycle_lock,
-    left_alone,
     read_record,
     recover,
     restore,
     restore_held,
     settle,
-    should_restore,
-    stop_in_progress,
     stop_targets,
 )
+from sidecar.targets.service import StoppedService
 from sidecar.volume.files import exclusive_lock, read_json, write_json
 from tests.unit.helpers import T0, FakeControl, container, logged, service
 
@@ -39,12 +37,12 @@ def state_dir(tmp_path):
     return tmp_path / "sidecar"
 
 
-def entry(name: str, stopped_at: datetime = STOPPED_AT) -> Stopped:
+def entry(name: str, stopped_at: datetime = STOPPED_AT) -> StoppedContainer:
     c = container(name)
-    return Stopped(c.id, c.name, stopped_at)
+    return StoppedContainer(c.id, c.name, stopped_at)
 
 
-def write_record(state_dir, *entries: Stopped) -> None:
+def write_record(state_dir, *entries: StoppedContainer) -> None:
     write_json(
         state_dir / RECORD,
         {
@@ -67,23 +65,23 @@ def write_record(state_dir, *entries: Stopped) -> None:
 
 def test_container_we_stopped_and_still_down_is_restored():
     """Stopped, and not started since our stop: ours to start."""
-    assert should_restore(entry("web"), container("web", running=False, started_at=T0))
+    assert entry("web").should_restore(container("web", running=False, started_at=T0))
 
 
 def test_container_that_no_longer_exists_is_not_restored():
     """Removed meanwhile (e.g. `compose down`): nothing to start."""
-    assert not should_restore(entry("web"), None)
+    assert not entry("web").should_restore(None)
 
 
 def test_running_container_is_not_restored():
     """Already up again (post-hook, restart policy, an operator): leave it."""
-    assert not should_restore(entry("web"), container("web", running=True, started_at=T0))
+    assert not entry("web").should_restore(container("web", running=True, started_at=T0))
 
 
 def test_container_started_and_stopped_by_someone_else_is_left_stopped():
     """Started after our stop and stopped again: somebody wants it down."""
     later = STOPPED_AT + timedelta(minutes=1)
-    assert not should_restore(entry("web"), container("web", running=False, started_at=later))
+    assert not entry("web").should_restore(container("web", running=False, started_at=later))
 
 
 # stop_targets
@@ -240,30 +238,30 @@ def test_running_target_left_in_a_kept_record_is_stopped_again(state_dir):
 
 def test_a_stop_still_within_its_timeout_is_in_progress():
     """Running since before our stop, the stop timeout not over: dockerd may still kill it."""
-    e = Stopped(container("web").id, "web", STOPPED_AT, stop_timeout=60)
+    e = StoppedContainer(container("web").id, "web", STOPPED_AT, stop_timeout=60)
     web = container("web", started_at=STOPPED_AT - timedelta(hours=1))
-    assert stop_in_progress(e, web, STOPPED_AT + timedelta(seconds=30))
-    assert not stop_in_progress(e, web, STOPPED_AT + timedelta(seconds=60 + STOP_MARGIN + 1))
+    assert e.stop_in_progress(web, STOPPED_AT + timedelta(seconds=30))
+    assert not e.stop_in_progress(web, STOPPED_AT + timedelta(seconds=60 + STOP_MARGIN + 1))
 
 
 def test_a_container_started_after_our_stop_is_no_stop_in_progress():
     """Someone (or we) started it since: nothing of ours is pending."""
-    e = Stopped(container("web").id, "web", STOPPED_AT, stop_timeout=60)
+    e = StoppedContainer(container("web").id, "web", STOPPED_AT, stop_timeout=60)
     web = container("web", started_at=STOPPED_AT + timedelta(seconds=1))
-    assert not stop_in_progress(e, web, STOPPED_AT + timedelta(seconds=5))
-    assert not stop_in_progress(e, None, STOPPED_AT)
+    assert not e.stop_in_progress(web, STOPPED_AT + timedelta(seconds=5))
+    assert not e.stop_in_progress(None, STOPPED_AT)
 
 
 def test_restore_waits_for_a_stop_in_progress_then_starts_the_app(state_dir, monkeypatch):
     """certbot killed while it stopped an app with a long grace: the record is kept until the
     app has been seen stopped, then it is started (not left to be killed after the record)."""
-    monkeypatch.setattr(outage, "POLL", 0.01)
+    monkeypatch.setattr(container_kind, "POLL", 0.01)
     now = datetime.now(UTC)
     control = FakeControl(container("web", started_at=now - timedelta(hours=1)))
-    write_record(state_dir, Stopped(control.get("web").id, "web", now, stop_timeout=30))
+    write_record(state_dir, StoppedContainer(control.get("web").id, "web", now, stop_timeout=30))
     polls: list[int] = []
 
-    def inspect(ident: str, _kind: str = "container") -> Target | None:
+    def inspect(_kind: type, ident: str) -> Target | None:
         polls.append(1)
         if len(polls) == 3:  # dockerd's kill lands while we wait
             control.by_someone_else("web", running=False, finished_at=datetime.now(UTC))
@@ -340,7 +338,7 @@ def test_a_service_scaled_by_someone_else_meanwhile_is_left_as_it_is(state_dir):
     assert restore(state_dir, control) == []
     assert control.get("shop_web").replicas == 2
     assert not (state_dir / RECORD).exists()
-    why = left_alone(recorded, control.get("shop_web"))
+    why = recorded.left_alone(control.get("shop_web"))
     assert why == "service shop_web was scaled to 2 by someone else; left as it is"
 
 
@@ -394,9 +392,11 @@ def test_a_global_service_keeps_running_through_the_challenge(state_dir):
 
 
 def test_no_stop_is_in_progress_on_a_service():
-    """Scaling up makes new tasks: nothing of an old stop can hit them."""
-    entry = Stopped("x", "shop_web", STOPPED_AT, 60, "service", 1, 11)
-    assert not stop_in_progress(entry, service("shop_web"), STOPPED_AT)
+    """Scaling up makes new tasks: nothing of an old stop can hit them, nothing is waited for."""
+    at_zero = service("shop_web", replicas=0, version=11)
+    recorded = StoppedService(at_zero.id, "shop_web", datetime.now(UTC), 60, 1, 11)
+    look = recorded.look(FakeControl(at_zero))
+    assert look.start == dataclasses.replace(at_zero, replicas=1)
 
 
 def test_a_record_of_an_older_sidecar_is_still_read(state_dir):
@@ -491,7 +491,9 @@ def test_a_record_that_cannot_be_rewritten_still_starts_the_app(state_dir, monke
 # one clock: engine times against engine times
 
 
-def engine_entry(name: str, started_at: datetime, stopped_at: datetime = STOPPED_AT) -> Stopped:
+def engine_entry(
+    name: str, started_at: datetime, stopped_at: datetime = STOPPED_AT
+) -> StoppedContainer:
     """A record entry with the engine's StartedAt of the run that was stopped."""
     return dataclasses.replace(entry(name, stopped_at), started_at=started_at)
 
@@ -510,23 +512,23 @@ def test_an_engine_clock_ahead_of_the_sidecars_does_not_leave_the_app_down():
     container still on the run we stopped is ours to start."""
     ahead = STOPPED_AT + timedelta(hours=2)
     web = container("web", running=False, started_at=ahead)
-    assert should_restore(engine_entry("web", ahead), web)
-    assert not should_restore(entry("web"), web)  # the sidecar's clock alone got it wrong
+    assert engine_entry("web", ahead).should_restore(web)
+    assert not entry("web").should_restore(web)  # the sidecar's clock alone got it wrong
 
 
 def test_a_start_by_someone_else_is_seen_on_the_engines_clock_whatever_ours_says():
     """Started again after our stop, by the engine's clock, though before our stop time by ours."""
     behind = STOPPED_AT - timedelta(hours=2)
     again = container("web", running=False, started_at=behind + timedelta(seconds=1))
-    assert not should_restore(engine_entry("web", behind), again)
-    assert left_alone(engine_entry("web", behind), again) is not None
+    assert not engine_entry("web", behind).should_restore(again)
+    assert engine_entry("web", behind).left_alone(again) is not None
 
 
 def test_the_same_start_time_is_the_same_run():
     """Equal StartedAt: nobody started it since; earlier (a stepped engine clock) neither."""
     web = container("web", running=False, started_at=T0)
-    assert should_restore(engine_entry("web", T0), web)
-    assert should_restore(engine_entry("web", T0 + timedelta(seconds=1)), web)
+    assert engine_entry("web", T0).should_restore(web)
+    assert engine_entry("web", T0 + timedelta(seconds=1)).should_restore(web)
 
 
 def test_a_stop_in_progress_is_the_run_we_stopped_still_running():
@@ -534,13 +536,11 @@ def test_a_stop_in_progress_is_the_run_we_stopped_still_running():
     whatever the engine's clock says; a new run is no stop of ours."""
     ahead = STOPPED_AT + timedelta(hours=2)
     e = dataclasses.replace(engine_entry("web", ahead), stop_timeout=60)
-    assert stop_in_progress(
-        e, container("web", started_at=ahead), STOPPED_AT + timedelta(seconds=5)
-    )
+    assert e.stop_in_progress(container("web", started_at=ahead), STOPPED_AT + timedelta(seconds=5))
     newer = container("web", started_at=ahead + timedelta(seconds=1))
-    assert not stop_in_progress(e, newer, STOPPED_AT + timedelta(seconds=5))
+    assert not e.stop_in_progress(newer, STOPPED_AT + timedelta(seconds=5))
     late = STOPPED_AT + timedelta(seconds=60 + STOP_MARGIN + 1)
-    assert not stop_in_progress(e, container("web", started_at=ahead), late)
+    assert not e.stop_in_progress(container("web", started_at=ahead), late)
 
 
 def test_a_record_without_engine_times_is_judged_by_the_stop_time(state_dir):
@@ -548,9 +548,9 @@ def test_a_record_without_engine_times_is_judged_by_the_stop_time(state_dir):
     write_record(state_dir, entry("web"))
     (old,) = read_record(state_dir)
     assert old.started_at is None
-    assert should_restore(old, container("web", running=False, started_at=T0))
+    assert old.should_restore(container("web", running=False, started_at=T0))
     later = STOPPED_AT + timedelta(seconds=1)
-    assert not should_restore(old, container("web", running=False, started_at=later))
+    assert not old.should_restore(container("web", running=False, started_at=later))
 
 
 # the lock is not a promise: its holder restores
@@ -628,3 +628,62 @@ def test_a_start_the_engine_accepted_but_not_ready_in_time_leaves_the_record(sta
     control.crash[("start", "web")] = NotReadyError("web not healthy 120s after start")
     assert sorted(restore(state_dir, control)) == ["api", "web"]
     assert not (state_dir / RECORD).exists()
+
+
+# A record as the version before the typed entries wrote it: containers with and without the
+# engine's StartedAt, services with and without their version at 0.
+WRITTEN_BEFORE = """{
+  "reason": "the HTTP-01 challenge of a.example",
+  "targets": [
+    {
+      "id": "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+      "name": "web",
+      "started_at": "2026-11-29T10:00:00+00:00",
+      "stop_timeout": 10.0,
+      "stopped_at": "2026-12-01T10:00:00+00:00"
+    },
+    {
+      "id": "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+      "name": "worker",
+      "stop_timeout": 45.0,
+      "stopped_at": "2026-12-01T10:00:00+00:00"
+    },
+    {
+      "id": "sssssssssssssssssssssssss",
+      "kind": "service",
+      "name": "shop_web",
+      "replicas": 2,
+      "stop_timeout": 30.0,
+      "stopped_at": "2026-12-01T10:00:00+00:00",
+      "version": 42
+    },
+    {
+      "id": "ttttttttttttttttttttttttt",
+      "kind": "service",
+      "name": "shop_api",
+      "replicas": 1,
+      "stop_timeout": 10.0,
+      "stopped_at": "2026-12-01T10:00:00+00:00",
+      "version": null
+    }
+  ]
+}"""
+
+
+def test_a_record_written_by_the_previous_version_reads_as_typed_entries(state_dir):
+    """Upgrading with apps stopped: each entry is read as its kind, with all it said."""
+    at = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    expected = [
+        StoppedContainer("c" * 64, "web", at, 10.0, at - timedelta(days=2)),
+        StoppedContainer("d" * 64, "worker", at, 45.0),
+        StoppedService("s" * 25, "shop_web", at, 30.0, replicas=2, version=42),
+        StoppedService("t" * 25, "shop_api", at, 10.0, replicas=1),
+    ]
+    state_dir.mkdir()
+    (state_dir / RECORD).write_text(WRITTEN_BEFORE)
+    assert read_record(state_dir) == expected
+    outage._write(state_dir, "again", expected)  # and what this version writes reads back
+    assert read_record(state_dir) == expected
+    (_, _, kept, at_zero) = read_json(state_dir / RECORD)["targets"]
+    assert "kind" not in read_json(state_dir / RECORD)["targets"][0]  # older readers: containers
+    assert kept["kind"] == at_zero["kind"] == "service"

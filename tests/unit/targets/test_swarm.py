@@ -11,14 +11,15 @@ import pytest
 from loguru import logger
 
 from sidecar.errors import NotReadyError
-from sidecar.targets.base import EPOCH, SERVICE
+from sidecar.targets.base import EPOCH
+from sidecar.targets.secret_store import secret_store
 from sidecar.targets.secrets import SERIAL_LABEL, Files
+from sidecar.targets.service import ServiceTarget
 from sidecar.targets.swarm import (
     STOPPED_AT,
     fingerprint,
     is_live,
     runs,
-    secret_store,
     service_target,
 )
 from sidecar.volume.certs import parse_cert
@@ -51,8 +52,8 @@ def task(state: str, desired: str = "running", at: str = "2026-12-01T10:00:05.5Z
 def test_a_replicated_service_becomes_a_stoppable_target():
     """Its own labels, replica count, spec version, stop grace, and when we last scaled it to 0."""
     target = service_target(SERVICE_DATA, [], secret=False)
-    assert (target.kind, target.name, target.replicas, target.version) == (
-        SERVICE,
+    assert (type(target), target.name, target.replicas, target.version) == (
+        ServiceTarget,
         "shop_web",
         2,
         41,

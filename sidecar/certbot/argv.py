@@ -1,83 +1,154 @@
-"""certbot's command lines (pure): what every run of the sidecar passes, and the renew runs of a
-cycle given what the adoption decided for each lineage."""
+"""certbot's runs as data, and their command lines rendered once, here (pure).
+
+A `Run` says what one certbot run is for (which command and lineages, forced, dry, with the
+sidecar's per-lineage flags or the lineage's own, the CA and account named); `argv()` is the one
+place that makes a command line of it. `renew_runs` makes the renew runs of a cycle from what the
+adoption decided for each lineage.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from sidecar.certbot.challenges import challenge_for
 from sidecar.volume.confs import INSTALLER, POST_HOOK
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from sidecar.certbot.challenges import Challenge
     from sidecar.settings import CertSpec, Settings
     from sidecar.volume.adopt import Decision
 
+EXPECTED_ENV = "SIDECAR_EXPECTED_RENEWALS"  # renewals `certbot renew` should save in this run
 _SECRET_FLAGS = frozenset({"--eab-hmac-key"})
 
 
-def common_args(settings: Settings, *, dry_run: bool) -> list[str]:
-    """Flags every certbot run of the sidecar gets."""
-    args = [
-        "--non-interactive",
-        "--agree-tos",
-        "--config-dir",
-        str(settings.config_dir),
-        "--work-dir",
-        str(settings.work_dir),
-        "--logs-dir",
-        str(settings.logs_dir),
-        "--server",
-        settings.acme_server,
-        *challenge_for(settings).args,
-        "--installer",
-        INSTALLER,
-        "--http-01-port",
-        str(settings.http01_port),
-        "--post-hook",
-        POST_HOOK,
-    ]
-    if settings.http01_address:
-        args += ["--http-01-address", settings.http01_address]
-    if settings.email:
-        args += ["--email", settings.email, "--no-eff-email"]
-    else:
-        args += ["--register-unsafely-without-email"]
-    if settings.acme_profile:
-        args += ["--preferred-profile", settings.acme_profile]
-    if dry_run:
-        args.append("--dry-run")
-    return args
+@dataclass(frozen=True, slots=True)
+class Key:
+    """The key a new certificate gets (KEY_TYPE, ELLIPTIC_CURVE, RSA_KEY_SIZE)."""
+
+    type: str = "ecdsa"
+    curve: str = "secp256r1"
+    size: int = 2048
+
+    def args(self) -> list[str]:
+        if self.type == "ecdsa":
+            return ["--key-type", self.type, "--elliptic-curve", self.curve]
+        return ["--key-type", self.type, "--rsa-key-size", str(self.size)]
 
 
-def certonly_args(settings: Settings, spec: CertSpec, *, dry_run: bool = False) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """What every certbot run of the sidecar passes: its directories, the CA, the challenge, the
+    account's e-mail and profile, and the key of new certificates."""
+
+    config_dir: Path
+    work_dir: Path
+    logs_dir: Path
+    server: str
+    challenge: Challenge
+    http01_port: int = 80
+    http01_address: str = ""
+    email: str | None = None
+    profile: str | None = None
+    key: Key = field(default_factory=Key)
+
+    def common(self, *, dry_run: bool, lineage_flags: bool) -> list[str]:
+        """The flags of every run; without `lineage_flags`, not those certbot saves per lineage
+        (and writes back after a renewal): the server, the authenticator with its options, the
+        installer."""
+        args = ["--non-interactive", "--agree-tos"]
+        args += ["--config-dir", str(self.config_dir), "--work-dir", str(self.work_dir)]
+        args += ["--logs-dir", str(self.logs_dir)]
+        if lineage_flags:
+            args += ["--server", self.server, "--authenticator", self.challenge.authenticator]
+            args += [*self.challenge.options(), "--installer", INSTALLER]
+        args += ["--http-01-port", str(self.http01_port), "--post-hook", POST_HOOK]
+        if self.http01_address:
+            args += ["--http-01-address", self.http01_address]
+        if self.email:
+            args += ["--email", self.email, "--no-eff-email"]
+        else:
+            args += ["--register-unsafely-without-email"]
+        if self.profile:
+            args += ["--preferred-profile", self.profile]
+        return [*args, "--dry-run"] if dry_run else args
+
+
+def flags_for(config: Settings) -> Flags:
+    return Flags(
+        config_dir=config.config_dir,
+        work_dir=config.work_dir,
+        logs_dir=config.logs_dir,
+        server=config.acme_server,
+        challenge=challenge_for(config),
+        http01_port=config.http01_port,
+        http01_address=config.http01_address,
+        email=config.email,
+        profile=config.acme_profile,
+        key=Key(config.key_type, config.elliptic_curve, config.rsa_key_size),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One certbot run: `certonly` for `spec`, or `renew` (every lineage certbot finds due, or
+    only `lineage`). Without `lineage_flags` the lineage's renewal conf names its CA,
+    authenticator and installer; `server` and `account` are then named anyway where certbot
+    would otherwise pick others (a dry run). `expected`: the renewals the sidecar's plugin
+    counts before it starts the app; `secrets`: certbot options for its config file only."""
+
+    command: Literal["certonly", "renew"]
+    flags: Flags
+    spec: CertSpec | None = None
+    lineage: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    lineage_flags: bool = True
+    server: str | None = None
+    account: str | None = None
+    expected: int | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def what(self) -> str:
+        """What it is for, in log and error lines: the certificate, or `renewal`."""
+        return self.spec.name if self.spec is not None else "renewal"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What certbot's environment gets for this run."""
+        counted = {EXPECTED_ENV: str(self.expected)} if self.expected is not None else {}
+        return {**self.flags.challenge.env(), **counted}
+
+    def argv(self) -> list[str]:
+        """The command line (without the program)."""
+        if self.spec is not None:
+            head = ["certonly", "--cert-name", self.spec.name, *self.flags.key.args()]
+            head += [arg for domain in self.spec.domains for arg in ("-d", domain)]
+            head += ["--keep-until-expiring", "--expand"]
+        else:
+            head = ["renew", "--no-random-sleep-on-renew"]
+            head += ["--force-renewal"] if self.force else []
+        common = self.flags.common(dry_run=self.dry_run, lineage_flags=self.lineage_flags)
+        tail = ["--server", self.server] if self.server else []
+        tail += ["--cert-name", self.lineage] if self.lineage else []
+        tail += ["--account", self.account] if self.account else []
+        return [*head, *common, *tail]
+
+
+def certonly(flags: Flags, spec: CertSpec, *, dry_run: bool = False) -> Run:
     """Obtain (or re-obtain with new names) the lineage `spec.name`."""
-    args = ["certonly", "--cert-name", spec.name, "--key-type", settings.key_type]
-    if settings.key_type == "ecdsa":
-        args += ["--elliptic-curve", settings.elliptic_curve]
-    else:
-        args += ["--rsa-key-size", str(settings.rsa_key_size)]
-    for domain in spec.domains:
-        args += ["-d", domain]
-    return [*args, "--keep-until-expiring", "--expand", *common_args(settings, dry_run=dry_run)]
+    return Run("certonly", flags, spec=spec, dry_run=dry_run)
 
 
-def renew_args(settings: Settings, *, force: bool = False, dry_run: bool = False) -> list[str]:
+def renew(flags: Flags, *, force: bool = False, dry_run: bool = False) -> Run:
     """Renew every lineage that certbot's rules (lifetime, ARI, renew_before_expiry) make due."""
-    args = ["renew", "--no-random-sleep-on-renew"]
-    if force:
-        args.append("--force-renewal")
-    return [*args, *common_args(settings, dry_run=dry_run)]
-
-
-def eab_options(settings: Settings) -> dict[str, str]:
-    """External account binding, for certbot's config file (never its command line: every user
-    can read /proc/PID/cmdline, and certbot logs its arguments)."""
-    if not (settings.eab_kid and settings.eab_hmac_key):
-        return {}
-    return {"eab-kid": settings.eab_kid, "eab-hmac-key": settings.eab_hmac_key.get_secret_value()}
+    return Run("renew", flags, force=force, dry_run=dry_run)
 
 
 def redact(argv: list[str]) -> list[str]:
@@ -92,31 +163,9 @@ def needs_own_flags(decisions: Sequence[Decision]) -> bool:
     return any(d.action == "own" or (d.renewable and d.pinned_account) for d in decisions)
 
 
-PER_LINEAGE_FLAGS = frozenset({"--server", "--authenticator", "--installer"})
-
-
-def without_lineage_flags(args: list[str]) -> list[str]:
-    """`args` without the flags certbot saves per lineage (and writes back after a renewal):
-    `--server`, `--installer`, `--authenticator` and that authenticator's own options
-    (`--webroot-path`, `--dns-rfc2136-credentials`, ...)."""
-    auth = args[args.index("--authenticator") + 1] if "--authenticator" in args else None
-    own = f"--{auth}-" if auth else None
-    out: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in PER_LINEAGE_FLAGS or (own and arg.startswith(own)):
-            skip = True
-        else:
-            out.append(arg)
-    return out
-
-
-def renew_runs(
-    args: list[str], decisions: Sequence[Decision], challenge: Challenge | None = None
-) -> list[list[str]]:
-    """The `certbot renew` runs of a cycle (`args` carry the sidecar's flags).
+def renew_runs(base: Run, decisions: Sequence[Decision], due: int = 0) -> list[Run]:
+    """The `certbot renew` runs of a cycle (`base`: the renew run with the sidecar's flags;
+    `due`: the renewals expected, by certbot's default rule).
 
     One run for all lineages: with the sidecar's flags while each is renewed the sidecar's way;
     without the per-lineage flags when some lineage keeps its own authenticator, credentials, CA
@@ -134,25 +183,36 @@ def renew_runs(
 
     In standalone mode that costs one app outage per lineage, on a manual command only.
     """
-    forced = "--force-renewal" in args and any(d.action == "ignore" for d in decisions)
+    forced = base.force and any(d.action == "ignore" for d in decisions)
     if not (forced or needs_own_flags(decisions)):
-        return [args]
-    dns = challenge is not None and challenge.name == "dns"
-    dry = "--dry-run" in args
-    if not (forced or dry or dns):
-        return [without_lineage_flags(args)]
-    return [
-        _lineage_run(args, d, dry=dry)
-        for d in decisions
-        if d.action != "ignore" and (d.renewable or not dry)
-    ]
+        runs = [base]
+    elif not (forced or base.dry_run or base.flags.challenge.per_lineage):
+        runs = [dataclasses.replace(base, lineage_flags=False)]
+    else:
+        runs = [
+            _lineage_run(base, d)
+            for d in decisions
+            if d.action != "ignore" and (d.renewable or not base.dry_run)
+        ]
+    expected = due if len(runs) == 1 else 1  # the plugin starts the app after as many
+    return [dataclasses.replace(run, expected=expected) for run in runs]
 
 
-def _lineage_run(args: list[str], decision: Decision, *, dry: bool) -> list[str]:
+def _lineage_run(base: Run, decision: Decision) -> Run:
     """One lineage's run: the sidecar's flags for its own lineages, none for the others (their
     conf names them), but on a dry run the lineage's CA and pinned account."""
-    account = ["--account", decision.pinned_account] if decision.pinned_account and dry else []
+    dry = base.dry_run
+    account = decision.pinned_account if decision.pinned_account and dry else None
+    one = dataclasses.replace(base, lineage=decision.name, account=account)
     if decision.action != "own" and (dry or not decision.pinned_account):
-        return [*args, "--cert-name", decision.name, *account]
-    server = ["--server", decision.server] if dry and decision.server else []
-    return [*without_lineage_flags(args), *server, "--cert-name", decision.name, *account]
+        return one
+    server = decision.server if dry and decision.server else None
+    return dataclasses.replace(one, lineage_flags=False, server=server)
+
+
+def eab_options(settings: Settings) -> dict[str, str]:
+    """External account binding, for certbot's config file (never its command line: every user
+    can read /proc/PID/cmdline, and certbot logs its arguments)."""
+    if not (settings.eab_kid and settings.eab_hmac_key):
+        return {}
+    return {"eab-kid": settings.eab_kid, "eab-hmac-key": settings.eab_hmac_key.get_secret_value()}

@@ -25,12 +25,12 @@ from certbot.plugins import dns_common
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwk import JWKEC
 
-from sidecar.certbot.challenges import challenge_for
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.settings import AWS_CREDENTIALS_ENV, others_may_read
+from sidecar.settings import others_may_read
 
 if TYPE_CHECKING:
-    from sidecar.settings import Settings
+    from sidecar.certbot.argv import Flags
+    from sidecar.certbot.challenges import Dns
 
 
 @dataclass
@@ -38,18 +38,18 @@ class DnsPluginCheck:
     """The three checks, in order: `load`, `credentials`, `record` (each raises SidecarError
     with one line, or returns what it found)."""
 
-    config: Settings
+    dns: Dns
+    flags: Flags  # certbot's directories
     _plugin: Any = field(default=None, init=False)
 
     @property
     def name(self) -> str:
-        return challenge_for(self.config).authenticator
+        return self.dns.authenticator
 
     def load(self) -> str:
         """certbot finds the plugin (its entry point imports) and sets it up."""
         display_obj.set_display(display_obj.NoninteractiveDisplay(io.StringIO()))
-        if aws := self.config.acme_env.get(AWS_CREDENTIALS_ENV):
-            os.environ[AWS_CREDENTIALS_ENV] = aws  # route53's (the dry run's process ends soon)
+        os.environ.update(self.dns.env())  # route53's credentials (the dry run's process ends soon)
         plugins = disco.PluginsRegistry.find_all()
         entry = plugins.get(self.name)
         if entry is None:
@@ -65,7 +65,7 @@ class DnsPluginCheck:
 
     def credentials(self) -> str:
         """DNS_CREDENTIALS is readable, open to no other user, and the plugin accepts it."""
-        path = self.config.dns_credentials
+        path = self.dns.credentials
         if path is None:
             return f"no DNS_CREDENTIALS: {self.name} uses the environment's credentials"
         try:
@@ -102,23 +102,19 @@ class DnsPluginCheck:
     def _argv(self) -> list[str]:
         """certbot's command line for the plugin, without waiting for propagation (the CA does
         not look at this record)."""
-        config = self.config
-        args = list(challenge_for(config).args)
-        flag = f"--{self.name}-propagation-seconds"
-        if flag in args:
-            del args[args.index(flag) : args.index(flag) + 2]
-        if config.dns is None or config.dns.propagation:
-            args += [flag, "0"]
+        flags = self.flags
         return [
             "certonly",
             "--non-interactive",
-            *args,
+            "--authenticator",
+            self.name,
+            *self.dns.options(propagation=0),
             "--config-dir",
-            str(config.config_dir),
+            str(flags.config_dir),
             "--work-dir",
-            str(config.work_dir),
+            str(flags.work_dir),
             "--logs-dir",
-            str(config.logs_dir),
+            str(flags.logs_dir),
         ]
 
 

@@ -66,6 +66,8 @@ _TXT_LOOKUP = re.compile(r"TXT records for DNS challenge|looking up TXT")
 _OUTAGE = re.compile(r"timed out|timeout|connection refused|SERVFAIL", re.IGNORECASE)
 _RETRY_AFTER = re.compile(r"[Rr]etry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)( UTC|Z)?")
 _LOCKED = "Another instance of Certbot is already running"
+PORT_BUSY = "portBusy"  # the kind of failure: the challenge port held after the app stopped
+PORT_BUSY_TEXT = "is still in use after the app was stopped"  # in the plugin's error line
 _COUNTS = re.compile(r"(\d+) renew failure\(s\), (\d+) parse failure\(s\)")
 
 
@@ -84,6 +86,8 @@ def classify(lines: tuple[str, ...] | list[str]) -> Failure:
     text = "\n".join(lines)
     if _LOCKED in text:
         return Failure("locked", "another certbot (run by hand?) holds this config dir")
+    if PORT_BUSY_TEXT in text:  # the line names who holds the port and what to do
+        return Failure(PORT_BUSY, "")
     if "rateLimited" in text:
         match = _RETRY_AFTER.search(text)
         when = datetime.fromisoformat(match[1].replace(" ", "T") + "+00:00") if match else None

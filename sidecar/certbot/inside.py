@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from loguru import logger
 
 from sidecar import logs, settings, shutdown
+from sidecar.certbot.argv import EXPECTED_ENV
+from sidecar.certbot.failures import PORT_BUSY_TEXT
 from sidecar.errors import SidecarError
 from sidecar.targets import outage
 from sidecar.targets.control import Targets, control_for
 from sidecar.targets.engine import publishers
 from sidecar.volume import access
-
-EXPECTED_ENV = "SIDECAR_EXPECTED_RENEWALS"  # renewals `certbot renew` should save in this run
 
 
 @functools.cache
@@ -79,4 +79,4 @@ def port_busy_message(port: int) -> str:
             "add that service to APP_SERVICES/APP_LABEL (a global service cannot be scaled to 0: "
             "publish the port on other nodes only, or use CHALLENGE=webroot)"
         )
-    return f"port {port} is still in use after the app was stopped: {who}; {fix}"
+    return f"port {port} {PORT_BUSY_TEXT}: {who}; {fix}"

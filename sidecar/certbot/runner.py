@@ -27,6 +27,7 @@ from sidecar.logs import CHILD_ENV, relog
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from sidecar.certbot.argv import Run
     from sidecar.shutdown import StopRequest
 
 KILL_GRACE = 15.0  # after CERTBOT_TIMEOUT
@@ -78,19 +79,15 @@ class CertbotRunner:
         self._timeout = timeout
         self._stop = stop
 
-    def run(
-        self,
-        args: list[str],
-        env: Mapping[str, str] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> CertbotResult:
-        """Run certbot with `args` (and `env` added to its environment); never after a stop
-        request (the result says `stopped`). `secrets` (certbot options) reach it in a config
-        file only root can read, removed afterwards: never on its command line."""
+    def run(self, run: Run) -> CertbotResult:
+        """Run certbot as `run` says (its command line rendered here, its environment added);
+        never after a stop request (the result says `stopped`). Its secrets (certbot options)
+        reach certbot in a config file only root can read, removed afterwards: never on its
+        command line."""
         if self._stop.requested():
             return CertbotResult(-1, timed_out=False, stopped=True)
-        with _config_file(secrets or {}) as extra:
-            return self._run([*args, *extra], env)
+        with _config_file(run.secrets) as extra:
+            return self._run([*run.argv(), *extra], run.env)
 
     def _run(self, args: list[str], env: Mapping[str, str] | None) -> CertbotResult:
         argv = [certbot_executable(), *args]

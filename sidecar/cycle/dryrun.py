@@ -15,8 +15,11 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from sidecar.certbot.challenges import challenge_for
+from sidecar.certbot.argv import flags_for
+from sidecar.certbot.challenges import Dns, challenge_for
+from sidecar.certbot.failures import PORT_BUSY
 from sidecar.cycle import preflight, verify
+from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.run import run_cycle
 from sidecar.errors import SidecarError
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
     from sidecar.targets.base import Target, TargetControl
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-PORT_BUSY = "still in use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ def stop_and_start_steps(
     against engine time: the sidecar's clock may differ from the engine's).
     """
     stopped = [t for t in running if (a := after.get(t.id)) and a.finished_at != t.finished_at]
-    dns = challenge is not None and challenge.name == "dns"
+    dns = challenge is not None and not challenge.http01
     return [
         Step("stop", SKIPPED, f"not needed: {challenge.answered}")
         if challenge is not None and not challenge.stops_app
@@ -124,7 +126,7 @@ def _port_step(
     result: CycleResult,
     port: int,
 ) -> Step:
-    if busy := [e for e in result.errors if PORT_BUSY in e]:
+    if busy := [p.message for p in result.problems if p.kind == PORT_BUSY]:
         return Step("port", FAILED, busy[0])
     if stopped or (not running and result.ok):
         return Step("port", OK, f"port {port} was free for the challenge server")
@@ -187,13 +189,13 @@ def _skip_rest(steps: list[Step], reason: str, names: Sequence[str] = STEPS) -> 
     return Report(tuple(steps))
 
 
-def dns_steps(config: Settings, steps: list[Step]) -> bool:
+def dns_steps(config: Settings, dns: Dns, steps: list[Step]) -> bool:
     """CHALLENGE=dns: the plugin loads, takes DNS_CREDENTIALS, and adds and removes a TXT record
     for each certificate, before certbot and the CA are asked; False when a step failed."""
     # certbot's own machinery, loaded only here: the daemon's process never needs it
     from sidecar.certbot.dnscheck import DnsPluginCheck  # noqa: PLC0415
 
-    check = DnsPluginCheck(config)
+    check = DnsPluginCheck(dns, flags_for(config))
 
     def record() -> str:
         return "; ".join(check.record(spec.domains[0]) for spec in config.domains)
@@ -261,12 +263,14 @@ def run(
     names = steps_for(config)
     if not fine:
         return _finish(_skip_rest(steps, "not run: an earlier step failed", names))
-    if config.challenge == "dns" and not dns_steps(config, steps):
+    if isinstance(challenge := challenge_for(config), Dns) and not dns_steps(
+        config, challenge, steps
+    ):
         return _finish(_skip_rest(steps, "not run: the DNS plugin cannot answer", names))
     try:
         result = run_cycle(config, certbot, control, stopping, dry_run=True)
     except SidecarError as error:
-        result = CycleResult((), (str(error),), 0.0)
+        result = CycleResult((), (Problem(type(error).__name__, None, str(error)),), 0.0)
     after = {t.id: control.inspect(type(t), t.id) for t in targets}
     ca = urlsplit(config.acme_server).netloc or config.acme_server
     steps += stop_and_start_steps(

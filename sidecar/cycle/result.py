@@ -1,4 +1,4 @@
-"""What one cycle did: the new certificates, the errors, and what the app served afterwards."""
+"""What one cycle did: the new certificates, the problems, and what the app served afterwards."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sidecar.certbot.failures import Failure
+    from sidecar.cycle.problem import Problem
     from sidecar.cycle.verify import Check
 
 
 @dataclass(frozen=True, slots=True)
 class CycleResult:
     changed: tuple[str, ...]
-    errors: tuple[str, ...]
+    problems: tuple[Problem, ...]
     duration: float
-    failures: tuple[Failure, ...] = ()
     checks: tuple[Check, ...] = ()  # what the app served, per certificate/endpoint/name (VERIFY)
     downtime: float | None = None  # seconds the app was down, when this cycle stopped it
     restarted: tuple[str, ...] = ()  # targets restarted because they served an old certificate
@@ -25,15 +24,20 @@ class CycleResult:
     stopped: bool = False  # cut short by the stop request (SIGTERM/SIGINT)
 
     @property
+    def errors(self) -> tuple[str, ...]:
+        """The problems as the log and the journal show them, one line each."""
+        return tuple(p.message for p in self.problems)
+
+    @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.problems
 
     @property
     def permanent(self) -> bool:
         """A failure the short backoff cannot fix (the CA said so): wait the full interval."""
-        return any(f.permanent for f in self.failures)
+        return any(p.permanent for p in self.problems)
 
     @property
     def not_before(self) -> datetime | None:
         """The latest retry time a CA gave (rate limits)."""
-        return max((f.not_before for f in self.failures if f.not_before), default=None)
+        return max((p.not_before for p in self.problems if p.not_before), default=None)

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from loguru import logger
 
+from sidecar.cycle.problem import Problem
 from sidecar.settings import WILDCARD, Endpoint
 from sidecar.targets.reload import load_certificate
 from sidecar.volume import lineages
@@ -175,15 +176,20 @@ class Verification:
 
     checks: tuple[Check, ...]
     restarted: tuple[str, ...] = ()  # targets restarted because the app served another certificate
-    errors: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.problems
 
 
 def failures(checks: Sequence[Check]) -> list[str]:
     """One error line per certificate whose checks failed (pure)."""
+    return [p.message for p in problems(checks)]
+
+
+def problems(checks: Sequence[Check]) -> list[Problem]:
+    """One problem per certificate whose checks failed (pure)."""
     bad: dict[str, list[Check]] = {}
     for check in checks:
         if not check.ok:
@@ -197,7 +203,7 @@ def failures(checks: Sequence[Check]) -> list[str]:
             if first.mismatch
             else "; is VERIFY the app's TLS address?"
         )
-        out.append(f"{name}: {first.describe()}{more}{hint}")
+        out.append(Problem("verify", name, f"{name}: {first.describe()}{more}{hint}"))
     return out
 
 
@@ -223,10 +229,11 @@ def check_served(
         )
         restarted, errors = restart()
         if errors:
-            return Verification(checks, tuple(restarted), (*errors, *failures(checks)))
+            reloads = (Problem("reload", None, error) for error in errors)
+            return Verification(checks, tuple(restarted), (*reloads, *problems(checks)))
         checks = wait_until_served(run_checks, wait, sleep)
         _log_checks(checks, "after the restart: ", "SUCCESS", "ERROR")
-    return Verification(checks, tuple(restarted), tuple(failures(checks)))
+    return Verification(checks, tuple(restarted), tuple(problems(checks)))
 
 
 def _log_checks(checks: tuple[Check, ...], prefix: str, ok_level: str, bad_level: str) -> None:

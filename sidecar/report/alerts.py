@@ -8,7 +8,6 @@ could be a token is hidden from every log line (`logs.Secrets`).
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
+    from sidecar.cycle.problem import Problem
     from sidecar.logs import Secrets
     from sidecar.volume.certs import CertInfo
 
@@ -63,15 +63,16 @@ class Alert:
         }
 
 
-def normalized(errors: Sequence[str]) -> str:
-    """A failure's identity: its text without numbers (serials, seconds, counts change)."""
-    return re.sub(r"[0-9a-f]{8,}|\d+(\.\d+)?", "#", "; ".join(errors))
+def failure_key(problems: Sequence[Problem]) -> str:
+    """A failure's identity: the kinds of problem and the lineages they concern, never their
+    text (rewording a message, or the numbers in it, changes nothing)."""
+    return "; ".join(sorted({f"{p.kind}@{p.lineage or '*'}" for p in problems}))
 
 
 def decide(
     memory: AlertMemory,
     *,
-    errors: Sequence[str],
+    problems: Sequence[Problem],
     changed: Sequence[str],
     certs: Mapping[str, CertInfo | None],
     now: datetime,
@@ -80,8 +81,9 @@ def decide(
     """Pure: the alerts one cycle's outcome calls for, and what is remembered afterwards."""
     alerts: list[Alert] = []
     failure = memory.failure
-    if errors:
-        key = normalized(errors)
+    errors = [p.message for p in problems]
+    if problems:
+        key = failure_key(problems)
         if key != memory.failure:
             alerts.append(
                 Alert(

@@ -144,7 +144,7 @@ def record(
             return recorded(before, result, verify=bool(config.verify), now=now)
         found, memory = alerts.decide(
             before.alerts,
-            errors=result.errors,
+            problems=result.problems,
             changed=result.changed,
             certs=current_certs(config),
             now=now,

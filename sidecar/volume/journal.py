@@ -39,7 +39,7 @@ class Served:
 class AlertMemory:
     """What was already alerted, so a lasting condition is reported once, not every cycle."""
 
-    failure: str | None = None  # the (normalized) failure last alerted; None while all is well
+    failure: str | None = None  # the kinds and lineages last alerted (alerts.failure_key)
     danger: dict[str, str] = field(default_factory=dict)  # certificate -> serial alerted
 
 

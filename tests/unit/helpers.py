@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
+    from sidecar.certbot.argv import Run
     from sidecar.targets.base import Target
     from sidecar.volume.journal import Journal
 
@@ -285,23 +286,22 @@ class FakeControl:
 
 
 class FakeCertbot:
-    """Certbot: records each command line; `action` plays what the real run would do."""
+    """Certbot: records each run and its command line as the runner renders it; `action` plays
+    what the real run would do."""
 
     def __init__(self, action: Callable[[list[str]], CertbotResult] | None = None) -> None:
+        self.runs: list[Run] = []
         self.calls: list[list[str]] = []
         self.envs: list[dict[str, str]] = []
         self.secrets: list[dict[str, str]] = []
         self.action = action
 
-    def run(
-        self,
-        args: list[str],
-        env: dict[str, str] | None = None,
-        secrets: dict[str, str] | None = None,
-    ) -> CertbotResult:
+    def run(self, run: Run) -> CertbotResult:
+        args = run.argv()
+        self.runs.append(run)
         self.calls.append(args)
-        self.envs.append(env or {})
-        self.secrets.append(secrets or {})
+        self.envs.append(run.env)
+        self.secrets.append(dict(run.secrets))
         return self.action(args) if self.action else CertbotResult(0, timed_out=False)
 
     @property

@@ -9,6 +9,7 @@ import pytest
 
 from sidecar import shutdown
 from sidecar.certbot.failures import Failure
+from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.errors import LockedError
 from sidecar.scheduler import (
@@ -98,7 +99,7 @@ def test_backoff_survives_a_very_long_outage():
 
 
 def ok() -> CycleResult:
-    return CycleResult(changed=(), errors=(), duration=0.0)
+    return CycleResult(changed=(), problems=(), duration=0.0)
 
 
 def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
@@ -207,7 +208,8 @@ def test_cycle_skipped_for_a_held_lock_does_not_end_the_daemon(tmp_path):
 
 
 def failed(*failures: Failure) -> CycleResult:
-    return CycleResult(changed=(), errors=("failed",), duration=1.0, failures=failures)
+    problems = tuple(Problem(f.kind, None, "failed", f.permanent, f.not_before) for f in failures)
+    return CycleResult(changed=(), problems=problems, duration=1.0)
 
 
 def test_a_permanent_failure_waits_the_full_interval_not_the_backoff(tmp_path):

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sidecar.certbot.argv import (
-    certonly_args,
-    eab_options,
-    redact,
-    renew_args,
-    renew_runs,
-    without_lineage_flags,
-)
-from sidecar.certbot.challenges import challenge_for
-from sidecar.settings import CertSpec
+from sidecar.certbot.argv import certonly, eab_options, flags_for, redact, renew, renew_runs
+from sidecar.settings import CertSpec, Settings
 from sidecar.volume.adopt import Decision
 from sidecar.volume.confs import AUTHENTICATOR, POST_HOOK
 from tests.unit.helpers import dns_settings, make_settings, value_after
 
 SECRET = "hmac-secret-value"
 SPEC = CertSpec("a.example", ("a.example", "www.a.example"))
+
+
+def certonly_args(config: Settings, spec: CertSpec, *, dry_run: bool = False) -> list[str]:
+    return certonly(flags_for(config), spec, dry_run=dry_run).argv()
+
+
+def renew_args(config: Settings, *, force: bool = False, dry_run: bool = False) -> list[str]:
+    return renew(flags_for(config), force=force, dry_run=dry_run).argv()
+
+
+def without_lineage_flags(config: Settings) -> list[str]:
+    """A renew run whose lineages' confs name their CA, authenticator and installer."""
+    return dataclasses.replace(renew(flags_for(config)), lineage_flags=False).argv()
 
 
 @pytest.fixture
@@ -215,30 +222,28 @@ def test_dns_challenge_flags_reach_certonly_and_renew(tmp_path):
 
 def test_without_lineage_flags_drops_the_authenticator_and_its_own_options(tmp_path):
     """--server, --authenticator, --installer and --dns-NAME-* (or --webroot-*) go together."""
-    args = renew_args(dns_settings(tmp_path / "le", DNS_PROPAGATION="5"))
-    left = without_lineage_flags(args)
+    left = without_lineage_flags(dns_settings(tmp_path / "le", DNS_PROPAGATION="5"))
     assert not [a for a in left if a.startswith(("--dns-rfc2136", "--authenticator", "--server"))]
     assert "--installer" not in left
     assert value_after(left, "--post-hook") == POST_HOOK
-    webroot = without_lineage_flags(renew_args(make_settings(tmp_path, CHALLENGE="webroot")))
+    webroot = without_lineage_flags(make_settings(tmp_path, CHALLENGE="webroot"))
     assert "--webroot-path" not in webroot
 
 
 def test_dns_lineages_are_one_run_with_the_flags_when_all_are_the_sidecars(tmp_path):
     """Every lineage renewed the sidecar's way: one `certbot renew` with the DNS flags."""
-    config = dns_settings(tmp_path / "le")
-    args = renew_args(config)
+    base = renew(flags_for(dns_settings(tmp_path / "le")))
     decisions = [_decision("a.example", "sidecar"), _decision("b.example", "sidecar")]
-    assert renew_runs(args, decisions, challenge_for(config)) == [args]
+    assert [run.argv() for run in renew_runs(base, decisions)] == [base.argv()]
 
 
 def test_dns_mode_renews_a_lineage_with_its_own_plugin_alone_and_without_the_flags(tmp_path):
     """An adopted DNS lineage keeps its plugin and credentials (a flag would overwrite them in
     its conf): one run per lineage, the sidecar's with its flags, the other with none."""
-    config = dns_settings(tmp_path / "le")
-    args = renew_args(config)
+    base = renew(flags_for(dns_settings(tmp_path / "le")))
+    args = base.argv()
     own = _decision("host.example", "own", server="https://other.test/dir")
-    runs = renew_runs(args, [_decision("a.example", "sidecar"), own], challenge_for(config))
+    runs = [run.argv() for run in renew_runs(base, [_decision("a.example", "sidecar"), own])]
     assert runs[0] == [*args, "--cert-name", "a.example"]
     assert "--dns-rfc2136-credentials" not in runs[1]
     assert "--authenticator" not in runs[1]
@@ -249,6 +254,7 @@ def test_dns_mode_renews_a_lineage_with_its_own_plugin_alone_and_without_the_fla
 def test_standalone_mode_keeps_one_run_with_a_lineage_of_its_own(tmp_path):
     """The app stops for the challenge: one run for all (one outage), the flags left to confs."""
     config = make_settings(tmp_path)
-    args = renew_args(config)
     decisions = [_decision("a.example", "sidecar"), _decision("host.example", "own")]
-    assert renew_runs(args, decisions, challenge_for(config)) == [without_lineage_flags(args)]
+    runs = renew_runs(renew(flags_for(config)), decisions, due=2)
+    assert [run.argv() for run in runs] == [without_lineage_flags(config)]
+    assert runs[0].env == {"SIDECAR_EXPECTED_RENEWALS": "2"}  # the plugin starts the app after 2

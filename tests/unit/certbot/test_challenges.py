@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from sidecar.certbot.challenges import challenge_for
+from sidecar.certbot.challenges import AWS_CREDENTIALS_ENV, Dns, Standalone, challenge_for
 from tests.unit.helpers import dns_settings, make_settings, value_after
 
 
 def test_standalone_stops_the_app_and_uses_the_sidecar_plugin(tmp_path):
     """The default: the sidecar's own authenticator, the app stopped for the challenge."""
     challenge = challenge_for(make_settings(tmp_path))
-    assert (challenge.name, challenge.stops_app, challenge.authenticator) == (
-        "standalone",
+    assert isinstance(challenge, Standalone)
+    assert (challenge.stops_app, challenge.authenticator, challenge.options()) == (
         True,
         "sidecar",
+        (),
     )
 
 
@@ -20,20 +21,27 @@ def test_dns_uses_the_plugin_with_its_credentials_and_never_stops_the_app(tmp_pa
     """CHALLENGE=dns: `--authenticator dns-NAME --dns-NAME-credentials FILE`, no stop."""
     config = dns_settings(tmp_path / "le")
     challenge = challenge_for(config)
-    assert challenge.name == "dns"
+    assert isinstance(challenge, Dns)
     assert not challenge.stops_app
-    assert challenge.args == (
-        "--authenticator",
-        "dns-rfc2136",
-        "--dns-rfc2136-credentials",
-        str(tmp_path / "rfc2136.ini"),
-    )
+    assert not challenge.http01
+    assert challenge.authenticator == "dns-rfc2136"
+    assert challenge.options() == ("--dns-rfc2136-credentials", str(tmp_path / "rfc2136.ini"))
     assert "dns-rfc2136" in challenge.answered
 
 
 def test_dns_propagation_is_passed_in_whole_seconds_only_when_set(tmp_path):
     """DNS_PROPAGATION unset leaves the plugin's own default; set, it is the plugin's flag."""
-    args = challenge_for(dns_settings(tmp_path / "le", DNS_PROPAGATION="1.6")).args
+    args = challenge_for(dns_settings(tmp_path / "le", DNS_PROPAGATION="1.6")).options()
     assert value_after(list(args), "--dns-rfc2136-propagation-seconds") == "2"
-    unset = challenge_for(dns_settings(tmp_path / "le")).args
+    unset = challenge_for(dns_settings(tmp_path / "le")).options()
     assert "--dns-rfc2136-propagation-seconds" not in unset
+
+
+def test_route53_reads_its_credentials_file_from_the_environment_not_a_flag(tmp_path):
+    """AWS's shared credentials file: no `--dns-route53-credentials`, AWS_SHARED_CREDENTIALS_FILE
+    in certbot's environment; route53 takes no propagation time."""
+    route53 = Dns("route53", tmp_path / "aws.ini", propagation=None)
+    assert route53.options() == ()
+    assert route53.options(propagation=0) == ()
+    assert route53.env() == {AWS_CREDENTIALS_ENV: str(tmp_path / "aws.ini")}
+    assert Dns("rfc2136", tmp_path / "x.ini").env() == {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar.certbot.argv import flags_for
+from sidecar.certbot.challenges import Dns
 from sidecar.certbot.dnscheck import DnsPluginCheck
 from sidecar.errors import ConfigError
 from tests.unit.helpers import dns_settings
@@ -12,7 +14,9 @@ from tests.unit.helpers import dns_settings
 
 @pytest.fixture
 def check(tmp_path):
-    return DnsPluginCheck(dns_settings(tmp_path / "le"))
+    flags = flags_for(dns_settings(tmp_path / "le"))
+    assert isinstance(flags.challenge, Dns)
+    return DnsPluginCheck(flags.challenge, flags)
 
 
 def test_the_plugin_loads_the_way_certbot_loads_it(check):

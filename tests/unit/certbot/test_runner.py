@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -10,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from sidecar import shutdown
+from sidecar.certbot.argv import Flags, renew
+from sidecar.certbot.challenges import Standalone
 from sidecar.certbot.runner import CertbotResult, CertbotRunner, certbot_executable
+
+RUN = renew(Flags(Path("/le"), Path("/work"), Path("/logs"), "https://ca.test/dir", Standalone()))
 
 
 @pytest.mark.parametrize(
@@ -119,7 +124,7 @@ def test_a_stop_request_ends_the_running_certbot_at_once(fake_certbot):
     runner = CertbotRunner({}, timeout=60, stop=shutdown.REQUEST)
     threading.Timer(0.5, shutdown.REQUEST.request).start()
     began = time.monotonic()
-    result = runner.run(["renew"])
+    result = runner.run(RUN)
     assert result.stopped
     assert not result.ok
     assert time.monotonic() - began < 30, "woken before its timeout"
@@ -129,14 +134,14 @@ def test_a_stop_request_ends_the_running_certbot_at_once(fake_certbot):
 def test_no_certbot_run_starts_after_a_stop_request(fake_certbot):
     """Once a stop is requested, a later run of the cycle returns at once, without certbot."""
     shutdown.REQUEST.request()
-    result = CertbotRunner({}, timeout=60, stop=shutdown.REQUEST).run(["certonly"])
+    result = CertbotRunner({}, timeout=60, stop=shutdown.REQUEST).run(RUN)
     assert result.stopped
     assert not (fake_certbot.parent / "pid").exists()
 
 
 def test_certbot_over_its_timeout_is_ended_and_reported(fake_certbot):
     """CERTBOT_TIMEOUT: the run ends as timed out, not as stopped."""
-    result = CertbotRunner({}, timeout=0.5, stop=shutdown.REQUEST).run(["renew"])
+    result = CertbotRunner({}, timeout=0.5, stop=shutdown.REQUEST).run(RUN)
     assert result.timed_out
     assert not result.stopped
 
@@ -154,9 +159,8 @@ def test_secrets_reach_certbot_in_a_private_config_file_never_on_its_command_lin
     )
     monkeypatch.setenv("EAB_HMAC_KEY", "hmac-secret")
     monkeypatch.setenv("WEBHOOK_URL", "https://hooks.example/tok-123456")
-    result = CertbotRunner({}, timeout=30, stop=shutdown.REQUEST).run(
-        ["register"], secrets={"eab-hmac-key": "k3y"}
-    )
+    run = dataclasses.replace(RUN, secrets={"eab-hmac-key": "k3y"})
+    result = CertbotRunner({}, timeout=30, stop=shutdown.REQUEST).run(run)
     argv = next(line for line in result.tail if line.startswith("argv:"))
     assert "k3y" not in argv
     assert "mode 600" in result.tail

@@ -16,6 +16,7 @@ from sidecar.cycle.dryrun import (
     steps_for,
     stop_and_start_steps,
 )
+from sidecar.cycle.problem import Problem
 from tests.unit.helpers import T0, container, dns_settings, install_cert, make_pem, make_settings
 
 if TYPE_CHECKING:
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
 SEC = timedelta(seconds=1)
 WEB = container("web", started_at=T0 - 100 * SEC)
 GOOD = CycleResult((), (), 3.0)
-BUSY = CycleResult(
-    (), ("certbot certonly for a failed (exit 1): port 80 is still in use after ...",), 3.0
-)
-REFUSED = CycleResult((), ("certbot certonly for a failed (exit 1): Connection refused",), 3.0)
+BUSY_LINE = "certbot certonly for a failed (exit 1): port 80 is still in use after ..."
+BUSY = CycleResult((), (Problem("portBusy", "a", BUSY_LINE),), 3.0)
+REFUSED_LINE = "certbot certonly for a failed (exit 1): Connection refused"
+REFUSED = CycleResult((), (Problem("connection", "a", REFUSED_LINE),), 3.0)
 
 
 def after_stop_start(target: Target, *, running: bool = True) -> Target:

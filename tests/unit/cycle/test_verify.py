@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from sidecar import settings
 from sidecar.cycle.verify import (
     Check,
+    Verification,
     check_served,
     compare,
     failures,
@@ -177,6 +178,10 @@ def test_a_wildcard_name_is_probed_with_a_name_it_covers():
     assert "(SNI certbot-sidecar.a.example)" in checks[0].describe()
 
 
+def messages(result: Verification) -> list[str]:
+    return [p.message for p in result.problems]
+
+
 def test_probe_errors_become_checks_with_a_short_reason():
     """OSError and ValueError from the probe are reported, not raised."""
 
@@ -279,7 +284,7 @@ def test_restart_that_does_not_help_is_reported_once():
         sleep=lambda _s: None,
     )
     assert restarts == [1]
-    (error,) = result.errors
+    (error,) = messages(result)
     assert error == (
         "a.example: 127.0.0.1:443 (SNI a.example) serves serial bad, not the current c0ffee; "
         "is the app reading /etc/letsencrypt/live/a.example/?"
@@ -309,8 +314,8 @@ def test_an_app_that_does_not_answer_is_not_restarted():
         may_restart=lambda _checks: True,
     )
     assert restarts == []
-    assert "does not answer TLS" in result.errors[0]
-    assert "is VERIFY the app's TLS address?" in result.errors[0]
+    assert "does not answer TLS" in messages(result)[0]
+    assert "is VERIFY the app's TLS address?" in messages(result)[0]
 
 
 def test_failed_restart_is_reported_with_the_mismatch():
@@ -321,8 +326,8 @@ def test_failed_restart_is_reported_with_the_mismatch():
         wait=0,
         may_restart=lambda _checks: True,
     )
-    assert result.errors[0] == "web: restart refused"
-    assert "serves serial bad" in result.errors[1]
+    assert messages(result)[0] == "web: restart refused"
+    assert "serves serial bad" in messages(result)[1]
 
 
 def test_failures_are_one_line_per_certificate():

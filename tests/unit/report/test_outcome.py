@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sidecar import shutdown
+from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.run import run_cycle
 from sidecar.cycle.verify import compare, may_restart
@@ -113,7 +114,9 @@ def test_failed_cycle_is_counted_and_a_quiet_one_keeps_the_last_downtime(tmp_pat
     config = make_settings(tmp_path / "le")
     save_journal(config.state_dir, Journal(downtime=4.0, downtime_at=T0))
     control = FakeControl(container("web", started_at=T0 - 100 * SEC))
-    result = outcome.record(config, control, CycleResult((), ("boom",), 1.0), T0, SILENT)
+    result = outcome.record(
+        config, control, CycleResult((), (Problem("error", None, "boom"),), 1.0), T0, SILENT
+    )
     assert result.errors == ("boom",)
     facts = journal.load(config.state_dir)
     assert facts.cycle_failures == 1

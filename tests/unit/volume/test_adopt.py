@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sidecar.certbot.argv import renew_runs
+from sidecar.certbot.argv import Flags, Run, renew, renew_runs
+from sidecar.certbot.challenges import Standalone
 from sidecar.settings import LETSENCRYPT, LETSENCRYPT_STAGING
 from sidecar.volume.accounts import Accounts
 from sidecar.volume.adopt import decide
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
 
 CD = "/etc/letsencrypt"
 PEBBLE = "https://pebble:14000/dir"
+FLAGS = Flags(
+    Path(CD), Path("/var/lib/letsencrypt"), Path("/var/log/letsencrypt"), PEBBLE, Standalone()
+)
 OTHER_CA = "https://acme.zerossl.com/v2/DV90"
 ACCOUNTS = {PEBBLE: ("acc-pebble",), LETSENCRYPT: ("acc-le",), OTHER_CA: ("acc-zero",)}
 HOST_TOOLS_PRESENT = {"systemctl", "service", "nginx"}  # even where present: host tools
@@ -398,51 +403,61 @@ def test_found_line_names_what_the_conf_and_certificate_say():
         assert part in text
 
 
+def runs(
+    decisions: list[adopt.Decision], *, force: bool = False, dry_run: bool = False
+) -> list[Run]:
+    """The renew runs for these decisions (the sidecar at PEBBLE, standalone)."""
+    return renew_runs(renew(FLAGS, force=force, dry_run=dry_run), decisions)
+
+
 def test_renew_keeps_the_sidecars_flags_when_every_lineage_is_renewed_its_way():
     """Common case: the one `certbot renew` passes --server/--authenticator/--installer."""
-    args = ["renew", "--server", PEBBLE, "--authenticator", "sidecar", "--installer", "null"]
-    decisions = [decide(found(), here())]
-    assert renew_runs(args, decisions) == [args]
+    (run,) = runs([decide(found(), here())])
+    assert (run.lineage, run.lineage_flags, run.server) == (None, True, None)
+    assert "--server" in run.argv()
 
 
 def test_renew_drops_the_per_lineage_flags_when_a_lineage_keeps_its_own():
     """A lineage on another CA: still one `certbot renew`, each conf naming its own values."""
-    args = ["renew", "--server", PEBBLE, "--authenticator", "sidecar", "--installer", "null", "-n"]
     decisions = [decide(found(), here()), decide(found("b.example", params=host_params()), here())]
-    assert renew_runs(args, decisions) == [["renew", "-n"]]
+    (run,) = runs(decisions)
+    assert (run.lineage, run.lineage_flags) == (None, False)
+    assert not {"--server", "--authenticator", "--installer"} & set(run.argv())
 
 
 def test_dry_run_renews_each_lineage_at_its_own_ca_and_the_sidecars_with_its_flags():
     """Without --server a dry run would go to Let's Encrypt staging for every lineage, and a
     lineage keeping its own authenticator must not get the sidecar's: one run per lineage."""
-    args = ["renew", "--server", PEBBLE, "--authenticator", "sidecar", "--dry-run"]
     decisions = [decide(found(), here()), decide(found("b.example", params=host_params()), here())]
-    assert renew_runs(args, decisions) == [
-        [*args, "--cert-name", "a.example"],
-        ["renew", "--dry-run", "--server", LETSENCRYPT, "--cert-name", "b.example"],
-    ]
+    ours, theirs = runs(decisions, dry_run=True)
+    assert (ours.lineage, ours.lineage_flags, ours.server) == ("a.example", True, None)
+    assert (theirs.lineage, theirs.lineage_flags, theirs.server) == (
+        "b.example",
+        False,
+        LETSENCRYPT,
+    )
+    tail = ["--dry-run", "--server", LETSENCRYPT, "--cert-name", "b.example"]
+    assert theirs.argv()[-5:] == tail
 
 
 def test_ignored_and_impossible_lineages_do_not_change_the_renew_flags():
     """Only lineages that are renewed decide the flags."""
-    args = ["renew", "--server", PEBBLE]
     ignored = decide(found("b.example", params=host_params()), here(ignore_unlisted=True))
-    assert renew_runs(args, [ignored]) == [args]
+    (run,) = runs([ignored])
+    assert (run.lineage, run.lineage_flags) == (None, True)
 
 
 def test_forced_renewal_with_ignored_lineages_renews_the_others_one_by_one():
     """--force-renewal overrides autorenew = False: each other lineage gets its own --cert-name."""
-    args = ["renew", "--force-renewal", "--server", PEBBLE]
     env = here(ignore=frozenset({"old.example"}))
-    decisions = [decide(found(), env), decide(found("old.example"), env)]
-    assert renew_runs(args, decisions) == [[*args, "--cert-name", "a.example"]]
+    (run,) = runs([decide(found(), env), decide(found("old.example"), env)], force=True)
+    assert (run.lineage, run.lineage_flags, run.force) == ("a.example", True, True)
 
 
 def test_forced_renewal_without_ignored_lineages_is_one_run():
     """No ignored lineage: one `certbot renew --force-renewal` for all (one outage)."""
-    args = ["renew", "--force-renewal", "--server", PEBBLE]
-    decisions = [decide(found(), here()), decide(found("b.example"), here())]
-    assert renew_runs(args, decisions) == [args]
+    (run,) = runs([decide(found(), here()), decide(found("b.example"), here())], force=True)
+    assert (run.lineage, run.force) == (None, True)
 
 
 def test_odd_values_in_a_hand_edited_conf_do_not_break_the_decision():

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sidecar import shutdown
-from sidecar.certbot.argv import common_args
+from sidecar.certbot.argv import flags_for, renew
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
 from sidecar.report.adoption import rewrite_text
@@ -101,7 +101,7 @@ APACHE = {
 
 def installer(config: Settings) -> str:
     """The installer the sidecar's own certbot runs pass (adopted lineages get the same)."""
-    return value_after(common_args(config, dry_run=False), "--installer")
+    return value_after(renew(flags_for(config)).argv(), "--installer")
 
 
 @pytest.fixture

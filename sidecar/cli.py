@@ -12,27 +12,32 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import __version__, logs, settings, shutdown
+from sidecar import __version__, logs, shutdown
 from sidecar.certbot import inside
 from sidecar.certbot.runner import CertbotRunner
 from sidecar.cycle import CycleResult, dryrun, preflight, run_cycle
-from sidecar.cycle.plan import configured
+from sidecar.cycle.run import served_now
 from sidecar.errors import ConfigError, DockerError, SidecarError
+from sidecar.loader import control as control_for
+from sidecar.loader import in_certbot, load
 from sidecar.report import metrics, outcome
 from sidecar.report.adoption import adoption_json, render, rewrite_text
+from sidecar.report.outcome import Recorder
 from sidecar.report.status import failing, health, rows, served_problems, table, with_served
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
 from sidecar.targets.base import NoTargetError
-from sidecar.targets.control import control_for
 from sidecar.volume import adopt, journal, lineages, tree, watch
 from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
-    from sidecar.report.alerts import Notifier
+    from pathlib import Path
+
+    from sidecar.loader import Config
     from sidecar.shutdown import StopRequest
     from sidecar.targets.control import Targets
     from sidecar.volume.certs import CertInfo
+    from sidecar.volume.journal import Journal
 
 DOCKER_RETRY = 10.0
 EXIT_FAILED = 1
@@ -71,12 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _current(
-    config: settings.Settings, skip: frozenset[str] = frozenset()
-) -> dict[str, lineages.Current]:
+def _current(config: Config, skip: frozenset[str] = frozenset()) -> dict[str, lineages.Current]:
     """Every lineage of the tree and of DOMAINS but `skip`, read without raising."""
-    names = sorted({*lineages.names(config.config_dir), *configured(config.domains)} - skip)
-    return {name: lineages.read(config.config_dir, name) for name in names}
+    config_dir = config.paths.config_dir
+    names = sorted({*lineages.names(config_dir), *config.domains.names} - skip)
+    return {name: lineages.read(config_dir, name) for name in names}
 
 
 def _certs(current: dict[str, lineages.Current]) -> dict[str, CertInfo | None]:
@@ -94,13 +98,13 @@ class Process:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """What the checks before a cycle set up: the targets, and the notifier for the alerts."""
+    """What the checks before a cycle set up: the targets, and the recorder of the outcome."""
 
     control: Targets
-    sender: Notifier
+    recorder: Recorder
 
 
-def _preflight(config: settings.Settings, process: Process, *, resumed: bool = False) -> Ready:
+def _preflight(config: Config, process: Process, *, resumed: bool = False) -> Ready:
     """Start what an interrupted run left stopped, first: it needs the Docker API and nothing
     else (no write: the volume may have turned read-only; no alert setup). Then check everything
     else before acting.
@@ -108,46 +112,46 @@ def _preflight(config: settings.Settings, process: Process, *, resumed: bool = F
     After a sleep (`resumed`) the tree's problems are the cycle's to report, as failures.
     """
     control = control_for(config, process.stopping)
-    outage.recover(config.state_dir, control)
-    preflight.check_writable(config)
-    sender = outcome.prepare(config, process.secrets)
+    outage.recover(config.paths.state_dir, control)
+    preflight.check_writable(config.paths, config.challenge)
+    sender = outcome.prepare(config.alerts, config.verify, process.secrets)
     if not resumed:
-        preflight.check_lineages(config)
+        preflight.check_lineages(config.paths.config_dir, config.domains)
     preflight.check_targets(control)
-    return Ready(control, sender)
+    return Ready(control, Recorder(config.cycle, config.alerts, sender))
 
 
 def _run_cycle(
-    config: settings.Settings,
+    config: Config,
     runner: CertbotRunner,
     ready: Ready,
     stopping: StopRequest,
     *,
     force: bool = False,
 ) -> CycleResult:
-    control = ready.control
+    control, recorder = ready.control, ready.recorder
     return run_cycle(
-        config,
+        config.cycle,
         runner,
         control,
         stopping,
         force=force,
-        precheck=lambda: preflight.check_acme(config),
-        after=lambda result, began: outcome.record(config, control, result, began, ready.sender),
+        precheck=lambda: preflight.check_acme(config.ca),
+        after=lambda result, began: outcome.record(recorder, control, result, began),
     )
 
 
-def _sleep_light(config: settings.Settings, seconds: float) -> None:
+def _sleep_light(state_dir: Path, seconds: float) -> None:
     """Wait in a bare Python process (see sidecar.sleeper), then run the daemon again; returns
     only when a stop is requested before the exec. The sleeper wakes it early for a record of
     stopped targets no cycle holds: the daemon then knows its planned time (`--until`)."""
     until = f"{time.monotonic() + seconds:.3f}"
     again = [sys.executable, "-m", "sidecar", "run", "--resume", "--until", until]
     sleeper = [sys.executable, "-m", "sidecar.sleeper", f"{seconds:.3f}"]
-    shutdown.become([*sleeper, "--watch", str(config.state_dir), "--", *again])
+    shutdown.become([*sleeper, "--watch", str(state_dir), "--", *again])
 
 
-def _preflight_resumed(config: settings.Settings, process: Process) -> Ready | None:
+def _preflight_resumed(config: Config, process: Process) -> Ready | None:
     """After a sleep the setup was fine once: wait out a Docker API outage, or app containers
     being recreated (`docker compose up` after a change), instead of exiting."""
     while not process.stopping.requested():
@@ -160,11 +164,7 @@ def _preflight_resumed(config: settings.Settings, process: Process) -> Ready | N
 
 
 def cmd_run(
-    config: settings.Settings,
-    process: Process,
-    *,
-    resume: bool = False,
-    until: float | None = None,
+    config: Config, process: Process, *, resume: bool = False, until: float | None = None
 ) -> int:
     stopping = process.stopping
     ready = None
@@ -173,33 +173,34 @@ def cmd_run(
     if ready is None or stopping.requested():
         logger.info("{} received: stopped", stopping.name)
         return 0
-    metrics.serve(config)
-    runner = CertbotRunner(config.acme_env, config.certbot_timeout, stopping)
-    control = ready.control
+    metrics.serve(config.metrics, config.paths, config.domains.specs)
+    runner = CertbotRunner(config.certbot_timeout, stopping)
+    state_dir, control = config.paths.state_dir, ready.control
     scheduler = Scheduler(
-        config,
+        config.schedule,
+        state_dir,
         lambda: _run_cycle(config, runner, ready, stopping),
-        restore=lambda: outage.settle(config.state_dir, control),
+        restore=lambda: outage.settle(state_dir, control),
         # metrics need a live process; it watches the state dir as the sleeper does
-        idle=None if config.metrics_port else lambda seconds: _sleep_light(config, seconds),
-        unattended=lambda: watch.unattended(config.state_dir),
+        idle=None if config.metrics.port else lambda seconds: _sleep_light(state_dir, seconds),
+        unattended=lambda: watch.unattended(state_dir),
         stopping=stopping,
     )
     logger.info(
         "certbot-sidecar {} watching {} certificate(s) on {}",
         __version__,
-        len(config.domains),
-        config.acme_server,
+        len(config.domains.specs),
+        config.ca.directory,
     )
     scheduler.run(until)
     return 0
 
 
-def cmd_renew(config: settings.Settings, process: Process, *, force: bool, dry_run: bool) -> int:
+def cmd_renew(config: Config, process: Process, *, force: bool, dry_run: bool) -> int:
     if dry_run:
         return cmd_dry_run(config, process)
     ready = _preflight(config, process)
-    runner = CertbotRunner(config.acme_env, config.certbot_timeout, process.stopping)
+    runner = CertbotRunner(config.certbot_timeout, process.stopping)
     result = _run_cycle(config, runner, ready, process.stopping, force=force)
     return _interrupted(process.stopping) or (0 if result.ok else EXIT_FAILED)
 
@@ -209,39 +210,45 @@ def _interrupted(stopping: StopRequest) -> int:
     return 128 + stopping.signum if stopping.signum else 0
 
 
-def cmd_dry_run(config: settings.Settings, process: Process) -> int:
+def cmd_dry_run(config: Config, process: Process) -> int:
     """Every step of a renewal against the CA's test mode, then a report of each step."""
-    outcome.prepare(config, process.secrets)
-    runner = CertbotRunner(config.acme_env, config.certbot_timeout, process.stopping)
-    report = dryrun.run(config, runner, process.stopping)
+    stopping = process.stopping
+    outcome.prepare(config.alerts, config.verify, process.secrets)
+    runner = CertbotRunner(config.certbot_timeout, stopping)
+    report = dryrun.run(config.cycle, runner, stopping, lambda: control_for(config, stopping))
     print(report.render(), flush=True)
-    return _interrupted(process.stopping) or (0 if report.ok else EXIT_FAILED)
+    return _interrupted(stopping) or (0 if report.ok else EXIT_FAILED)
 
 
-def cmd_status(config: settings.Settings, *, as_json: bool) -> int:
-    state = journal.load(config.state_dir)
-    items = with_served(
-        config, rows(_certs(_current(config)), state, now_utc(), config.renew_before)
-    )
+def cmd_status(config: Config, *, as_json: bool) -> int:
+    state = journal.load(config.paths.state_dir)
+    listed = rows(_certs(_current(config)), state, now_utc(), config.domains.renew_before)
+    items = with_served(served_now(config.cycle), listed)
+    adoption = tree.inspect(config.tree)
     if as_json:
         report = {"certificates": [r.to_json() for r in items], **state.to_json()}
-        print(json.dumps({**report, **adoption_json(tree.inspect(config))}, indent=2))
+        print(json.dumps({**report, **adoption_json(adoption)}, indent=2))
     else:
         print(table(items))
         if state.next_check_at:
             print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
-        adoption = tree.inspect(config)
         print(f"\nlineages:\n{render(adoption.decisions, adoption.findings)}")
     return 0
 
 
-def cmd_health(config: settings.Settings) -> int:
-    state = journal.load(config.state_dir)
-    ignored = adopt.ignored(tree.inspect(config).decisions)  # not renewed here: not judged
+def health_problems(config: Config, state: Journal) -> list[str]:
+    """Why the sidecar is unhealthy (none: healthy): a lineage it renews that cannot be read,
+    expiry, or the app serving another certificate."""
+    ignored = adopt.ignored(tree.inspect(config.tree).decisions)  # not renewed here: not judged
     current = _current(config, ignored)
     problems = [item.problem for item in current.values() if item.problem]
     problems += health(_certs(current), state, now_utc())
-    problems += served_problems(config, state)
+    return problems + served_problems(config.verify, state)
+
+
+def cmd_health(config: Config) -> int:
+    state = journal.load(config.paths.state_dir)
+    problems = health_problems(config, state)
     for problem in problems:
         print(f"unhealthy: {problem}")
     if warning := failing(state):
@@ -251,18 +258,20 @@ def cmd_health(config: settings.Settings) -> int:
     return 1 if problems else 0
 
 
-def cmd_adopt(config: settings.Settings, process: Process, *, check: bool) -> int:
+def cmd_adopt(config: Config, process: Process, *, check: bool) -> int:
     """The rewrite holds the cycle's lock: before it lets go, what the record of stopped targets
     names is started (Docker is asked only when there is a record; without it, adoption works)."""
 
     def held() -> list[str]:
-        return outage.restore_held(config.state_dir, lambda: control_for(config, process.stopping))
+        return outage.restore_held(
+            config.paths.state_dir, lambda: control_for(config, process.stopping)
+        )
 
-    print(rewrite_text(tree.adopt_command(config, check=check, held=held)))
+    print(rewrite_text(tree.adopt_command(config.tree, check=check, held=held)))
     return 0
 
 
-def dispatch(args: argparse.Namespace, config: settings.Settings, process: Process) -> int:
+def dispatch(args: argparse.Namespace, config: Config, process: Process) -> int:
     if args.command == "run":
         return cmd_run(config, process, resume=args.resume, until=args.until)
     if args.command == "renew":
@@ -273,7 +282,7 @@ def dispatch(args: argparse.Namespace, config: settings.Settings, process: Proce
         return cmd_health(config)
     if args.command == "adopt":
         return cmd_adopt(config, process, check=args.check)
-    inside.start_app()
+    inside.start_app(in_certbot(config, process.stopping))
     return 0
 
 
@@ -283,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     level, fmt = os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text")
     logs.setup(level, fmt, process.secrets)
     try:
-        config = settings.load()
+        config = load()
         logs.setup(config.log_level, config.log_format, process.secrets)
         return dispatch(args, config, process)
     except ConfigError as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -18,15 +19,23 @@ from sidecar.volume.watch import WATCH_EVERY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from sidecar.cycle.result import CycleResult
-    from sidecar.settings import Settings
     from sidecar.shutdown import StopRequest
     from sidecar.volume.journal import Journal
 
 RETRY_BASE = 600.0
 RESTORE_RETRY = 5.0
 DUE_SLACK = 1.0  # a wake this close to the planned time is the planned one
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """CHECK_INTERVAL and CHECK_JITTER, in seconds."""
+
+    interval: float = 12 * 3600.0
+    jitter: float = 3600.0
 
 
 def next_delay(
@@ -51,12 +60,12 @@ def next_delay(
 def delay_after(
     result: CycleResult | None,
     failures: int,
-    config: Settings,
+    schedule: Schedule,
     rng: random.Random,
     now: datetime,
 ) -> float:
     """The wait after a cycle: backoff, unless the CA named a time or retrying cannot help."""
-    interval, jitter = config.check_interval, config.check_jitter
+    interval, jitter = schedule.interval, schedule.jitter
     if result is not None and result.permanent:
         return interval + rng.uniform(0, jitter)
     delay = next_delay(interval, jitter, failures, rng, min(RETRY_BASE, interval))
@@ -93,17 +102,19 @@ class Scheduler:
 
     def __init__(
         self,
-        config: Settings,
+        schedule: Schedule,
+        state_dir: Path,
         cycle: Callable[[], CycleResult],
         rng: random.Random | None = None,
+        *,
         restore: Callable[[], list[str]] = list,
         idle: Callable[[float], None] | None = None,
-        *,
         unattended: Callable[[], bool] = lambda: False,
         stopping: StopRequest,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._config = config
+        self._times = schedule
+        self._state_dir = state_dir
         self._cycle = cycle
         self._restore = restore
         self._idle = idle
@@ -149,7 +160,7 @@ class Scheduler:
         """After an early wake: what is still down is started (or retried), then the wait for
         the planned cycle goes on (never longer than a whole interval: a bad time is no hang)."""
         self._restore_until_done()
-        left = min(left, self._config.check_interval + self._config.check_jitter)
+        left = min(left, self._times.interval + self._times.jitter)
         logger.info("the next check stays as planned, in {:.0f}s", left)
         return left
 
@@ -179,9 +190,9 @@ class Scheduler:
                 self._restore_until_done()
 
     def _schedule(self, result: CycleResult | None) -> float:
-        state = journal.load(self._config.state_dir)
+        state = journal.load(self._state_dir)
         now = now_utc()
-        delay = delay_after(result, state.failures, self._config, self._rng, now)
+        delay = delay_after(result, state.failures, self._times, self._rng, now)
         at = now + timedelta(seconds=delay)
         self._save(lambda j: dataclasses.replace(j, next_check_at=at))
         if result is not None and result.permanent:
@@ -197,6 +208,6 @@ class Scheduler:
         """A journal update that cannot end the daemon (the volume failing is the next cycle's
         error to report)."""
         try:
-            journal.update(self._config.state_dir, change)
+            journal.update(self._state_dir, change)
         except Exception as error:  # noqa: BLE001
             logger.opt(exception=error).error("could not update the journal: {}", error)

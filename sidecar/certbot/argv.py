@@ -12,16 +12,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from sidecar.certbot.challenges import challenge_for
+from sidecar.volume.ca import choose_ca
 from sidecar.volume.confs import INSTALLER, POST_HOOK
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
     from sidecar.certbot.challenges import Challenge
-    from sidecar.settings import CertSpec, Settings
     from sidecar.volume.adopt import Decision
+    from sidecar.volume.ca import AcmeCA
+    from sidecar.volume.paths import Paths
+    from sidecar.volume.specs import CertSpec
 
 EXPECTED_ENV = "SIDECAR_EXPECTED_RENEWALS"  # renewals `certbot renew` should save in this run
 _SECRET_FLAGS = frozenset({"--eab-hmac-key"})
@@ -43,29 +44,27 @@ class Key:
 
 @dataclass(frozen=True, slots=True)
 class Flags:
-    """What every certbot run of the sidecar passes: its directories, the CA, the challenge, the
-    account's e-mail and profile, and the key of new certificates."""
+    """What every certbot run of the sidecar passes: its directories, the CA (and the profile
+    asked of it), the challenge, the account's e-mail, and the key of new certificates."""
 
-    config_dir: Path
-    work_dir: Path
-    logs_dir: Path
-    server: str
+    paths: Paths
+    ca: AcmeCA
     challenge: Challenge
     http01_port: int = 80
     http01_address: str = ""
     email: str | None = None
-    profile: str | None = None
     key: Key = field(default_factory=Key)
 
-    def common(self, *, dry_run: bool, lineage_flags: bool) -> list[str]:
-        """The flags of every run; without `lineage_flags`, not those certbot saves per lineage
-        (and writes back after a renewal): the server, the authenticator with its options, the
-        installer."""
+    def common(self, ca: AcmeCA, *, dry_run: bool, lineage_flags: bool) -> list[str]:
+        """The flags of every run, at `ca`; without `lineage_flags`, not those certbot saves
+        per lineage (and writes back after a renewal): the server, the authenticator with its
+        options, the installer."""
+        paths = self.paths
         args = ["--non-interactive", "--agree-tos"]
-        args += ["--config-dir", str(self.config_dir), "--work-dir", str(self.work_dir)]
-        args += ["--logs-dir", str(self.logs_dir)]
+        args += ["--config-dir", str(paths.config_dir), "--work-dir", str(paths.work_dir)]
+        args += ["--logs-dir", str(paths.logs_dir)]
         if lineage_flags:
-            args += ["--server", self.server, "--authenticator", self.challenge.authenticator]
+            args += ["--server", ca.directory, "--authenticator", self.challenge.authenticator]
             args += [*self.challenge.options(), "--installer", INSTALLER]
         args += ["--http-01-port", str(self.http01_port), "--post-hook", POST_HOOK]
         if self.http01_address:
@@ -74,24 +73,9 @@ class Flags:
             args += ["--email", self.email, "--no-eff-email"]
         else:
             args += ["--register-unsafely-without-email"]
-        if self.profile:
-            args += ["--preferred-profile", self.profile]
+        if ca.profile:
+            args += ["--preferred-profile", ca.profile]
         return [*args, "--dry-run"] if dry_run else args
-
-
-def flags_for(config: Settings) -> Flags:
-    return Flags(
-        config_dir=config.config_dir,
-        work_dir=config.work_dir,
-        logs_dir=config.logs_dir,
-        server=config.acme_server,
-        challenge=challenge_for(config),
-        http01_port=config.http01_port,
-        http01_address=config.http01_address,
-        email=config.email,
-        profile=config.acme_profile,
-        key=Key(config.key_type, config.elliptic_curve, config.rsa_key_size),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +107,13 @@ class Run:
     def env(self) -> dict[str, str]:
         """What certbot's environment gets for this run."""
         counted = {EXPECTED_ENV: str(self.expected)} if self.expected is not None else {}
-        return {**self.flags.challenge.env(), **counted}
+        return {**self.ca.env(), **self.flags.challenge.env(), **counted}
+
+    @property
+    def ca(self) -> AcmeCA:
+        """The CA it runs at: a certificate's own (`choose_ca`), the configured one for renew."""
+        ca = self.flags.ca
+        return choose_ca(ca, self.spec.name) if self.spec is not None else ca
 
     def argv(self) -> list[str]:
         """The command line (without the program)."""
@@ -134,7 +124,7 @@ class Run:
         else:
             head = ["renew", "--no-random-sleep-on-renew"]
             head += ["--force-renewal"] if self.force else []
-        common = self.flags.common(dry_run=self.dry_run, lineage_flags=self.lineage_flags)
+        common = self.flags.common(self.ca, dry_run=self.dry_run, lineage_flags=self.lineage_flags)
         tail = ["--server", self.server] if self.server else []
         tail += ["--cert-name", self.lineage] if self.lineage else []
         tail += ["--account", self.account] if self.account else []
@@ -208,11 +198,3 @@ def _lineage_run(base: Run, decision: Decision) -> Run:
         return one
     server = decision.server if dry and decision.server else None
     return dataclasses.replace(one, lineage_flags=False, server=server)
-
-
-def eab_options(settings: Settings) -> dict[str, str]:
-    """External account binding, for certbot's config file (never its command line: every user
-    can read /proc/PID/cmdline, and certbot logs its arguments)."""
-    if not (settings.eab_kid and settings.eab_hmac_key):
-        return {}
-    return {"eab-kid": settings.eab_kid, "eab-hmac-key": settings.eab_hmac_key.get_secret_value()}

@@ -4,15 +4,16 @@ must stop. A new kind is one more type here (and its choice in the settings' loa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from sidecar.settings import AWS_CREDENTIALS_ENV, DNS_PLUGINS, OTHER_DNS_PLUGIN
 from sidecar.volume.confs import AUTHENTICATOR
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from pathlib import Path
 
-    from sidecar.settings import DnsPlugin, Settings
+
+AWS_CREDENTIALS_ENV = "AWS_SHARED_CREDENTIALS_FILE"  # where boto3 (route53) finds its file
 
 
 class Challenge(Protocol):
@@ -44,6 +45,22 @@ class Challenge(Protocol):
         of the same kind renew in runs of their own (DNS-01's credentials)."""
         ...
 
+    @property
+    def renews_as(self) -> str:
+        """The authenticator adopted lineages are given in their renewal conf: the sidecar's
+        plugin for HTTP-01 (its renew runs pass the challenge's own), the plugin for DNS-01."""
+        ...
+
+    @property
+    def credentials_file(self) -> str | None:
+        """The credentials file certbot saves with a lineage (`dns_NAME_credentials`), if any."""
+        ...
+
+    @property
+    def webroot(self) -> Path | None:
+        """A directory on the volume the app serves challenge files from, if any."""
+        ...
+
     def options(self) -> tuple[str, ...]:
         """The authenticator's own flags, in flag-value pairs (`--webroot-path PATH`)."""
         ...
@@ -62,6 +79,9 @@ class Standalone:
     http01: bool = True
     answered: str = "the app answers the challenge itself"
     per_lineage: bool = False
+    renews_as: str = AUTHENTICATOR
+    credentials_file: str | None = None
+    webroot: Path | None = None
 
     def options(self) -> tuple[str, ...]:
         return ()
@@ -74,18 +94,74 @@ class Standalone:
 class Webroot:
     """HTTP-01 answered by the app itself from files certbot writes on the volume (no stop)."""
 
-    path: Path
+    webroot: Path
     authenticator: str = "webroot"
     stops_app: bool = False
     http01: bool = True
     answered: str = "the app answers the challenge itself"
     per_lineage: bool = False
+    renews_as: str = AUTHENTICATOR
+    credentials_file: str | None = None
 
     def options(self) -> tuple[str, ...]:
-        return ("--webroot-path", str(self.path))
+        return ("--webroot-path", str(self.webroot))
 
     def env(self) -> dict[str, str]:
         return {}
+
+
+@dataclass(frozen=True, slots=True)
+class DnsPlugin:
+    """What one of certbot's DNS plugins (`certbot-dns-NAME`, extra `dns-NAME`) takes.
+
+    `credentials`: `file` (`--dns-NAME-credentials`, required), `optional` (google: a service
+    account file, else the machine's own credentials), or `aws` (route53 has no such option: the
+    file is AWS's shared credentials file, else AWS_* variables or the instance's role).
+    `propagation`: whether it takes `--dns-NAME-propagation-seconds` (route53 waits for Route 53
+    itself)."""
+
+    credentials: Literal["file", "optional", "aws"] = "file"
+    propagation: bool = True
+
+
+# certbot's own DNS plugins, each an image extra (pyproject.toml; tests check they agree).
+DNS_PLUGINS = {
+    "cloudflare": DnsPlugin(),
+    "digitalocean": DnsPlugin(),
+    "dnsimple": DnsPlugin(),
+    "dnsmadeeasy": DnsPlugin(),
+    "gehirn": DnsPlugin(),
+    "google": DnsPlugin(credentials="optional"),
+    "linode": DnsPlugin(),
+    "luadns": DnsPlugin(),
+    "nsone": DnsPlugin(),
+    "ovh": DnsPlugin(),
+    "rfc2136": DnsPlugin(),
+    "route53": DnsPlugin(credentials="aws", propagation=False),
+    "sakuracloud": DnsPlugin(),
+}
+OTHER_DNS_PLUGIN = DnsPlugin(credentials="optional")  # another `dns-NAME` plugin installed here
+
+
+def dns_plugin(name: str) -> DnsPlugin:
+    """The facts of DNS plugin `name` (`rfc2136`)."""
+    return DNS_PLUGINS.get(name, OTHER_DNS_PLUGIN)
+
+
+def dns_plugin_problem(plugin: str, installed: Collection[str]) -> str | None:
+    """Why DNS plugin `plugin` (`cloudflare`) cannot run where `installed` are the certbot
+    plugins, naming the extra to build with; None when it can."""
+    if f"dns-{plugin}" in installed:
+        return None
+    if plugin in DNS_PLUGINS:
+        return (
+            f"the dns-{plugin} plugin is not in this image; build it with "
+            f"--build-arg EXTRAS=dns-{plugin}"
+        )
+    return (
+        f"dns-{plugin} is none of certbot's DNS plugins ({', '.join(DNS_PLUGINS)}; each is "
+        "built in with EXTRAS=dns-NAME), and not installed in this image"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +174,11 @@ class Dns:
     stops_app: bool = False
     http01: bool = False
     per_lineage: bool = True
+    webroot: Path | None = None
 
     @property
     def facts(self) -> DnsPlugin:
-        return DNS_PLUGINS.get(self.plugin, OTHER_DNS_PLUGIN)
+        return dns_plugin(self.plugin)
 
     @property
     def authenticator(self) -> str:
@@ -110,6 +187,10 @@ class Dns:
     @property
     def answered(self) -> str:
         return f"DNS-01: a TXT record through {self.authenticator}, no port"
+
+    @property
+    def renews_as(self) -> str:
+        return self.authenticator
 
     @property
     def credentials_file(self) -> str | None:
@@ -134,13 +215,3 @@ class Dns:
         if self.facts.credentials == "aws" and self.credentials is not None:
             return {AWS_CREDENTIALS_ENV: str(self.credentials)}
         return {}
-
-
-def challenge_for(config: Settings) -> Standalone | Webroot | Dns:
-    """Standalone with the app stopped (default), the app's own webroot (cooperative), or a TXT
-    record through one of certbot's DNS plugins (no stop; wildcards)."""
-    if config.challenge == "webroot":
-        return Webroot(config.webroot)
-    if config.challenge == "dns" and config.dns_plugin:
-        return Dns(config.dns_plugin, config.dns_credentials, config.dns_propagation)
-    return Standalone()

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwk import JWKEC
 
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.settings import others_may_read
+from sidecar.volume.files import others_may_read
 
 if TYPE_CHECKING:
     from sidecar.certbot.argv import Flags
@@ -110,11 +110,11 @@ class DnsPluginCheck:
             self.name,
             *self.dns.options(propagation=0),
             "--config-dir",
-            str(flags.config_dir),
+            str(flags.paths.config_dir),
             "--work-dir",
-            str(flags.work_dir),
+            str(flags.paths.work_dir),
             "--logs-dir",
-            str(flags.logs_dir),
+            str(flags.paths.logs_dir),
         ]
 
 

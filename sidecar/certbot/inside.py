@@ -1,31 +1,37 @@
 """What runs inside certbot's process (the plugin) and as its post-hook (`sidecar hook post`):
-stop the app before the challenge, start it again afterwards."""
+stop the app before the challenge, start it again afterwards. Their entry points
+(`sidecar.incertbot`, `sidecar.cli`) load the configuration and hand in an `InCertbot`."""
 
 from __future__ import annotations
 
 import functools
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar import logs, settings, shutdown
 from sidecar.certbot.argv import EXPECTED_ENV
 from sidecar.certbot.failures import PORT_BUSY_TEXT
 from sidecar.errors import SidecarError
 from sidecar.targets import outage
-from sidecar.targets.control import Targets, control_for
 from sidecar.targets.engine import publishers
 from sidecar.volume import access
 
+if TYPE_CHECKING:
+    from sidecar.targets.base import TargetControl
+    from sidecar.volume.found import TreeSpec
 
-@functools.cache
-def _in_certbot() -> tuple[settings.Settings, Targets]:
-    """Settings and Docker client, made once per certbot process: the start that follows the
-    stop (in the same process, while the app is down) reuses them instead of reconnecting."""
-    config = settings.load()
-    logs.setup(config.log_level)
-    return config, control_for(config, shutdown.REQUEST)
+
+@dataclass(frozen=True, slots=True)
+class InCertbot:
+    """What stopping and starting the app need: the tree (the state dir with the record, the
+    files' owner and modes) and the app's targets. Made once per certbot process: the start that
+    follows the stop (in the same process, while the app is down) reuses its Docker client
+    instead of reconnecting."""
+
+    tree: TreeSpec
+    control: TargetControl
 
 
 @dataclass(slots=True)
@@ -50,15 +56,15 @@ def this_run() -> Renewals:
     return Renewals(int(expected) if expected.isdigit() else None)
 
 
-def stop_app(reason: str) -> list[str]:
-    config, control = _in_certbot()
-    return outage.stop_targets(config.state_dir, control, reason)
+def stop_app(context: InCertbot, reason: str) -> list[str]:
+    return outage.stop_targets(context.tree.paths.state_dir, context.control, reason)
 
 
-def start_app() -> list[str]:
-    config, control = _in_certbot()
-    access.apply_safely(config)  # the new files readable by the app before it starts
-    return outage.restore(config.state_dir, control)
+def start_app(context: InCertbot) -> list[str]:
+    tree = context.tree
+    # the new files readable by the app before it starts
+    access.apply_safely(tree.paths.config_dir, tree.domains, tree.policy)
+    return outage.restore(tree.paths.state_dir, context.control)
 
 
 def port_busy_message(port: int) -> str:

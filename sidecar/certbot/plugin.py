@@ -96,6 +96,11 @@ class Authenticator(standalone.Authenticator, interfaces.Installer):
         super().__init__(*args, **kwargs)
         self.servers = _QuickServerManager(self.http_01_resources)
 
+    def context(self) -> inside.InCertbot:
+        """The configuration and the app's targets in this process: given by the entry point
+        certbot loads (`sidecar.incertbot.Authenticator`), which loads the configuration."""
+        raise NotImplementedError
+
     def perform(
         self,
         achalls: Iterable[achallenges.AnnotatedChallenge],
@@ -103,7 +108,8 @@ class Authenticator(standalone.Authenticator, interfaces.Installer):
         achalls = list(achalls)
         if achalls:
             quicken_polling()
-            inside.stop_app(f"the HTTP-01 challenge of {achalls[0].identifier.value}")
+            reason = f"the HTTP-01 challenge of {achalls[0].identifier.value}"
+            inside.stop_app(self.context(), reason)
         return [self._bind(achall) for achall in achalls]
 
     def _bind(self, achall: Any) -> Any:  # noqa: ANN401
@@ -123,7 +129,7 @@ class Authenticator(standalone.Authenticator, interfaces.Installer):
 
     def restart(self) -> None:
         if inside.this_run().one_saved():
-            inside.start_app()
+            inside.start_app(self.context())
 
     def get_all_names(self) -> list[str]:
         return []

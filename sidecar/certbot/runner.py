@@ -74,8 +74,7 @@ class CertbotRunner:
     """Runs certbot to its end, its timeout, or the stop request `stop` (SIGTERM/SIGINT):
     then certbot gets SIGTERM (it closes its challenge server), and SIGKILL if it lingers."""
 
-    def __init__(self, env: dict[str, str], timeout: float, stop: StopRequest) -> None:
-        self._env = env
+    def __init__(self, timeout: float, stop: StopRequest) -> None:
         self._timeout = timeout
         self._stop = stop
 
@@ -102,7 +101,7 @@ class CertbotRunner:
                 text=True,
                 bufsize=1,
                 start_new_session=True,  # a Ctrl-C on the terminal reaches the sidecar only
-                env={**_inherited(), **self._env, **(env or {}), "PATH": path, CHILD_ENV: "1"},
+                env={**_inherited(), **(env or {}), "PATH": path, CHILD_ENV: "1"},
             )
         except OSError as error:
             raise CertbotError(f"cannot run certbot: {error}") from None

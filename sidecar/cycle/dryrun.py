@@ -11,26 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from loguru import logger
 
-from sidecar.certbot.argv import flags_for
-from sidecar.certbot.challenges import Dns, challenge_for
+from sidecar.certbot.challenges import Dns
 from sidecar.certbot.failures import PORT_BUSY
 from sidecar.cycle import preflight, verify
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
-from sidecar.cycle.run import run_cycle
+from sidecar.cycle.run import run_cycle, served_now
 from sidecar.errors import SidecarError
-from sidecar.targets.control import control_for as docker_control
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from sidecar.certbot.challenges import Challenge
-    from sidecar.cycle.run import Certbot
-    from sidecar.settings import Settings
+    from sidecar.cycle.run import Certbot, CycleSetup
     from sidecar.shutdown import StopRequest
     from sidecar.targets.base import Target, TargetControl
 
@@ -142,21 +138,18 @@ def _start_step(running: Sequence[Target], after: Mapping[str, Target | None]) -
 
 
 def answering_step(
-    config: Settings, run_checks: Callable[[], tuple[verify.Check, ...]] | None = None
+    served: verify.Served, run_checks: Callable[[], tuple[verify.Check, ...]] | None = None
 ) -> Step:
     """The app answers TLS on every VERIFY endpoint with the lineage's current certificate."""
-    if not config.verify:
+    if not served.spec.on:
         return Step(
             "answering", SKIPPED, "VERIFY is not set (the app's TLS host:port), so not checked"
         )
-    certs = verify.current_certs(config)
-    if not any(certs.values()):
+    if not any(served.certs.values()):
         return Step("answering", SKIPPED, "no certificate yet: the app has nothing to serve")
-    checks = verify.wait_until_served(
-        run_checks or (lambda: verify.probe(config, certs)), config.verify_wait
-    )
+    checks = verify.wait_until_served(run_checks or served.probe, served.spec.wait)
     if all(c.ok for c in checks):
-        where = ", ".join(str(e) for e in config.verify)
+        where = ", ".join(str(e) for e in served.spec.endpoints)
         return Step("answering", OK, f"{where} serves the current certificate for every name")
     return Step("answering", FAILED, "; ".join(verify.failures(checks)))
 
@@ -176,8 +169,8 @@ STEPS = (
 DNS_STEPS = ("plugin", "credentials", "record")  # after `targets`, with CHALLENGE=dns
 
 
-def steps_for(config: Settings) -> tuple[str, ...]:
-    if config.challenge != "dns":
+def steps_for(challenge: Challenge) -> tuple[str, ...]:
+    if not isinstance(challenge, Dns):
         return STEPS
     at = STEPS.index("targets") + 1
     return (*STEPS[:at], *DNS_STEPS, *STEPS[at:])
@@ -189,16 +182,16 @@ def _skip_rest(steps: list[Step], reason: str, names: Sequence[str] = STEPS) -> 
     return Report(tuple(steps))
 
 
-def dns_steps(config: Settings, dns: Dns, steps: list[Step]) -> bool:
+def dns_steps(setup: CycleSetup, dns: Dns, steps: list[Step]) -> bool:
     """CHALLENGE=dns: the plugin loads, takes DNS_CREDENTIALS, and adds and removes a TXT record
     for each certificate, before certbot and the CA are asked; False when a step failed."""
     # certbot's own machinery, loaded only here: the daemon's process never needs it
     from sidecar.certbot.dnscheck import DnsPluginCheck  # noqa: PLC0415
 
-    check = DnsPluginCheck(dns, flags_for(config))
+    check = DnsPluginCheck(dns, setup.flags)
 
     def record() -> str:
-        return "; ".join(check.record(spec.domains[0]) for spec in config.domains)
+        return "; ".join(check.record(spec.domains[0]) for spec in setup.tree.domains.specs)
 
     return (
         _gate(steps, "plugin", check.load)
@@ -217,71 +210,78 @@ def _gate(steps: list[Step], name: str, check: Callable[[], str]) -> bool:
     return True
 
 
-def run(
-    config: Settings,
-    certbot: Certbot,
-    stopping: StopRequest,
-    control_for: Callable[[Settings, StopRequest], TargetControl] = docker_control,
-) -> Report:
-    """Every step on the real parts; the cycle runs only when everything before it passed."""
-    steps: list[Step] = []
+def _before(setup: CycleSetup, steps: list[Step]) -> bool:
+    """The volume, the tree and the CA (each reported; all are tried); True when all passed."""
+    paths, ca = setup.tree.paths, setup.flags.ca
 
     def writable() -> str:
-        preflight.check_writable(config)
-        return f"{config.config_dir} is writable"
+        preflight.check_writable(paths, setup.flags.challenge)
+        return f"{paths.config_dir} is writable"
 
     def tree() -> str:
-        preflight.check_lineages(config)
+        preflight.check_lineages(paths.config_dir, setup.tree.domains)
         return "renewal confs, certificates and keys load"
 
     def acme() -> str:
-        preflight.check_acme(config)
-        return f"the ACME directory {config.acme_server} answers"
+        preflight.check_acme(ca)
+        return f"the ACME directory {ca.directory} answers"
 
+    fine = all([_gate(steps, "volume", writable), _gate(steps, "tree", tree)])
+    return _gate(steps, "acme", acme) and fine
+
+
+def _targets(
+    control_for: Callable[[], TargetControl], steps: list[Step]
+) -> tuple[TargetControl, list[Target]] | str:
+    """Docker answers and the targets are found (each a step); or why the rest is not run."""
     controls: list[TargetControl] = []
 
     def docker() -> str:
-        controls.append(control_for(config, stopping))
+        controls.append(control_for())
         return "the Docker engine answers"
 
-    fine = all([_gate(steps, "volume", writable), _gate(steps, "tree", tree)])
-    fine = _gate(steps, "acme", acme) and fine
     if not _gate(steps, "docker", docker):
-        return _finish(_skip_rest(steps, "not run: no Docker access", steps_for(config)))
-    control = controls[0]
+        return "not run: no Docker access"
     try:
-        targets = control.targets()
+        targets = controls[0].targets()
     except SidecarError as error:
         steps.append(Step("targets", FAILED, str(error)))
-        return _finish(
-            _skip_rest(steps, "not run: the app containers were not found", steps_for(config))
-        )
+        return "not run: the app containers were not found"
     running = [t for t in targets if t.running]
     idle = [t for t in targets if not t.running]
     found = _names(running) + (f" (not running: {_names(idle)})" if idle else "")
     steps.append(Step("targets", OK if targets else FAILED, found or "no container matches"))
-    names = steps_for(config)
+    return controls[0], targets
+
+
+def run(
+    setup: CycleSetup,
+    certbot: Certbot,
+    stopping: StopRequest,
+    control_for: Callable[[], TargetControl],
+) -> Report:
+    """Every step on the real parts; the cycle runs only when everything before it passed."""
+    steps: list[Step] = []
+    challenge = setup.flags.challenge
+    names = steps_for(challenge)
+    fine = _before(setup, steps)
+    found = _targets(control_for, steps)
+    if isinstance(found, str):
+        return _finish(_skip_rest(steps, found, names))
+    control, targets = found
     if not fine:
         return _finish(_skip_rest(steps, "not run: an earlier step failed", names))
-    if isinstance(challenge := challenge_for(config), Dns) and not dns_steps(
-        config, challenge, steps
-    ):
+    if isinstance(challenge, Dns) and not dns_steps(setup, challenge, steps):
         return _finish(_skip_rest(steps, "not run: the DNS plugin cannot answer", names))
     try:
-        result = run_cycle(config, certbot, control, stopping, dry_run=True)
+        result = run_cycle(setup, certbot, control, stopping, dry_run=True)
     except SidecarError as error:
         result = CycleResult((), (Problem(type(error).__name__, None, str(error)),), 0.0)
     after = {t.id: control.inspect(type(t), t.id) for t in targets}
-    ca = urlsplit(config.acme_server).netloc or config.acme_server
-    steps += stop_and_start_steps(
-        running,
-        after,
-        result,
-        port=config.http01_port,
-        ca=ca,
-        challenge=challenge_for(config),
-    )
-    steps.append(answering_step(config))
+    running = [t for t in targets if t.running]
+    port, ca = setup.flags.http01_port, setup.flags.ca.host
+    steps += stop_and_start_steps(running, after, result, port=port, ca=ca, challenge=challenge)
+    steps.append(answering_step(served_now(setup)))
     return _finish(Report(tuple(steps)))
 
 

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
     from datetime import datetime, timedelta
 
-    from sidecar.settings import CertSpec
     from sidecar.volume.certs import CertInfo
+    from sidecar.volume.specs import CertSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +73,3 @@ def expected_renewals(
     """How many lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
     existing = [c for c in lineages.values() if c is not None]
     return len(existing) if force else sum(is_due(c, now, renew_before) for c in existing)
-
-
-def configured(specs: tuple[CertSpec, ...]) -> frozenset[str]:
-    """The lineage names DOMAINS asks for."""
-    return frozenset(s.name for s in specs)

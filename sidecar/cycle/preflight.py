@@ -8,52 +8,57 @@ import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from loguru import logger
 
-from sidecar.cycle.plan import configured
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.volume import lineages
 from sidecar.volume.confs import load_conf
 
 if TYPE_CHECKING:
-    from sidecar.settings import Settings
+    from pathlib import Path
+
+    from sidecar.certbot.challenges import Challenge
     from sidecar.targets.base import TargetControl
+    from sidecar.volume.ca import AcmeCA
+    from sidecar.volume.paths import Paths
+    from sidecar.volume.specs import Domains
 
 ACME_TIMEOUT = 15.0
 
 
-def check_writable(config: Settings) -> None:
+def check_writable(paths: Paths, challenge: Challenge) -> None:
+    """The volume takes the sidecar's files (and, with CHALLENGE=webroot, the challenges')."""
     try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        probe = config.state_dir / ".write-test"
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = paths.state_dir / ".write-test"
         probe.write_text("ok", encoding="utf-8")
         probe.unlink()
-        if config.challenge == "webroot":
-            config.webroot.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if challenge.webroot is not None:
+            challenge.webroot.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(
-            f"CONFIG_DIR {config.config_dir} is not writable ({error.strerror}); "
+            f"CONFIG_DIR {paths.config_dir} is not writable ({error.strerror}); "
             "mount the letsencrypt volume read-write into the sidecar"
         ) from None
 
 
-def check_lineages(config: Settings) -> None:
+def check_lineages(config_dir: Path, domains: Domains) -> None:
     """The configured lineages' renewal confs, certificates and keys load (ConfigError if not);
     a broken lineage outside DOMAINS is reported and left to the adoption step."""
-    wanted = configured(config.domains)
-    for name in sorted({*lineages.names(config.config_dir), *wanted}):
+    wanted = domains.names
+    for name in sorted({*lineages.names(config_dir), *wanted}):
         try:
-            _check_lineage(config, name)
+            _check_lineage(config_dir, name)
         except ConfigError as error:
             if name in wanted:
                 raise
             logger.warning("{} (lineage {} is not in DOMAINS; it is skipped)", error, name)
 
 
-def _check_lineage(config: Settings, name: str) -> None:
-    conf = config.config_dir / "renewal" / f"{name}.conf"
+def _check_lineage(config_dir: Path, name: str) -> None:
+    conf = config_dir / "renewal" / f"{name}.conf"
     if conf.exists():
         load_conf(conf)
-    lineages.read_strict(config.config_dir, name)
-    key = lineages.live_dir(config.config_dir, name) / "privkey.pem"
+    lineages.read_strict(config_dir, name)
+    key = lineages.live_dir(config_dir, name) / "privkey.pem"
     if key.exists():
         try:
             load_pem_private_key(key.read_bytes(), password=None)
@@ -66,27 +71,24 @@ def check_targets(control: TargetControl) -> None:
     logger.info("app targets: {}", ", ".join(t.title for t in targets) or "none found")
 
 
-def check_acme(config: Settings) -> None:
+def check_acme(ca: AcmeCA) -> None:
     """The ACME directory answers (before the app is stopped for a CA that is down)."""
-    verify: str | bool = str(config.acme_ca_bundle) if config.acme_ca_bundle else True
+    verify: str | bool = str(ca.ca_bundle) if ca.ca_bundle else True
+    directory = ca.directory
     try:
-        response = requests.get(config.acme_server, timeout=ACME_TIMEOUT, verify=verify)
+        response = requests.get(directory, timeout=ACME_TIMEOUT, verify=verify)
         response.raise_for_status()
         if "newOrder" not in response.json():
-            raise SidecarError(f"{config.acme_server} is not an ACME directory (no newOrder)")
+            raise SidecarError(f"{directory} is not an ACME directory (no newOrder)")
     except requests.exceptions.SSLError as error:
         if "CERTIFICATE_VERIFY_FAILED" not in str(error):
-            raise SidecarError(
-                f"ACME server {config.acme_server} unreachable: TLS failed"
-            ) from None
+            raise SidecarError(f"ACME server {directory} unreachable: TLS failed") from None
         raise SidecarError(
-            f"ACME server {config.acme_server}: TLS not trusted ({_first(error)}); "
+            f"ACME server {directory}: TLS not trusted ({_first(error)}); "
             "set ACME_CA_BUNDLE for a private CA"
         ) from None
     except (requests.exceptions.RequestException, ValueError) as error:
-        raise SidecarError(
-            f"ACME server {config.acme_server} unreachable: {_first(error)}"
-        ) from None
+        raise SidecarError(f"ACME server {directory} unreachable: {_first(error)}") from None
 
 
 def _first(error: Exception) -> str:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar.certbot.argv import certonly, eab_options, flags_for, renew, renew_runs
+from sidecar.certbot.argv import certonly, renew, renew_runs
 from sidecar.certbot.failures import classify, only_parse_failures
-from sidecar.cycle.plan import changed_lineages, configured, expected_renewals, plan_cycle
+from sidecar.cycle.plan import changed_lineages, expected_renewals, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
-from sidecar.cycle.verify import verify_served
+from sidecar.cycle.verify import Served, current_certs, verify_served
 from sidecar.errors import SidecarError
 from sidecar.targets import outage
 from sidecar.targets.reload import load_certificate
@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
-    from sidecar.certbot.argv import Run
+    from sidecar.certbot.argv import Flags, Run
     from sidecar.certbot.runner import CertbotResult
     from sidecar.cycle.plan import Plan
-    from sidecar.settings import Settings
+    from sidecar.cycle.verify import VerifySpec
     from sidecar.shutdown import StopRequest
     from sidecar.targets.base import TargetControl
+    from sidecar.targets.spec import TargetsSpec
+    from sidecar.volume.found import TreeSpec
     from sidecar.volume.tree import Adoption
 
 
@@ -39,8 +41,19 @@ class Certbot(Protocol):
     def run(self, run: Run) -> CertbotResult: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CycleSetup:
+    """What a cycle acts on: the tree, certbot's flags, how the targets get and load the
+    certificates, and the verification of what the app serves."""
+
+    tree: TreeSpec
+    flags: Flags
+    targets: TargetsSpec
+    verify: VerifySpec
+
+
 def run_cycle(
-    config: Settings,
+    setup: CycleSetup,
     certbot: Certbot,
     control: TargetControl,
     stop: StopRequest,
@@ -56,8 +69,8 @@ def run_cycle(
     `stop` is requested no further certbot run starts."""
     began = time.monotonic()
     began_at = now_utc()
-    with outage.cycle_lock(config.state_dir, control):
-        cycle = _Cycle(config, certbot, control, stop, force=force, dry_run=dry_run)
+    with outage.cycle_lock(setup.tree.paths.state_dir, control):
+        cycle = _Cycle(setup, certbot, control, stop, force=force, dry_run=dry_run)
         changed: tuple[str, ...] = ()
         try:
             precheck()
@@ -68,7 +81,7 @@ def run_cycle(
             changed, tuple(cycle.problems), time.monotonic() - began, stopped=stop.requested()
         )
         if not dry_run:
-            result = _verify(config, control, result)
+            result = _verify(setup, control, result)
             if after is not None:
                 result = after(result, began_at)
     _log(result, stop, dry_run=dry_run)
@@ -80,7 +93,7 @@ class _Cycle:
     """The steps of one cycle, and the problems they found so far (a step that raises keeps
     those found before it)."""
 
-    config: Settings
+    setup: CycleSetup
     certbot: Certbot
     control: TargetControl
     stop: StopRequest
@@ -91,34 +104,36 @@ class _Cycle:
 
     def steps(self) -> tuple[str, ...]:
         """The lineages with a new certificate."""
-        config, control = self.config, self.control
-        self.secrets = _account_secrets(config)
-        outage.restore_left(config.state_dir, control)
-        adoption = tree.prepare(config, dry_run=self.dry_run)  # confs made renewable (README)
-        names = sorted({*lineages.names(config.config_dir), *configured(config.domains)})
+        spec, control = self.setup.tree, self.control
+        config_dir = spec.paths.config_dir
+        self.secrets = _account_secrets(spec)
+        outage.restore_left(spec.paths.state_dir, control)
+        adoption = tree.prepare(spec, dry_run=self.dry_run)  # confs made renewable (README)
+        names = sorted({*lineages.names(config_dir), *spec.domains.names})
         before, broken = self._read(names)
-        plan = plan_cycle(config.domains, before, broken, _held(adoption))
+        plan = plan_cycle(spec.domains.specs, before, broken, _held(adoption))
         self.problems += _refused(plan, adoption)
         try:
             self._issue(plan)
             self._renew(plan, adoption, before)
         finally:
-            _start_again(config, control, dry_run=self.dry_run)
+            _start_again(spec, control, dry_run=self.dry_run)
         if self.dry_run:
             return ()
         # read the names again: a lineage certbot made in this cycle is a new certificate too
-        after = lineages.certs(config.config_dir, {*names, *lineages.names(config.config_dir)})
+        after = lineages.certs(config_dir, {*names, *lineages.names(config_dir)})
         changed = changed_lineages(before, after)
-        self.problems += _deliver(config, control)
-        self.problems += _reload_stale(config, control, changed)
+        self.problems += _deliver(self.setup, control)
+        self.problems += _reload_stale(self.setup, control, changed)
         return changed
 
     def _read(self, names: list[str]) -> tuple[dict[str, CertInfo | None], frozenset[str]]:
         """Every lineage's current certificate. One that cannot be read is left alone (not issued
         again over it); a configured one is also this cycle's problem, so it is alerted and
         backed off, while the others are renewed as usual."""
-        current = {name: lineages.read(self.config.config_dir, name) for name in names}
-        wanted = configured(self.config.domains)
+        config_dir = self.setup.tree.paths.config_dir
+        current = {name: lineages.read(config_dir, name) for name in names}
+        wanted = self.setup.tree.domains.names
         for name, item in current.items():
             if item.problem and name in wanted:
                 line = f"{item.problem}; {name} is not renewed until it is repaired"
@@ -129,7 +144,7 @@ class _Cycle:
         return {name: item.cert for name, item in current.items()}, broken
 
     def _issue(self, plan: Plan) -> None:
-        flags = flags_for(self.config)
+        flags = self.setup.flags
         for spec in plan.issue:
             if self.stop.requested():
                 return  # no further certbot run: each could stop the app again
@@ -144,8 +159,9 @@ class _Cycle:
             return
         skipped = adopt.ignored(adoption.decisions)
         renewable = {n: c for n, c in before.items() if n not in skipped}
-        due = expected_renewals(renewable, now_utc(), self.config.renew_before, force=self.force)
-        base = renew(flags_for(self.config), force=self.force, dry_run=self.dry_run)
+        renew_before = self.setup.tree.domains.renew_before
+        due = expected_renewals(renewable, now_utc(), renew_before, force=self.force)
+        base = renew(self.setup.flags, force=self.force, dry_run=self.dry_run)
         runs = renew_runs(base, adoption.decisions, due)
         # confs certbot cannot load, outside DOMAINS: the adoption's report, not this cycle's
         unloadable = sum(d.parse_failure and not d.in_domains for d in adoption.decisions)
@@ -177,9 +193,10 @@ def _failed(run: Run, result: CertbotResult) -> Problem:
     return Problem(failure.kind, lineage, line, failure.permanent, failure.not_before)
 
 
-def _account_secrets(config: Settings) -> dict[str, str]:
+def _account_secrets(spec: TreeSpec) -> dict[str, str]:
     """EAB only while no account exists for the CA: it is needed to register, never after."""
-    return {} if tree.account_ids(config.config_dir, config.acme_server) else eab_options(config)
+    ca = spec.ca
+    return {} if tree.account_ids(spec.paths.config_dir, ca.directory) else ca.eab_options()
 
 
 def _held(adoption: Adoption) -> frozenset[str]:
@@ -206,21 +223,21 @@ def _refused(plan: Plan, adoption: Adoption) -> list[Problem]:
     return [Problem("lineageBroken", name, line, permanent=True) for name, line in lines.items()]
 
 
-def _start_again(config: Settings, control: TargetControl, *, dry_run: bool) -> None:
+def _start_again(spec: TreeSpec, control: TargetControl, *, dry_run: bool) -> None:
     """Whatever happened: the app's files readable, then what the sidecar stopped started."""
-    if not dry_run:
-        access.apply_safely(config)  # FILES_UID/GID/PERMS, COMBINED_PEM
-    outage.restore(config.state_dir, control)
+    if not dry_run:  # FILES_UID/GID/PERMS, COMBINED_PEM
+        access.apply_safely(spec.paths.config_dir, spec.domains, spec.policy)
+    outage.restore(spec.paths.state_dir, control)
 
 
-def _deliver(config: Settings, control: TargetControl) -> list[Problem]:
+def _deliver(setup: CycleSetup, control: TargetControl) -> list[Problem]:
     """CERT_DELIVERY=secret: every service gets the current certificates' secrets; at every
     cycle, as `docker stack deploy` resets a service's secrets to the stack file's. Not a service
     still recorded as stopped: restoring it is the record's business (an update would look like
     someone else's)."""
-    if config.cert_delivery != "secret":
+    if not setup.targets.secrets:
         return []
-    pending = {entry.id for entry in outage.read_record(config.state_dir)}
+    pending = {entry.id for entry in outage.read_record(setup.tree.paths.state_dir)}
     targets = [t for t in control.targets() if t.id not in pending]
     return [
         Problem("delivery", None, f"delivering the certificates: {error}")
@@ -229,25 +246,27 @@ def _deliver(config: Settings, control: TargetControl) -> list[Problem]:
 
 
 def _reload_stale(
-    config: Settings, control: TargetControl, changed: tuple[str, ...]
+    setup: CycleSetup, control: TargetControl, changed: tuple[str, ...]
 ) -> list[Problem]:
     """Targets started before the new certificate was written load it (signal or restart)."""
     if not changed:
         return []
-    written = max(lineages.written_at(config.config_dir, n) for n in changed)
+    written = max(lineages.written_at(setup.tree.paths.config_dir, n) for n in changed)
     stale = [t for t in control.targets() if t.running and t.started_at < written]
-    errors = load_certificate(control, stale, config.reload_signal)
+    errors = load_certificate(control, stale, setup.targets.reload_signal)
     return [Problem("reload", None, error) for error in errors]
 
 
-def _verify(config: Settings, control: TargetControl, result: CycleResult) -> CycleResult:
+def _verify(setup: CycleSetup, control: TargetControl, result: CycleResult) -> CycleResult:
     """VERIFY: the app serves the current certificates (one reload when it does not); skipped
     when the sidecar is asked to stop (its exit must fit in Docker's grace period)."""
-    if not config.verify or result.stopped:
+    if not setup.verify.on or result.stopped:
         return result
-    remembered = journal.load(config.state_dir).restarted_for
+    remembered = journal.load(setup.tree.paths.state_dir).restarted_for
     try:
-        verification, restarted_for = verify_served(config, control, remembered)
+        verification, restarted_for = verify_served(
+            served_now(setup), control, setup.targets.reload_signal, remembered
+        )
     except SidecarError as error:
         line = f"verifying the served certificate: {error}"
         return dataclasses.replace(
@@ -260,6 +279,12 @@ def _verify(config: Settings, control: TargetControl, result: CycleResult) -> Cy
         restarted=verification.restarted,
         restarted_for=restarted_for,
     )
+
+
+def served_now(setup: CycleSetup) -> Served:
+    """What verification compares now: VERIFY's endpoints and the current certificates."""
+    specs = setup.tree.domains.specs
+    return Served(setup.verify, specs, current_certs(setup.tree.paths.config_dir, specs))
 
 
 def _log(result: CycleResult, stopping: StopRequest, *, dry_run: bool) -> None:

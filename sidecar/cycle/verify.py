@@ -7,6 +7,7 @@ VERIFY_WAIT, reload the targets once when the app serves another certificate, po
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -19,19 +20,66 @@ from cryptography.hazmat.primitives import serialization
 from loguru import logger
 
 from sidecar.cycle.problem import Problem
-from sidecar.settings import WILDCARD, Endpoint
 from sidecar.targets.reload import load_certificate
 from sidecar.volume import lineages
 from sidecar.volume.certs import CertInfo, parse_cert
+from sidecar.volume.specs import WILDCARD
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
-    from sidecar.settings import CertSpec, Settings
     from sidecar.targets.base import TargetControl
+    from sidecar.volume.specs import CertSpec
 
 PROBE_TIMEOUT = 5.0
 POLL_EVERY = 1.0
+_ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9._-]+)):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the app answers TLS, as seen from the sidecar (host network: usually 127.0.0.1)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(raw: str) -> Endpoint:
+    """`127.0.0.1:443`, `localhost:8443`, `[::1]:443`, or a bare port (on 127.0.0.1)."""
+    text = raw.strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    match = _ENDPOINT.match(text)
+    port = int(match["port"]) if match else 0
+    if not match or not 1 <= port <= 65535:  # noqa: PLR2004
+        raise ValueError(f"{raw.strip()!r} is not host:port (example: 127.0.0.1:443)")
+    return Endpoint(match["v6"] or match["host"], port)
+
+
+def parse_endpoints(raw: object) -> tuple[Endpoint, ...]:
+    """Comma-separated endpoints; empty means verification is off."""
+    if isinstance(raw, tuple | list):
+        items = [x if isinstance(x, Endpoint) else parse_endpoint(str(x)) for x in raw]
+    else:
+        items = [parse_endpoint(x) for x in str(raw or "").split(",") if x.strip()]
+    return tuple(dict.fromkeys(items))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySpec:
+    """VERIFY (where the app answers TLS; none: verification is off) and VERIFY_WAIT (seconds
+    to wait for the current certificate, before and after a reload)."""
+
+    endpoints: tuple[Endpoint, ...] = ()
+    wait: float = 30.0
+
+    @property
+    def on(self) -> bool:
+        return bool(self.endpoints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,31 +303,42 @@ def may_restart(checks: Sequence[Check], restarted_for: Mapping[str, str]) -> bo
     return any(c.mismatch and restarted_for.get(c.certificate) != c.expected for c in checks)
 
 
-def current_certs(config: Settings) -> dict[str, CertInfo | None]:
+def current_certs(config_dir: Path, specs: Sequence[CertSpec]) -> dict[str, CertInfo | None]:
     """The configured certificates' current lineage certificates."""
-    return lineages.certs(config.config_dir, [s.name for s in config.domains])
+    return lineages.certs(config_dir, [s.name for s in specs])
 
 
-def probe(config: Settings, certs: Mapping[str, CertInfo | None]) -> tuple[Check, ...]:
-    """One round of probes on every VERIFY endpoint (nothing when VERIFY is not set)."""
-    return probe_all(config.domains, certs, config.verify)
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What verification compares: VERIFY's endpoints, the certificates DOMAINS asks for, and
+    their current lineage certificates."""
+
+    spec: VerifySpec
+    specs: Sequence[CertSpec]
+    certs: Mapping[str, CertInfo | None]
+
+    def probe(self) -> tuple[Check, ...]:
+        """One round of probes on every VERIFY endpoint (nothing when VERIFY is not set)."""
+        return probe_all(self.specs, self.certs, self.spec.endpoints)
 
 
 def verify_served(
-    config: Settings, control: TargetControl, restarted_for: Mapping[str, str]
+    served: Served,
+    control: TargetControl,
+    reload_signal: str | None,
+    restarted_for: Mapping[str, str],
 ) -> tuple[Verification, dict[str, str]]:
     """Verify after deploy with the policy; also returns the updated `restarted_for` (certificate
     -> serial a restart was done for)."""
-    certs = current_certs(config)
     remembered = {  # forget restarts done for certificates that were renewed since
-        k: v for k, v in restarted_for.items() if (c := certs.get(k)) and c.serial_hex == v
+        k: v for k, v in restarted_for.items() if (c := served.certs.get(k)) and c.serial_hex == v
     }
 
     def reload() -> tuple[list[str], list[str]]:
         running = [t for t in control.targets() if t.running]
         if not running:
             logger.info("nothing to restart: no target is running", event="restart")
-        errors = load_certificate(control, running, config.reload_signal, retry=True)
+        errors = load_certificate(control, running, reload_signal, retry=True)
         return [t.name for t in running], errors
 
     def allowed(checks: Sequence[Check]) -> bool:
@@ -288,7 +347,5 @@ def verify_served(
         remembered.update({c.certificate: c.expected for c in checks if c.mismatch})
         return True
 
-    result = check_served(
-        lambda: probe(config, certs), reload, wait=config.verify_wait, may_restart=allowed
-    )
+    result = check_served(served.probe, reload, wait=served.spec.wait, may_restart=allowed)
     return result, remembered

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
+    from pydantic import SecretStr
+
     from sidecar.cycle.problem import Problem
     from sidecar.logs import Secrets
     from sidecar.volume.certs import CertInfo
@@ -34,6 +36,15 @@ TIMEOUT = 10.0
 ATTEMPTS = 2
 RETRY_DELAY = 2.0
 FAILED, RECOVERED, DANGER, RENEWED = "renewal-failed", "recovered", "danger-zone", "renewed"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSpec:
+    """WEBHOOK_URL and ALERT_URLS (secrets: tokens live in them), ALERT_ON_SUCCESS."""
+
+    webhook: SecretStr | None = None
+    urls: SecretStr | None = None
+    on_success: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ by hand with `sidecar renew` counts as well as the daemon's own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -18,13 +19,14 @@ from sidecar.errors import ConfigError
 from sidecar.volume import journal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from prometheus_client.metrics_core import Metric
 
-    from sidecar.settings import Settings
     from sidecar.volume.certs import CertInfo
     from sidecar.volume.journal import Journal
+    from sidecar.volume.paths import Paths
+    from sidecar.volume.specs import CertSpec
 
 PREFIX = "certbot_sidecar_"
 
@@ -92,39 +94,41 @@ def families(
     return out
 
 
-class VolumeCollector(Collector):
-    """Reads the volume at each scrape."""
+@dataclass(frozen=True, slots=True)
+class MetricsSpec:
+    """METRICS_PORT (None: no endpoint) and METRICS_ADDRESS."""
 
-    def __init__(self, config: Settings) -> None:
-        self._config = config
+    port: int | None = None
+    address: str = "127.0.0.1"
+
+
+class VolumeCollector(Collector):
+    """Reads the volume at each scrape: the DOMAINS certificates and the journal."""
+
+    def __init__(self, paths: Paths, specs: Sequence[CertSpec]) -> None:
+        self._paths = paths
+        self._specs = specs
 
     def collect(self) -> Iterable[Metric]:
-        return families(current_certs(self._config), journal.load(self._config.state_dir))
+        certs = current_certs(self._paths.config_dir, self._specs)
+        return families(certs, journal.load(self._paths.state_dir))
 
 
-def registry_for(config: Settings) -> CollectorRegistry:
+def registry_for(paths: Paths, specs: Sequence[CertSpec]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(VolumeCollector(config))
+    registry.register(VolumeCollector(paths, specs))
     return registry
 
 
-def serve(config: Settings) -> bool:
+def serve(spec: MetricsSpec, paths: Paths, specs: Sequence[CertSpec]) -> bool:
     """Start the endpoint in a background thread when METRICS_PORT is set; True if started."""
-    if config.metrics_port is None:
+    if spec.port is None:
         return False
     try:
-        start_http_server(
-            config.metrics_port, config.metrics_address, registry=registry_for(config)
-        )
+        start_http_server(spec.port, spec.address, registry=registry_for(paths, specs))
     except OSError as error:
         raise ConfigError(
-            f"METRICS_PORT: cannot listen on {config.metrics_address}:{config.metrics_port}: "
-            f"{error.strerror}"
+            f"METRICS_PORT: cannot listen on {spec.address}:{spec.port}: {error.strerror}"
         ) from None
-    logger.info(
-        "metrics on http://{}:{}/metrics",
-        config.metrics_address,
-        config.metrics_port,
-        event="metrics",
-    )
+    logger.info("metrics on http://{}:{}/metrics", spec.address, spec.port, event="metrics")
     return True

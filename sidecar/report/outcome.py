@@ -4,6 +4,7 @@ kept for the metrics, alerts sent, all of it written to the journal in one updat
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sidecar.cycle.result import CycleResult
-    from sidecar.cycle.verify import Check
+    from sidecar.cycle.run import CycleSetup
+    from sidecar.cycle.verify import Check, VerifySpec
     from sidecar.logs import Secrets
-    from sidecar.settings import Settings
     from sidecar.targets.base import Target, TargetControl
 
 
@@ -85,25 +86,25 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
     )
 
 
-def notifier_for(config: Settings, secrets: Secrets) -> alerts.Notifier:
+def notifier_for(spec: alerts.AlertsSpec, secrets: Secrets) -> alerts.Notifier:
     """The process's one notifier (building apprise's takes a second): the entry point makes it
     once, with the secrets its log lines mask."""
     return alerts.Notifier(
-        config.webhook_url.get_secret_value() if config.webhook_url else None,
-        config.alert_urls.get_secret_value() if config.alert_urls else None,
+        spec.webhook.get_secret_value() if spec.webhook else None,
+        spec.urls.get_secret_value() if spec.urls else None,
         secrets,
     )
 
 
-def prepare(config: Settings, secrets: Secrets) -> alerts.Notifier:
+def prepare(spec: alerts.AlertsSpec, verifying: VerifySpec, secrets: Secrets) -> alerts.Notifier:
     """At start: a bad ALERT_URLS is a configuration error; say where alerts go; the notifier."""
-    sender = notifier_for(config, secrets)
+    sender = notifier_for(spec, secrets)
     if sender.enabled:
         logger.info("alerts go to {}", ", ".join(sender.targets))
-    if config.verify:
+    if verifying.on:
         logger.info(
             "after each cycle the app's certificate is verified on {}",
-            ", ".join(str(e) for e in config.verify),
+            ", ".join(str(e) for e in verifying.endpoints),
         )
     return sender
 
@@ -127,34 +128,42 @@ def _measure(control: TargetControl, since: datetime, now: datetime) -> float | 
     return seconds
 
 
+@dataclass(frozen=True, slots=True)
+class Recorder:
+    """Records a cycle's outcome: where (the tree), whether VERIFY is on, and the alerts (sent
+    by `sender`; ALERT_ON_SUCCESS)."""
+
+    setup: CycleSetup
+    alerting: alerts.AlertsSpec
+    sender: alerts.Notifier
+
+
 def record(
-    config: Settings,
-    control: TargetControl,
-    result: CycleResult,
-    began_at: datetime,
-    sender: alerts.Notifier,
+    recorder: Recorder, control: TargetControl, result: CycleResult, began_at: datetime
 ) -> CycleResult:
     """Measure, count and decide the alerts in one journal update; then send the alerts."""
     now = now_utc()
     result = dataclasses.replace(result, downtime=_measure(control, began_at, now))
+    tree, verifying = recorder.setup.tree, recorder.setup.verify.on
     due: list[alerts.Alert] = []
 
     def change(before: Journal) -> Journal:
         if result.stopped:  # no alert for a run that was asked to stop
-            return recorded(before, result, verify=bool(config.verify), now=now)
+            return recorded(before, result, verify=verifying, now=now)
         found, memory = alerts.decide(
             before.alerts,
             problems=result.problems,
             changed=result.changed,
-            certs=current_certs(config),
+            certs=current_certs(tree.paths.config_dir, tree.domains.specs),
             now=now,
-            on_success=config.alert_on_success,
+            on_success=recorder.alerting.on_success,
         )
         due.extend(found)
-        after = recorded(before, result, verify=bool(config.verify), now=now)
+        after = recorded(before, result, verify=verifying, now=now)
         return dataclasses.replace(after, alerts=memory)
 
-    journal.update(config.state_dir, change)
+    journal.update(tree.paths.state_dir, change)
+    sender = recorder.sender
     for alert in due if sender.enabled else ():
         sender.send(alert, now)
     return result

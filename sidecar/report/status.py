@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sidecar.cycle import verify
 from sidecar.report.outcome import summarize
 from sidecar.volume.certs import CertInfo, danger_zone, now_utc, renewal_time
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from sidecar.settings import Settings
+    from sidecar.cycle import verify
+    from sidecar.cycle.verify import VerifySpec
     from sidecar.volume.journal import Journal
 
 
@@ -153,9 +153,9 @@ def failing(state: Journal) -> str | None:
     )
 
 
-def served_problems(config: Settings, state: Journal) -> list[str]:
+def served_problems(verifying: VerifySpec, state: Journal) -> list[str]:
     """Unhealthy while the last verification found the app serving another certificate."""
-    if not config.verify:
+    if not verifying.on:
         return []
     return [
         f"{name}: {served.detail} (checked {served.checked_at.isoformat(timespec='seconds')})"
@@ -164,11 +164,11 @@ def served_problems(config: Settings, state: Journal) -> list[str]:
     ]
 
 
-def with_served(config: Settings, items: list[Row]) -> list[Row]:
+def with_served(served: verify.Served, items: list[Row]) -> list[Row]:
     """`status` rows with what the app serves right now (a live probe, when VERIFY is set)."""
-    if not config.verify:
+    if not served.spec.on:
         return items
-    summary = summarize(verify.probe(config, verify.current_certs(config)), now_utc())
+    summary = summarize(served.probe(), now_utc())
     return [
         dataclasses.replace(r, served=s.match, served_detail=s.detail)
         if (s := summary.get(r.certificate))

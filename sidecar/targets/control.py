@@ -13,9 +13,10 @@ from sidecar.targets.swarm import SERVICE_ID, SwarmServices
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sidecar.settings import Settings
     from sidecar.shutdown import StopRequest
     from sidecar.targets.base import Backend, Target
+    from sidecar.targets.spec import TargetsSpec
+    from sidecar.volume.found import TreeSpec
 
 T = TypeVar("T", bound="Target")
 
@@ -93,28 +94,28 @@ class Targets:
         return next(b for b in self._backends if b.kind is kind)
 
 
-def control_for(config: Settings, stopping: StopRequest) -> Targets:
-    """The app's targets as the settings name them (APP_CONTAINERS, APP_SERVICES, APP_LABEL);
-    their waits end early on `stopping`."""
+def control_for(spec: TargetsSpec, tree: TreeSpec, stopping: StopRequest) -> Targets:
+    """The app's targets as the settings name them (APP_CONTAINERS, APP_SERVICES, APP_LABEL),
+    in secret mode with the tree's lineages as secrets; their waits end early on `stopping`."""
     client = connect()
     own = self_id()
     return Targets(
         DockerContainers(
             client,
-            stop_timeout=config.stop_timeout,
-            start_timeout=config.start_timeout,
+            stop_timeout=spec.stop_timeout,
+            start_timeout=spec.start_timeout,
             stopping=stopping,
         ),
         SwarmServices(
             client,
-            start_timeout=config.start_timeout,
+            start_timeout=spec.start_timeout,
             stopping=stopping,
-            store=secret_store(client, config),
+            store=secret_store(client, tree) if spec.secrets else None,
             own_id=own,
         ),
-        names=config.app_containers,
-        service_names=config.app_services,
-        label=config.app_label,
-        swarm=bool(config.app_services) or config.cert_delivery == "secret",
+        names=spec.containers,
+        service_names=spec.services,
+        label=spec.label,
+        swarm=spec.swarm,
         own_id=own,
     )

@@ -12,16 +12,16 @@ from loguru import logger
 from sidecar.errors import DockerError, SidecarError
 from sidecar.targets import secrets
 from sidecar.targets.engine import call, status_of
-from sidecar.volume import access, lineages
+from sidecar.volume import lineages
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from sidecar.settings import Settings
     from sidecar.targets.engine import Client
     from sidecar.targets.secrets import Version
     from sidecar.targets.service import ServiceTarget
+    from sidecar.volume.found import TreeSpec
 
 IN_USE, NOT_FOUND, CONFLICT = 400, 404, 409  # the engine's answers
 READ_ONLY = 0o444
@@ -183,17 +183,16 @@ class SecretStore:
         return secrets.Version(str(made["ID"]), name, lineage, part, serial)
 
 
-def secret_store(client: Client, config: Settings) -> SecretStore | None:
+def secret_store(client: Client, tree: TreeSpec) -> SecretStore:
     """CERT_DELIVERY=secret: the store of the configured lineages, files owned and moded as
     FILES_UID/FILES_GID/FILES_PERMS say (root, 0444 and 0400 by default; never writable, as
     secrets are read-only)."""
-    if config.cert_delivery != "secret":
-        return None
-    policy = access.policy_for(config)
+    policy = tree.policy
     files = secrets.Files(
-        uid=config.files_uid or 0,
-        gid=config.files_gid or 0,
+        uid=policy.uid or 0,
+        gid=policy.gid or 0,
         cert_mode=policy.cert_mode & READ_ONLY if policy.active else 0o444,
         key_mode=policy.key_mode & READ_ONLY if policy.active else 0o400,
     )
-    return SecretStore(client, config.config_dir, [s.name for s in config.domains], files)
+    names = [s.name for s in tree.domains.specs]
+    return SecretStore(client, tree.paths.config_dir, names, files)

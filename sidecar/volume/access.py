@@ -26,7 +26,7 @@ from sidecar.volume.files import write_atomic
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sidecar.settings import Settings
+    from sidecar.volume.specs import Domains
 
 COMBINED = "combined.pem"
 DEFAULT_PERMS = 0o644
@@ -70,10 +70,6 @@ class Policy:
         if (self.uid is not None and self.gid is None) or self.cert_mode & 0o004:
             bits |= stat.S_IXOTH
         return bits
-
-
-def policy_for(config: Settings) -> Policy:
-    return Policy(config.files_uid, config.files_gid, config.files_perms, config.combined_pem)
 
 
 def is_key(path: Path) -> bool:
@@ -170,30 +166,28 @@ def _write_combined(live: Path, policy: Policy, changed: list[str]) -> None:
     changed.append(f"{COMBINED} written")
 
 
-def lineages_for(config: Settings) -> list[str]:
+def lineages_for(config_dir: Path, domains: Domains) -> list[str]:
     """The lineages whose files the app may read: every renewal conf not in IGNORE_LINEAGES."""
-    names = lineages.names(config.config_dir)
-    listed = {s.name for s in config.domains}
-    ignored = set(config.ignore_lineages)
-    return [n for n in names if n in listed or not (n in ignored or "*" in ignored)]
+    return [n for n in lineages.names(config_dir) if domains.renewed_here(n)]
 
 
-def apply(config: Settings, *, chown: Chown = os.chown) -> dict[str, list[str]]:
+def apply(
+    config_dir: Path, domains: Domains, policy: Policy, *, chown: Chown = os.chown
+) -> dict[str, list[str]]:
     """Apply the policy to every lineage; logs and returns what changed (lineage -> changes)."""
-    policy = policy_for(config)
     if not (policy.active or policy.combined):
         return {}
     done = {}
-    for name in lineages_for(config):
-        if changed := apply_lineage(config.config_dir, name, policy, chown=chown):
+    for name in lineages_for(config_dir, domains):
+        if changed := apply_lineage(config_dir, name, policy, chown=chown):
             done[name] = changed
             logger.info("files of {}: {}", name, ", ".join(changed), certificate=name)
     return done
 
 
-def apply_safely(config: Settings) -> None:
+def apply_safely(config_dir: Path, domains: Domains, policy: Policy) -> None:
     """`apply` where a failure must not stop what follows (the app is started right after)."""
     try:
-        apply(config)
+        apply(config_dir, domains, policy)
     except OSError as error:
         logger.error("could not set owner/mode of the certificate files: {}", error)

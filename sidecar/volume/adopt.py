@@ -50,7 +50,7 @@ from sidecar.volume.renewal_keys import (
     saved_server,
     shown,
 )
-from sidecar.volume.servers import account_for, server_for, server_label
+from sidecar.volume.servers import account_for, server_for, server_label, sidecars_server
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -227,10 +227,11 @@ def _renew_before_edits(found: Found, here: Here) -> list[Edit]:
 
 
 def _outcome(
-    auth: str | None, credentials: str | None, server: str, here: Here, in_domains: bool
+    found: Found, auth: str | None, credentials: str | None, server: str, here: Here
 ) -> tuple[Action, str]:
     """The sidecar's way: its authenticator; with CHALLENGE=dns also its DNS plugin, for a
     lineage in DOMAINS (DNS_CREDENTIALS apply) or saved with DNS_CREDENTIALS."""
+    in_domains = found.name in here.domains
     ours = auth == AUTHENTICATOR or (
         auth == here.authenticator and (in_domains or credentials == here.credentials)
     )
@@ -239,7 +240,7 @@ def _outcome(
         if here.authenticator == AUTHENTICATOR
         else f"{here.authenticator}, no stop"
     )
-    if ours and server == here.acme_server:
+    if ours and server == sidecars_server(here, found.name):
         return "sidecar", f"renewed the sidecar's way ({way})"
     if ours:
         return "own", f"renewed the sidecar's way, at its own CA {server_label(server)}"
@@ -321,7 +322,7 @@ def _adopt(found: Found, here: Here, *, in_domains: bool) -> Verdict:
     saved = {**found.params, **{e.key: e.value for e in edits}}
     auth = moved.authenticator
     credentials = as_text(saved.get(credentials_key(auth))) if auth else None
-    action, does = _outcome(auth, credentials, server, here, in_domains)
+    action, does = _outcome(found, auth, credentials, server, here)
     return Verdict(
         action,
         does,

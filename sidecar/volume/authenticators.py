@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sidecar.settings import dns_plugin_problem
 from sidecar.volume.confs import AUTHENTICATOR, PARAMS, Edit
 from sidecar.volume.hooks import hook_problem
 from sidecar.volume.renewal_keys import as_text, credentials_key, plugin_keys
@@ -56,7 +55,7 @@ _AUTH_CHECKS: dict[str, Callable[[Mapping[str, Any], Here], str | None]] = {
 def _dns_problem(auth: str, params: Mapping[str, Any], here: Here) -> str | None:
     """A DNS plugin lineage renews its own way when the plugin is in the image and the
     credentials file it saved is there too."""
-    if why := dns_plugin_problem(auth.removeprefix("dns-"), here.plugins):
+    if why := here.plugin_problem(auth.removeprefix("dns-")):
         return why
     path = as_text(params.get(credentials_key(auth)))
     if path and not here.exists(path):

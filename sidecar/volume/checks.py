@@ -12,14 +12,14 @@ from sidecar.volume.servers import server_label
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sidecar.settings import Settings
+    from sidecar.volume.found import TreeSpec
 
 HOOK_DIRS = ("pre", "deploy", "post")
 
 
-def check_tree(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[str]:
+def check_tree(spec: TreeSpec, decisions: tuple[adopt.Decision, ...]) -> list[str]:
     """What is wrong with the tree, each in one line; nothing is changed or deleted."""
-    config_dir = config.config_dir
+    config_dir = spec.paths.config_dir
     confs = sorted({*lineages.names(config_dir), *(d.name for d in decisions)})  # and rebuilt
     # live/ directory -> the lineage whose conf names it (certbot follows the conf's paths)
     owners = {lineages.live_dir(config_dir, name).name: name for name in confs}
@@ -35,22 +35,22 @@ def check_tree(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[
             findings.append(f"live/{folder} has no renewal conf: certbot does not renew it")
         elif owner != folder:
             findings.append(f"renewal/{owner}.conf names live/{folder} (a renamed lineage)")
-    findings += _check_suffixes(config, decisions)
-    findings += _check_places(config, confs)
-    findings += _check_archive(config, confs)
-    findings += _check_accounts(config)
+    findings += _check_suffixes(spec, decisions)
+    findings += _check_places(spec, confs)
+    findings += _check_archive(spec, confs)
+    findings += _check_accounts(spec)
     findings += _check_hook_dirs(config_dir)
     return findings
 
 
-def _check_accounts(config: Settings) -> list[str]:
+def _check_accounts(spec: TreeSpec) -> list[str]:
     """certbot asks which account when it finds several and none is named: `certonly` for a new
     DOMAINS certificate would fail."""
-    found = accounts.for_server(config.config_dir, config.acme_server).listed
-    existing = set(lineages.names(config.config_dir))
-    if len(found) <= 1 or all(spec.name in existing for spec in config.domains):
+    found = accounts.for_server(spec.paths.config_dir, spec.ca.directory).listed
+    existing = set(lineages.names(spec.paths.config_dir))
+    if len(found) <= 1 or all(cert.name in existing for cert in spec.domains.specs):
         return []
-    label = server_label(config.acme_server)
+    label = server_label(spec.ca.directory)
     line = (
         f"{len(found)} accounts exist for {label} ({', '.join(found)}): certbot would ask which "
         "one to obtain a new certificate with; keep one (move the others out of accounts/)"
@@ -58,7 +58,7 @@ def _check_accounts(config: Settings) -> list[str]:
     return [line]
 
 
-def _check_suffixes(config: Settings, decisions: tuple[adopt.Decision, ...]) -> list[str]:
+def _check_suffixes(spec: TreeSpec, decisions: tuple[adopt.Decision, ...]) -> list[str]:
     by_name = {d.name: d for d in decisions}
     names_of = {d.name: frozenset(d.names) for d in decisions if d.names}
     out = []
@@ -73,25 +73,25 @@ def _check_suffixes(config: Settings, decisions: tuple[adopt.Decision, ...]) -> 
             )
         else:
             out.append(f"{name} is a numbered lineage (certbot adds -NNNN when a name is taken)")
-    for spec in config.domains:
-        if spec.name in by_name:
+    for cert in spec.domains.specs:
+        if cert.name in by_name:
             continue
-        same = [n for n, names in names_of.items() if names == frozenset(spec.domains)]
+        same = [n for n, names in names_of.items() if names == frozenset(cert.domains)]
         if same:
             out.append(
-                f"DOMAINS certificate {spec.name} has no lineage of that name, but "
-                f"{', '.join(same)} has its names: the sidecar obtains live/{spec.name}; "
+                f"DOMAINS certificate {cert.name} has no lineage of that name, but "
+                f"{', '.join(same)} has its names: the sidecar obtains live/{cert.name}; "
                 "point the app there (or put that lineage's first name first in DOMAINS)"
             )
     return out
 
 
-def _check_places(config: Settings, names: list[str]) -> list[str]:
+def _check_places(spec: TreeSpec, names: list[str]) -> list[str]:
     """A conf whose lineage directories lie outside `live/` and `archive/`: certbot writes keys
     there, and FILES_* does not make them the app's (an `archive_dir` naming `accounts/...`
     would hand the account key to the app)."""
-    config_dir = config.config_dir
-    active = access.policy_for(config).active
+    config_dir = spec.paths.config_dir
+    active = spec.policy.active
     tail = "FILES_* left it alone" if active else "certbot writes the lineage's files there"
     out = []
     for name in names:
@@ -105,8 +105,8 @@ def _check_places(config: Settings, names: list[str]) -> list[str]:
     return out
 
 
-def _check_archive(config: Settings, names: list[str]) -> list[str]:
-    config_dir = config.config_dir
+def _check_archive(spec: TreeSpec, names: list[str]) -> list[str]:
+    config_dir = spec.paths.config_dir
     out = []
     for name in names:
         archive = lineages.archive_dir(config_dir, name)

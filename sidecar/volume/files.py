@@ -125,3 +125,15 @@ def exclusive_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def others_may_read(path: Path) -> str | None:
+    """Why a secret file is refused: any permission for other users (certbot itself only warns),
+    or None."""
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o007:
+        return None
+    return (
+        f"{str(path)!r} is open to other users (mode {mode:04o}); make it 0600 "
+        "(chmod 600, or mode: 0400 for a Docker secret)"
+    )

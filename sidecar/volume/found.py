@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sidecar.volume.access import Policy
 from sidecar.volume.accounts import Accounts
 from sidecar.volume.confs import AUTHENTICATOR, INSTALLER
 from sidecar.volume.layout import Layout
@@ -13,7 +14,34 @@ from sidecar.volume.layout import Layout
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from sidecar.volume.ca import AcmeCA
     from sidecar.volume.certs import CertInfo
+    from sidecar.volume.paths import Paths
+    from sidecar.volume.specs import Domains
+
+
+def _no_problem(_plugin: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSpec:
+    """What reading, adopting and repairing the tree go by: the directories, DOMAINS and the
+    lineages left alone, the CA, the files' owner and modes, and the sidecar's own challenge as
+    certbot saves it in a renewal conf (its authenticator, the DNS plugin's credentials file,
+    the HTTP-01 port and address); the certbot plugins installed here, and why a saved DNS
+    plugin cannot run here (`plugin_problem`: None when it can)."""
+
+    paths: Paths
+    domains: Domains
+    ca: AcmeCA
+    policy: Policy = field(default_factory=Policy)
+    authenticator: str = AUTHENTICATOR
+    credentials: str | None = None
+    http01_port: int = 80
+    http01_address: str = ""
+    plugins: frozenset[str] = frozenset()
+    plugin_problem: Callable[[str], str | None] = _no_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +67,7 @@ class Here:
     config_dir: str
     work_dir: str
     logs_dir: str
-    acme_server: str
+    ca: AcmeCA  # the configured CA (`ca.choose_ca` says which a DOMAINS lineage renews at)
     domains: frozenset[str]
     ignore: frozenset[str] = frozenset()
     ignore_unlisted: bool = False
@@ -53,3 +81,4 @@ class Here:
     exists: Callable[[str], bool] = lambda _path: False
     runnable: Callable[[str], bool] = lambda _command: False
     accounts: Callable[[str], Accounts] = lambda _server: Accounts()
+    plugin_problem: Callable[[str], str | None] = _no_problem  # a saved DNS plugin: why not

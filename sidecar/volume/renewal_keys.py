@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sidecar.logs import mask_command
-from sidecar.settings import LETSENCRYPT
+from sidecar.volume.ca import LETSENCRYPT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

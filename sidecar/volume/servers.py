@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from sidecar.volume.ca import choose_ca
 from sidecar.volume.confs import PARAMS, Edit
 from sidecar.volume.renewal_keys import saved_server
 
@@ -26,21 +27,27 @@ def server_label(server: object) -> str:
     return urlparse(str(server)).netloc or str(server)
 
 
+def sidecars_server(here: Here, lineage: str) -> str:
+    """The CA the sidecar renews `lineage` at (`ca.choose_ca`: ACME_SERVER)."""
+    return choose_ca(here.ca, lineage).directory
+
+
 def server_for(found: Found, here: Here, *, in_domains: bool) -> tuple[str, list[Edit], list[str]]:
     """The CA to renew at: ACME_SERVER for DOMAINS (never production to staging), else the saved
     one; no saved server is certbot's default, Let's Encrypt production."""
     saved = saved_server(found.params)
+    ours = sidecars_server(here, found.name)
     notes: list[str] = []
     if not in_domains:
-        target = saved if saved.startswith(("https://", "http://")) else here.acme_server
-    elif saved != here.acme_server and is_staging(here.acme_server) and not is_staging(saved):
+        target = saved if saved.startswith(("https://", "http://")) else ours
+    elif saved != ours and is_staging(ours) and not is_staging(saved):
         target = saved
         notes.append(
             f"kept on {server_label(saved)}: ACME_SERVER is a staging CA and certbot never "
             "replaces a trusted certificate with a test one"
         )
     else:
-        target = here.acme_server
+        target = ours
         if is_staging(saved) and not is_staging(target):
             notes.append(
                 "holds a test certificate from a staging CA; it is replaced when due "

@@ -12,19 +12,17 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from sidecar.errors import ConfigError
-from sidecar.settings import installed_plugins
 from sidecar.volume import access, accounts, adopt, checks, confs, layout, lineages, rebuild
+from sidecar.volume.ca import choose_ca
 from sidecar.volume.certs import CertInfo, now_utc, parse_cert
 from sidecar.volume.files import exclusive_lock
-from sidecar.volume.found import Found, Here
+from sidecar.volume.found import Found, Here, TreeSpec
 from sidecar.volume.renewal_keys import credentials_key
 from sidecar.volume.watch import LOCK
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
-
-    from sidecar.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,33 +71,27 @@ def account_ids(config_dir: Path, server: str) -> tuple[str, ...]:
     return accounts.for_server(config_dir, server).loadable
 
 
-def here_for(config: Settings) -> Here:
-    unlisted = "*" in config.ignore_lineages
+def here_for(spec: TreeSpec) -> Here:
+    """What this container offers the adoption, with the tree's effects to ask."""
+    ignore = spec.domains.ignore
+    config_dir = spec.paths.config_dir
     return Here(
-        config_dir=str(config.config_dir),
-        work_dir=str(config.work_dir),
-        logs_dir=str(config.logs_dir),
-        acme_server=config.acme_server,
-        domains=frozenset(s.name for s in config.domains),
-        ignore=frozenset(n for n in config.ignore_lineages if n != "*"),
-        ignore_unlisted=unlisted,
-        plugins=installed_plugins(),
+        config_dir=str(config_dir),
+        work_dir=str(spec.paths.work_dir),
+        logs_dir=str(spec.paths.logs_dir),
+        ca=spec.ca,
+        domains=spec.domains.names,
+        ignore=frozenset(n for n in ignore if n != "*"),
+        ignore_unlisted="*" in ignore,
+        plugins=spec.plugins,
+        authenticator=spec.authenticator,
+        credentials=spec.credentials,
+        renew_before_expiry=spec.domains.renew_before_expiry,
         exists=lambda p: Path(p).exists(),
         runnable=runnable,
-        accounts=lambda server: accounts.for_server(config.config_dir, server),
-        renew_before_expiry=config.renew_before_expiry,
-        **_sidecars_authenticator(config),
+        accounts=lambda server: accounts.for_server(config_dir, server),
+        plugin_problem=spec.plugin_problem,
     )
-
-
-def _sidecars_authenticator(config: Settings) -> dict[str, str]:
-    """With CHALLENGE=dns: its plugin and credentials file, as certbot saves them in a conf."""
-    auth = config.dns_authenticator
-    if not auth:
-        return {}
-    if config.dns_credentials is None or (config.dns and config.dns.credentials == "aws"):
-        return {"authenticator": auth}
-    return {"authenticator": auth, "credentials": str(config.dns_credentials)}
 
 
 def _plain(value: Any) -> Any:  # noqa: ANN401 (configobj values)
@@ -162,56 +154,56 @@ def _adopted_from(backup: Path) -> str | None:
     return f"{params.get('authenticator', 'none')}/{params.get('installer', 'none')}"
 
 
-def renewal_params(config: Settings, here: Here) -> dict[str, str]:
+def renewal_params(spec: TreeSpec, here: Here, lineage: str) -> dict[str, str]:
     """What the sidecar's own `certonly` saves in `[renewalparams]`, in certbot's order (the
     key's values, from the certificate, go before `post_hook`); the account only when the tree
     holds exactly one for ACME_SERVER (with several, certbot would ask)."""
-    listed = accounts.for_server(config.config_dir, config.acme_server).listed
+    server = choose_ca(spec.ca, lineage).directory
+    listed = accounts.for_server(spec.paths.config_dir, server).listed
     params = {"account": listed[0]} if len(listed) == 1 else {}
-    params["http01_port"] = str(config.http01_port)
-    if config.http01_address:
-        params["http01_address"] = config.http01_address
+    params["http01_port"] = str(spec.http01_port)
+    if spec.http01_address:
+        params["http01_address"] = spec.http01_address
     params["post_hook"] = confs.POST_HOOK
     params.update(config_dir=here.config_dir, work_dir=here.work_dir, logs_dir=here.logs_dir)
-    params.update(server=config.acme_server, authenticator=here.authenticator)
+    params.update(server=server, authenticator=here.authenticator)
     if here.credentials:
         params[credentials_key(here.authenticator)] = here.credentials
     params["installer"] = here.installer
     return params
 
 
-def _rebuilds(config: Settings, here: Here) -> tuple[rebuild.Rebuild, ...]:
+def _rebuilds(spec: TreeSpec, here: Here) -> tuple[rebuild.Rebuild, ...]:
     """DOMAINS lineages left without their conf (not a live directory another conf names)."""
-    config_dir = config.config_dir
+    config_dir = spec.paths.config_dir
     owned = {lineages.live_dir(config_dir, name).name for name in lineages.names(config_dir)}
-    params = renewal_params(config, here)
     found = (
-        rebuild.plan(config_dir, spec.name, params)
-        for spec in config.domains
-        if spec.name not in owned
+        rebuild.plan(config_dir, cert.name, renewal_params(spec, here, cert.name))
+        for cert in spec.domains.specs
+        if cert.name not in owned
     )
     return tuple(item for item in found if item is not None)
 
 
-def inspect(config: Settings, now: datetime | None = None) -> Adoption:
+def inspect(spec: TreeSpec, now: datetime | None = None) -> Adoption:
     """Every lineage's decision and the tree's problems; reads only."""
-    here = here_for(config)
+    here = here_for(spec)
     when = now or now_utc()
-    rebuilds = _rebuilds(config, here)
+    rebuilds = _rebuilds(spec, here)
     texts = {r.name: r.conf for r in rebuilds if r.conf is not None}
     decisions = tuple(
-        adopt.decide(read_lineage(config.config_dir, name, texts.get(name)), here, when)
-        for name in sorted({*lineages.names(config.config_dir), *texts})
+        adopt.decide(read_lineage(spec.paths.config_dir, name, texts.get(name)), here, when)
+        for name in sorted({*lineages.names(spec.paths.config_dir), *texts})
     )
-    findings = (*(r.finding for r in rebuilds), *checks.check_tree(config, decisions))
+    findings = (*(r.finding for r in rebuilds), *checks.check_tree(spec, decisions))
     return Adoption(decisions, findings, rebuilds)
 
 
-def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> list[Path]:
+def apply(spec: TreeSpec, adoption: Adoption, now: datetime | None = None) -> list[Path]:
     """Write every decision's edits into its conf (after a backup); returns the backups made."""
     made = []
     stamp = (now or now_utc()).strftime("%Y%m%dT%H%M%SZ")
-    rebuilt = _write_rebuilt(config, adoption)
+    rebuilt = _write_rebuilt(spec, adoption)
     unwritten = {r.name for r in adoption.rebuilds} - rebuilt  # decided on a conf not written
     for decision in adoption.decisions:
         if decision.name in unwritten:
@@ -219,7 +211,7 @@ def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> 
         _repair(decision, stamp)
         if not decision.edits or decision.name in rebuilt:
             continue
-        conf_path = config.config_dir / "renewal" / f"{decision.name}.conf"
+        conf_path = spec.paths.config_dir / "renewal" / f"{decision.name}.conf"
         try:
             backup = confs.edit(conf_path, decision.edits, stamp)
         except (OSError, ConfigError) as error:
@@ -237,7 +229,7 @@ def apply(config: Settings, adoption: Adoption, now: datetime | None = None) -> 
     return made
 
 
-def _write_rebuilt(config: Settings, adoption: Adoption) -> set[str]:
+def _write_rebuilt(spec: TreeSpec, adoption: Adoption) -> set[str]:
     """Write each rebuilt conf, with its lineage's edits already in it (no backup: there was
     nothing to keep); returns the lineages written."""
     edits = {d.name: d.edits for d in adoption.decisions}
@@ -245,7 +237,7 @@ def _write_rebuilt(config: Settings, adoption: Adoption) -> set[str]:
     for item in adoption.rebuilds:
         if item.conf is None or item.name not in edits:
             continue
-        path = config.config_dir / "renewal" / f"{item.name}.conf"
+        path = spec.paths.config_dir / "renewal" / f"{item.name}.conf"
         try:
             confs.create(path, item.conf, edits[item.name])
         except (OSError, ConfigError) as error:
@@ -269,14 +261,14 @@ def _repair(decision: adopt.Decision, stamp: str) -> None:
     logger.info("files of {} repaired: {}", name, "; ".join(done), certificate=name)
 
 
-def prepare(config: Settings, *, dry_run: bool = False) -> Adoption:
+def prepare(spec: TreeSpec, *, dry_run: bool = False) -> Adoption:
     """At the start of a cycle: decide, rewrite what needs it (not on a dry run), report."""
-    adoption = inspect(config)
+    adoption = inspect(spec)
     if dry_run:
         adoption = adoption.on_disk()  # a dry run writes no conf, so certbot knows none of these
     else:
-        apply(config, adoption)
-        access.apply_safely(config)
+        apply(spec, adoption)
+        access.apply_safely(spec.paths.config_dir, spec.domains, spec.policy)
     for decision in adoption.decisions:
         name = decision.name
         if decision.action == "cannot":
@@ -292,24 +284,24 @@ def prepare(config: Settings, *, dry_run: bool = False) -> Adoption:
 
 
 def adopt_command(
-    config: Settings, *, check: bool, held: Callable[[], object] = lambda: None
+    spec: TreeSpec, *, check: bool, held: Callable[[], object] = lambda: None
 ) -> Rewrite:
     """`sidecar adopt [--check]`: the plan, and (without --check) the rewrite under the lock;
     `held` runs before the lock is released, whatever happened (the CLI starts what the record
     of stopped targets names: whoever holds the lock does)."""
     if check:
-        adoption = inspect(config)
+        adoption = inspect(spec)
         rebuilt = tuple(r.name for r in adoption.rebuilds if r.conf is not None)
         pending = sum(1 for d in adoption.decisions if d.edits and d.name not in rebuilt)
         repairs = tuple(d.name for d in adoption.decisions if d.repairs)
         return Rewrite(adoption, check=True, rewritten=pending, rebuilt=rebuilt, repaired=repairs)
-    with exclusive_lock(config.state_dir / LOCK):
+    with exclusive_lock(spec.paths.state_dir / LOCK):
         try:
-            adoption = inspect(config)
-            made = apply(config, adoption)
+            adoption = inspect(spec)
+            made = apply(spec, adoption)
         finally:
             held()
-    renewal = config.config_dir / "renewal"
+    renewal = spec.paths.config_dir / "renewal"
     return Rewrite(
         adoption,
         check=False,

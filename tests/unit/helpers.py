@@ -17,9 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from loguru import logger
 
-from sidecar import settings
+from sidecar import loader
 from sidecar.certbot.runner import CertbotResult
 from sidecar.errors import ConfigError, DockerError
+from sidecar.logs import Secrets
+from sidecar.report.alerts import Notifier
+from sidecar.report.outcome import Recorder
 from sidecar.targets.container import ContainerTarget
 from sidecar.targets.service import ServiceTarget
 from sidecar.volume import journal
@@ -151,7 +154,7 @@ def install_cert(
     return archive / f"cert{version}.pem"
 
 
-def make_settings(config_dir: Path, **env: str) -> settings.Settings:
+def make_settings(config_dir: Path, **env: str) -> loader.Config:
     """Valid settings rooted in `config_dir`; `env` adds or overrides variables."""
     base = {
         "DOMAINS": "example.com",
@@ -161,10 +164,15 @@ def make_settings(config_dir: Path, **env: str) -> settings.Settings:
         "WORK_DIR": str(config_dir.parent / "work"),
         "LOGS_DIR": str(config_dir.parent / "logs"),
     }
-    return settings.load({**base, **env})
+    return loader.load({**base, **env})
 
 
-def dns_settings(config_dir: Path, **env: str) -> settings.Settings:
+def recorder(config: loader.Config) -> Recorder:
+    """How the CLI records a cycle's outcome, its alerts going nowhere."""
+    return Recorder(config.cycle, config.alerts, Notifier(None, None, Secrets()))
+
+
+def dns_settings(config_dir: Path, **env: str) -> loader.Config:
     """Valid CHALLENGE=dns settings (dns-rfc2136, installed for the tests) with a credentials
     file of mode 0600 beside `config_dir`; `env` adds or overrides variables."""
     ini = config_dir.parent / "rfc2136.ini"
@@ -317,15 +325,20 @@ def value_after(args: list[str], flag: str) -> str:
 SETTINGS_BASE = {"DOMAINS": "example.com", "ACME_SERVER": "letsencrypt", "APP_CONTAINERS": "web"}
 
 
-def load(**env: str) -> settings.Settings:
-    """Settings from a minimal valid environment plus `env`."""
-    return settings.load({**SETTINGS_BASE, **env})
+def load(**env: str) -> loader.Config:
+    """The configuration from a minimal valid environment plus `env`."""
+    return loader.load({**SETTINGS_BASE, **env})
+
+
+def read(**env: str) -> loader.Settings:
+    """The variables of a minimal valid environment plus `env`, each read by its own rule."""
+    return loader.read({**SETTINGS_BASE, **env})
 
 
 def load_error(**env: str) -> str:
     """The one-line error those settings give."""
     with pytest.raises(ConfigError) as caught:
-        settings.load({**SETTINGS_BASE, **env})
+        loader.load({**SETTINGS_BASE, **env})
     return str(caught.value)
 
 

@@ -96,7 +96,8 @@ def test_adopt_check_prints_the_plan_and_changes_nothing(env, capsys):
 def test_hook_post_starts_the_app(env, monkeypatch):
     """certbot's post-hook: what the sidecar stopped is started."""
     started: list[bool] = []
-    monkeypatch.setattr(inside, "start_app", lambda: started.append(True) or [])
+    monkeypatch.setattr(cli, "in_certbot", lambda _config, _stopping: None)
+    monkeypatch.setattr(inside, "start_app", lambda _context: started.append(True) or [])
     assert cli.main(["hook", "post"]) == 0
     assert started == [True]
 
@@ -216,7 +217,7 @@ def test_the_idle_daemon_sleeps_watching_the_state_dir_and_knows_its_planned_tim
     execs: list[list[str]] = []
     monkeypatch.setattr(shutdown, "become", lambda argv: execs.append(list(argv)))
     monkeypatch.setattr(cli.time, "monotonic", lambda: 500.0)
-    cli._sleep_light(cli.settings.load(), 60)
+    cli._sleep_light(cli.load().state_dir, 60)
     (argv,) = execs
     sleeper, daemon = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     assert sleeper[1:] == [

@@ -41,9 +41,9 @@ def test_the_dns_plugin_for_unit_tests_is_in_the_dev_group():
     assert certbot_dns_rfc2136.__name__
 
 
-def test_the_settings_know_every_dns_extra():
+def test_the_dns_plugin_table_knows_every_dns_extra():
     """DNS_PLUGIN's table and the image extras name the same plugins."""
-    from sidecar.settings import DNS_PLUGINS  # noqa: PLC0415
+    from sidecar.certbot.challenges import DNS_PLUGINS  # noqa: PLC0415
 
     extras = {name.removeprefix("dns-") for name in _extras() if name.startswith("dns-")}
     assert set(DNS_PLUGINS) == extras

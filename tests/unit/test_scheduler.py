@@ -25,7 +25,7 @@ from sidecar.volume.journal import Journal, load
 from tests.unit.helpers import T0, logged, make_settings, save_journal
 
 if TYPE_CHECKING:
-    from sidecar.settings import Settings
+    from sidecar.loader import Config
 
 HOUR = 3600.0
 INTERVAL = 12 * HOUR
@@ -112,7 +112,9 @@ def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
         scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
+    scheduler = Scheduler(
+        config.schedule, config.state_dir, cycle, rng(), stopping=shutdown.REQUEST
+    )
     scheduler.run()
     assert len(runs) == 1
     assert load(config.state_dir).next_check_at is None
@@ -120,8 +122,13 @@ def test_stop_during_a_cycle_ends_the_loop_without_waiting(tmp_path):
 
 def test_stop_before_run_runs_no_cycle(tmp_path):
     """A stop that arrives before the loop starts is honoured."""
+    config = make_settings(tmp_path)
     scheduler = Scheduler(
-        make_settings(tmp_path), lambda: pytest.fail("cycle ran"), rng(), stopping=shutdown.REQUEST
+        config.schedule,
+        config.state_dir,
+        lambda: pytest.fail("cycle ran"),
+        rng(),
+        stopping=shutdown.REQUEST,
     )
     scheduler.stop()
     scheduler.run()
@@ -138,7 +145,9 @@ def test_next_check_time_is_saved_after_each_cycle(tmp_path):
             scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
+    scheduler = Scheduler(
+        config.schedule, config.state_dir, cycle, rng(), stopping=shutdown.REQUEST
+    )
     scheduler.run()
     assert len(runs) == 3
     saved = load(config.state_dir).next_check_at
@@ -159,7 +168,9 @@ def test_next_check_keeps_the_rest_of_the_state(tmp_path):
             scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
+    scheduler = Scheduler(
+        config.schedule, config.state_dir, cycle, rng(), stopping=shutdown.REQUEST
+    )
     scheduler.run()
     state = load(config.state_dir)
     assert state.last_result == "ok"
@@ -179,7 +190,9 @@ def test_failures_in_the_state_file_make_the_wait_a_backoff(tmp_path):
         ends.append(datetime.now(UTC))
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
+    scheduler = Scheduler(
+        config.schedule, config.state_dir, cycle, rng(), stopping=shutdown.REQUEST
+    )
     scheduler.run()
     at = load(config.state_dir).next_check_at
     assert at is not None
@@ -199,7 +212,9 @@ def test_cycle_skipped_for_a_held_lock_does_not_end_the_daemon(tmp_path):
         scheduler.stop()
         return ok()
 
-    scheduler = Scheduler(config, cycle, rng(), stopping=shutdown.REQUEST)
+    scheduler = Scheduler(
+        config.schedule, config.state_dir, cycle, rng(), stopping=shutdown.REQUEST
+    )
     scheduler.run()
     assert len(calls) == 2
 
@@ -216,7 +231,7 @@ def test_a_permanent_failure_waits_the_full_interval_not_the_backoff(tmp_path):
     """The CA said retrying cannot help: the next try is a normal check, not in 10 minutes."""
     config = make_settings(tmp_path, CHECK_INTERVAL="12h", CHECK_JITTER="0")
     result = failed(Failure("unauthorized", "refused", permanent=True))
-    assert delay_after(result, 1, config, rng(), T0) == 12 * 3600
+    assert delay_after(result, 1, config.schedule, rng(), T0) == 12 * 3600
 
 
 def test_a_rate_limit_waits_at_least_until_the_time_the_ca_named(tmp_path):
@@ -224,21 +239,21 @@ def test_a_rate_limit_waits_at_least_until_the_time_the_ca_named(tmp_path):
     config = make_settings(tmp_path, CHECK_INTERVAL="12h", CHECK_JITTER="0")
     later = T0 + timedelta(hours=30)
     result = failed(Failure("rateLimited", "limit", not_before=later))
-    delay = delay_after(result, 1, config, rng(), T0)
+    delay = delay_after(result, 1, config.schedule, rng(), T0)
     assert 30 * 3600 <= delay <= 30 * 3600 + 60
 
 
 def test_an_ordinary_failure_backs_off_from_ten_minutes(tmp_path):
     """A transient failure: the first retry comes after 5 to 10 minutes."""
     config = make_settings(tmp_path, CHECK_INTERVAL="12h", CHECK_JITTER="1h")
-    delay = delay_after(failed(Failure("error", "certbot failed")), 1, config, rng(), T0)
+    delay = delay_after(failed(Failure("error", "certbot failed")), 1, config.schedule, rng(), T0)
     assert 300 <= delay <= 600
 
 
 def test_a_short_interval_caps_the_backoff_base(tmp_path):
     """CHECK_INTERVAL below ten minutes: retries never wait longer than the interval."""
     config = make_settings(tmp_path, CHECK_INTERVAL="2m", CHECK_JITTER="0")
-    delay = delay_after(failed(Failure("error", "x")), 5, config, rng(), T0)
+    delay = delay_after(failed(Failure("error", "x")), 5, config.schedule, rng(), T0)
     assert delay <= 120
 
 
@@ -284,7 +299,14 @@ def test_a_bug_in_a_cycle_is_logged_counted_as_a_failure_and_the_daemon_goes_on(
         return ok()
 
     with logged() as lines:
-        Scheduler(config, cycle, rng(), stopping=fake_time, clock=fake_time.clock).run()
+        Scheduler(
+            config.schedule,
+            config.state_dir,
+            cycle,
+            rng(),
+            stopping=fake_time,
+            clock=fake_time.clock,
+        ).run()
     assert len(calls) == 2
     assert RETRY_BASE / 2 <= calls[1] - calls[0] <= RETRY_BASE
     state = load(config.state_dir)
@@ -315,7 +337,15 @@ def test_a_restore_is_retried_and_a_stop_meanwhile_names_what_stays_down(tmp_pat
         return ["web", "service shop_api"]
 
     with logged() as lines:
-        Scheduler(config, ok, rng(), restore, stopping=fake_time, clock=fake_time.clock).run()
+        Scheduler(
+            config.schedule,
+            config.state_dir,
+            ok,
+            rng(),
+            restore=restore,
+            stopping=fake_time,
+            clock=fake_time.clock,
+        ).run()
     assert [b - a for a, b in itertools.pairwise(tries)] == [RESTORE_RETRY] * 2
     assert lines[-2] == (
         "ERROR web, service shop_api still stopped by the sidecar, and SIGTERM received: not "
@@ -339,14 +369,22 @@ def test_an_early_wake_restores_and_runs_no_cycle_before_the_planned_time(tmp_pa
         return []
 
     planned = fake_time.now + 600
-    scheduler = Scheduler(config, cycle, rng(), restore, stopping=fake_time, clock=fake_time.clock)
+    scheduler = Scheduler(
+        config.schedule,
+        config.state_dir,
+        cycle,
+        rng(),
+        restore=restore,
+        stopping=fake_time,
+        clock=fake_time.clock,
+    )
     scheduler.run(until=planned)
     assert events[0] == ("restore", 1000.0)
     assert [e for e in events if e[0] == "cycle"] == [("cycle", planned)]
     assert load(config.state_dir).next_check_at is None  # the schedule was not touched
 
 
-def cycles_after_a_wake(config: Settings, fake_time: FakeTime, until: float) -> list[float]:
+def cycles_after_a_wake(config: Config, fake_time: FakeTime, until: float) -> list[float]:
     """When cycles ran (on the fake clock) after the daemon woke with `until` as its plan; the
     first cycle ends the loop."""
     runs: list[float] = []
@@ -356,7 +394,9 @@ def cycles_after_a_wake(config: Settings, fake_time: FakeTime, until: float) -> 
         fake_time.request()
         return ok()
 
-    Scheduler(config, cycle, rng(), stopping=fake_time, clock=fake_time.clock).run(until=until)
+    Scheduler(
+        config.schedule, config.state_dir, cycle, rng(), stopping=fake_time, clock=fake_time.clock
+    ).run(until=until)
     return runs
 
 
@@ -382,7 +422,8 @@ def test_the_idle_process_gets_the_rest_of_the_wait_after_an_early_wake(tmp_path
         fake_time.request()  # an exec returns only on a stop
 
     scheduler = Scheduler(
-        config,
+        config.schedule,
+        config.state_dir,
         lambda: pytest.fail("cycle ran"),
         rng(),
         idle=idle,
@@ -408,10 +449,11 @@ def test_the_wait_in_this_process_acts_on_a_record_no_cycle_holds(tmp_path, fake
         return False
 
     scheduler = Scheduler(
-        config,
+        config.schedule,
+        config.state_dir,
         ok,
         rng(),
-        lambda: restores.append(fake_time.now) or [],
+        restore=lambda: restores.append(fake_time.now) or [],
         unattended=unattended,
         stopping=fake_time,
         clock=fake_time.clock,

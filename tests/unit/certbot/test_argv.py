@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import pytest
 
-from sidecar.certbot.argv import certonly, eab_options, flags_for, redact, renew, renew_runs
-from sidecar.settings import CertSpec, Settings
+from sidecar.certbot.argv import certonly, redact, renew, renew_runs
 from sidecar.volume.adopt import Decision
 from sidecar.volume.confs import AUTHENTICATOR, POST_HOOK
+from sidecar.volume.specs import CertSpec
 from tests.unit.helpers import dns_settings, make_settings, value_after
+
+if TYPE_CHECKING:
+    from sidecar.loader import Config
 
 SECRET = "hmac-secret-value"
 SPEC = CertSpec("a.example", ("a.example", "www.a.example"))
 
 
-def certonly_args(config: Settings, spec: CertSpec, *, dry_run: bool = False) -> list[str]:
-    return certonly(flags_for(config), spec, dry_run=dry_run).argv()
+def certonly_args(config: Config, spec: CertSpec, *, dry_run: bool = False) -> list[str]:
+    return certonly(config.flags, spec, dry_run=dry_run).argv()
 
 
-def renew_args(config: Settings, *, force: bool = False, dry_run: bool = False) -> list[str]:
-    return renew(flags_for(config), force=force, dry_run=dry_run).argv()
+def renew_args(config: Config, *, force: bool = False, dry_run: bool = False) -> list[str]:
+    return renew(config.flags, force=force, dry_run=dry_run).argv()
 
 
-def without_lineage_flags(config: Settings) -> list[str]:
+def without_lineage_flags(config: Config) -> list[str]:
     """A renew run whose lineages' confs name their CA, authenticator and installer."""
-    return dataclasses.replace(renew(flags_for(config)), lineage_flags=False).argv()
+    return dataclasses.replace(renew(config.flags), lineage_flags=False).argv()
 
 
 @pytest.fixture
@@ -116,8 +120,8 @@ def test_external_account_binding_never_reaches_the_command_line(tmp_path):
     args = renew_args(config)
     assert SECRET not in " ".join(args)
     assert "--eab-kid" not in args
-    assert eab_options(config) == {"eab-kid": "kid-1", "eab-hmac-key": SECRET}
-    assert eab_options(make_settings(tmp_path)) == {}
+    assert config.ca.eab_options() == {"eab-kid": "kid-1", "eab-hmac-key": SECRET}
+    assert make_settings(tmp_path).ca.eab_options() == {}
 
 
 def test_acme_profile_is_requested_when_configured(tmp_path):
@@ -232,7 +236,7 @@ def test_without_lineage_flags_drops_the_authenticator_and_its_own_options(tmp_p
 
 def test_dns_lineages_are_one_run_with_the_flags_when_all_are_the_sidecars(tmp_path):
     """Every lineage renewed the sidecar's way: one `certbot renew` with the DNS flags."""
-    base = renew(flags_for(dns_settings(tmp_path / "le")))
+    base = renew(dns_settings(tmp_path / "le").flags)
     decisions = [_decision("a.example", "sidecar"), _decision("b.example", "sidecar")]
     assert [run.argv() for run in renew_runs(base, decisions)] == [base.argv()]
 
@@ -240,7 +244,7 @@ def test_dns_lineages_are_one_run_with_the_flags_when_all_are_the_sidecars(tmp_p
 def test_dns_mode_renews_a_lineage_with_its_own_plugin_alone_and_without_the_flags(tmp_path):
     """An adopted DNS lineage keeps its plugin and credentials (a flag would overwrite them in
     its conf): one run per lineage, the sidecar's with its flags, the other with none."""
-    base = renew(flags_for(dns_settings(tmp_path / "le")))
+    base = renew(dns_settings(tmp_path / "le").flags)
     args = base.argv()
     own = _decision("host.example", "own", server="https://other.test/dir")
     runs = [run.argv() for run in renew_runs(base, [_decision("a.example", "sidecar"), own])]
@@ -255,6 +259,6 @@ def test_standalone_mode_keeps_one_run_with_a_lineage_of_its_own(tmp_path):
     """The app stops for the challenge: one run for all (one outage), the flags left to confs."""
     config = make_settings(tmp_path)
     decisions = [_decision("a.example", "sidecar"), _decision("host.example", "own")]
-    runs = renew_runs(renew(flags_for(config)), decisions, due=2)
+    runs = renew_runs(renew(config.flags), decisions, due=2)
     assert [run.argv() for run in runs] == [without_lineage_flags(config)]
     assert runs[0].env == {"SIDECAR_EXPECTED_RENEWALS": "2"}  # the plugin starts the app after 2

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sidecar.certbot.challenges import AWS_CREDENTIALS_ENV, Dns, Standalone, challenge_for
+from sidecar.certbot.challenges import AWS_CREDENTIALS_ENV, Dns, Standalone
 from tests.unit.helpers import dns_settings, make_settings, value_after
 
 
 def test_standalone_stops_the_app_and_uses_the_sidecar_plugin(tmp_path):
     """The default: the sidecar's own authenticator, the app stopped for the challenge."""
-    challenge = challenge_for(make_settings(tmp_path))
+    challenge = make_settings(tmp_path).challenge
     assert isinstance(challenge, Standalone)
     assert (challenge.stops_app, challenge.authenticator, challenge.options()) == (
         True,
@@ -20,7 +20,7 @@ def test_standalone_stops_the_app_and_uses_the_sidecar_plugin(tmp_path):
 def test_dns_uses_the_plugin_with_its_credentials_and_never_stops_the_app(tmp_path):
     """CHALLENGE=dns: `--authenticator dns-NAME --dns-NAME-credentials FILE`, no stop."""
     config = dns_settings(tmp_path / "le")
-    challenge = challenge_for(config)
+    challenge = config.challenge
     assert isinstance(challenge, Dns)
     assert not challenge.stops_app
     assert not challenge.http01
@@ -31,9 +31,9 @@ def test_dns_uses_the_plugin_with_its_credentials_and_never_stops_the_app(tmp_pa
 
 def test_dns_propagation_is_passed_in_whole_seconds_only_when_set(tmp_path):
     """DNS_PROPAGATION unset leaves the plugin's own default; set, it is the plugin's flag."""
-    args = challenge_for(dns_settings(tmp_path / "le", DNS_PROPAGATION="1.6")).options()
+    args = dns_settings(tmp_path / "le", DNS_PROPAGATION="1.6").challenge.options()
     assert value_after(list(args), "--dns-rfc2136-propagation-seconds") == "2"
-    unset = challenge_for(dns_settings(tmp_path / "le")).options()
+    unset = dns_settings(tmp_path / "le").challenge.options()
     assert "--dns-rfc2136-propagation-seconds" not in unset
 
 

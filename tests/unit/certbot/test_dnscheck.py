@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.certbot.argv import flags_for
 from sidecar.certbot.challenges import Dns
 from sidecar.certbot.dnscheck import DnsPluginCheck
 from sidecar.errors import ConfigError
@@ -14,7 +13,7 @@ from tests.unit.helpers import dns_settings
 
 @pytest.fixture
 def check(tmp_path):
-    flags = flags_for(dns_settings(tmp_path / "le"))
+    flags = dns_settings(tmp_path / "le").flags
     assert isinstance(flags.challenge, Dns)
     return DnsPluginCheck(flags.challenge, flags)
 

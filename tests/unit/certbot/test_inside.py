@@ -11,34 +11,33 @@ from tests.unit.helpers import FakeControl, container, install_cert, make_pem, m
 
 
 @pytest.fixture
-def world(tmp_path, monkeypatch):
+def world(tmp_path):
     """Settings and the app's containers as certbot's process would make them (once)."""
     config = make_settings(tmp_path / "le", FILES_GID="0", FILES_PERMS="640")
     control = FakeControl(container("web"), container("worker", running=False))
-    monkeypatch.setattr(inside, "_in_certbot", lambda: (config, control))
-    return config, control
+    return config, control, inside.InCertbot(config.tree, control)
 
 
 def test_stop_records_then_stops_only_the_running_targets(world):
     """The record names what was stopped before anything is stopped; a stopped worker stays."""
-    config, control = world
-    assert inside.stop_app("the challenge") == ["web"]
+    config, control, context = world
+    assert inside.stop_app(context, "the challenge") == ["web"]
     assert [e.name for e in read_record(config.state_dir)] == ["web"]
     assert control.calls == [("stop", "web")]
 
 
 def test_start_makes_the_new_files_readable_before_the_app_starts(world):
     """FILES_*: the modes are applied first, then what the record names is started."""
-    config, control = world
+    config, control, context = world
     install_cert(config.config_dir, "example.com", make_pem())
     key = next((config.config_dir / "archive" / "example.com").glob("privkey*.pem"))
     key.chmod(0o600)
     modes: list[int] = []
     control.observe = lambda _op, _t: modes.append(key.stat().st_mode & 0o777)
-    inside.stop_app("the challenge")
+    inside.stop_app(context, "the challenge")
     modes.clear()
 
-    assert inside.start_app() == ["web"]
+    assert inside.start_app(context) == ["web"]
 
     assert modes == [0o640], "the key's mode was set before the start"
     assert read_record(config.state_dir) == []

@@ -42,8 +42,11 @@ def achall(domain: str = "a.example") -> achallenges.KeyAuthorizationAnnotatedCh
 def calls(monkeypatch) -> list[str]:
     """What the plugin asked of the app (stop, start) instead of a Docker engine."""
     seen: list[str] = []
-    monkeypatch.setattr(inside, "stop_app", lambda reason: seen.append(f"stop: {reason}") or [])
-    monkeypatch.setattr(inside, "start_app", lambda: seen.append("start") or [])
+    monkeypatch.setattr(
+        inside, "stop_app", lambda _context, reason: seen.append(f"stop: {reason}") or []
+    )
+    monkeypatch.setattr(inside, "start_app", lambda _context: seen.append("start") or [])
+    monkeypatch.setattr(plugin.Authenticator, "context", lambda _self: None)
     monkeypatch.setattr(inside, "port_busy_message", lambda port: f"port {port} is busy")
     return seen
 

@@ -14,8 +14,10 @@ from sidecar import shutdown
 from sidecar.certbot.argv import Flags, renew
 from sidecar.certbot.challenges import Standalone
 from sidecar.certbot.runner import CertbotResult, CertbotRunner, certbot_executable
+from sidecar.volume.ca import AcmeCA
+from sidecar.volume.paths import Paths
 
-RUN = renew(Flags(Path("/le"), Path("/work"), Path("/logs"), "https://ca.test/dir", Standalone()))
+RUN = renew(Flags(Paths(Path("/le")), AcmeCA("https://ca.test/dir"), Standalone()))
 
 
 @pytest.mark.parametrize(
@@ -121,7 +123,7 @@ def fake_certbot(tmp_path, monkeypatch):
 
 def test_a_stop_request_ends_the_running_certbot_at_once(fake_certbot):
     """SIGTERM to the sidecar while certbot runs: certbot is ended, the result says stopped."""
-    runner = CertbotRunner({}, timeout=60, stop=shutdown.REQUEST)
+    runner = CertbotRunner(timeout=60, stop=shutdown.REQUEST)
     threading.Timer(0.5, shutdown.REQUEST.request).start()
     began = time.monotonic()
     result = runner.run(RUN)
@@ -134,14 +136,14 @@ def test_a_stop_request_ends_the_running_certbot_at_once(fake_certbot):
 def test_no_certbot_run_starts_after_a_stop_request(fake_certbot):
     """Once a stop is requested, a later run of the cycle returns at once, without certbot."""
     shutdown.REQUEST.request()
-    result = CertbotRunner({}, timeout=60, stop=shutdown.REQUEST).run(RUN)
+    result = CertbotRunner(timeout=60, stop=shutdown.REQUEST).run(RUN)
     assert result.stopped
     assert not (fake_certbot.parent / "pid").exists()
 
 
 def test_certbot_over_its_timeout_is_ended_and_reported(fake_certbot):
     """CERTBOT_TIMEOUT: the run ends as timed out, not as stopped."""
-    result = CertbotRunner({}, timeout=0.5, stop=shutdown.REQUEST).run(RUN)
+    result = CertbotRunner(timeout=0.5, stop=shutdown.REQUEST).run(RUN)
     assert result.timed_out
     assert not result.stopped
 
@@ -160,7 +162,7 @@ def test_secrets_reach_certbot_in_a_private_config_file_never_on_its_command_lin
     monkeypatch.setenv("EAB_HMAC_KEY", "hmac-secret")
     monkeypatch.setenv("WEBHOOK_URL", "https://hooks.example/tok-123456")
     run = dataclasses.replace(RUN, secrets={"eab-hmac-key": "k3y"})
-    result = CertbotRunner({}, timeout=30, stop=shutdown.REQUEST).run(run)
+    result = CertbotRunner(timeout=30, stop=shutdown.REQUEST).run(run)
     argv = next(line for line in result.tail if line.startswith("argv:"))
     assert "k3y" not in argv
     assert "mode 600" in result.tail

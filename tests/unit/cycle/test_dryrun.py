@@ -4,7 +4,6 @@ import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sidecar.certbot.challenges import challenge_for
 from sidecar.cycle import CycleResult
 from sidecar.cycle.dryrun import (
     FAILED,
@@ -17,6 +16,7 @@ from sidecar.cycle.dryrun import (
     stop_and_start_steps,
 )
 from sidecar.cycle.problem import Problem
+from sidecar.cycle.run import served_now
 from tests.unit.helpers import T0, container, dns_settings, install_cert, make_pem, make_settings
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def test_a_stop_is_seen_on_the_engines_clock_alone():
 
 def test_dns_challenge_needs_no_stop_and_no_port(tmp_path: Path):
     """CHALLENGE=dns: stop and port are skipped, saying why; the app runs on."""
-    challenge = challenge_for(dns_settings(tmp_path / "le"))
+    challenge = dns_settings(tmp_path / "le").challenge
     after = {WEB.id: WEB}
     found = stop_and_start_steps([WEB], after, GOOD, port=80, ca="ca.test", challenge=challenge)
     got = {s.name: (s.outcome, s.detail) for s in found}
@@ -72,9 +72,9 @@ def test_dns_challenge_needs_no_stop_and_no_port(tmp_path: Path):
 
 def test_dns_challenge_adds_the_plugin_steps_after_the_targets(tmp_path: Path):
     """plugin, credentials and record come before certbot is run; other modes lack them."""
-    names = steps_for(dns_settings(tmp_path / "le"))
+    names = steps_for(dns_settings(tmp_path / "le").challenge)
     assert names[names.index("targets") + 1 :][:4] == ("plugin", "credentials", "record", "stop")
-    assert "record" not in steps_for(make_settings(tmp_path / "le"))
+    assert "record" not in steps_for(make_settings(tmp_path / "le").challenge)
 
 
 def test_everything_fine_is_four_ok_steps():
@@ -167,14 +167,14 @@ def test_skipped_steps_do_not_fail_the_report():
 
 def test_answering_is_skipped_without_verify(tmp_path: Path):
     """Without VERIFY the app's TLS address is unknown: skipped, saying which setting."""
-    step = answering_step(make_settings(tmp_path / "le"))
+    step = answering_step(served_now(make_settings(tmp_path / "le").cycle))
     assert step.outcome == SKIPPED
     assert "VERIFY" in step.detail
 
 
 def test_answering_is_skipped_before_the_first_certificate(tmp_path: Path):
     """No certificate yet (first dry run before going live): the app has nothing to serve."""
-    step = answering_step(make_settings(tmp_path / "le", VERIFY="127.0.0.1:443"))
+    step = answering_step(served_now(make_settings(tmp_path / "le", VERIFY="127.0.0.1:443").cycle))
     assert step == Step("answering", SKIPPED, "no certificate yet: the app has nothing to serve")
 
 
@@ -182,6 +182,6 @@ def test_answering_fails_when_the_app_does_not_answer(tmp_path: Path):
     """A lineage exists and nobody answers on VERIFY: failed with the reason."""
     config = make_settings(tmp_path / "le", VERIFY="127.0.0.1:1", VERIFY_WAIT="0")
     install_cert(config.config_dir, "example.com", make_pem(("example.com",)))
-    step = answering_step(config)
+    step = answering_step(served_now(config.cycle))
     assert step.outcome == FAILED
     assert "does not answer TLS" in step.detail

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sidecar.cycle.plan import Plan, changed_lineages, expected_renewals, needs_issuance, plan_cycle
-from sidecar.settings import CertSpec
+from sidecar.volume.specs import CertSpec
 from tests.unit.helpers import cert_info
 
 A = CertSpec("a.example", ("a.example", "www.a.example"))

@@ -48,8 +48,9 @@ def test_a_read_only_volume_is_named_with_the_fix(tmp_path):
     config_dir = tmp_path / "le"
     config_dir.mkdir()
     (config_dir / "sidecar").write_text("a file where the state directory belongs")
+    config = make_settings(config_dir)
     with pytest.raises(ConfigError, match=r"is not writable .*mount the letsencrypt volume"):
-        preflight.check_writable(make_settings(config_dir))
+        preflight.check_writable(config.paths, config.challenge)
 
 
 def test_a_broken_certificate_of_a_configured_lineage_stops_before_anything(tmp_path):
@@ -57,7 +58,7 @@ def test_a_broken_certificate_of_a_configured_lineage_stops_before_anything(tmp_
     config = make_settings(tmp_path / "le")
     install_cert(config.config_dir, "example.com", b"garbage")
     with pytest.raises(ConfigError, match=re.escape("live/example.com/cert.pem is not a readable")):
-        preflight.check_lineages(config)
+        preflight.check_lineages(config.config_dir, config.domains)
 
 
 def test_a_broken_lineage_outside_domains_is_only_reported(tmp_path):
@@ -65,7 +66,7 @@ def test_a_broken_lineage_outside_domains_is_only_reported(tmp_path):
     config = make_settings(tmp_path / "le")
     install_cert(config.config_dir, "example.com", make_pem())
     install_cert(config.config_dir, "old.example", b"garbage")
-    preflight.check_lineages(config)
+    preflight.check_lineages(config.config_dir, config.domains)
 
 
 def test_an_unreadable_private_key_is_named(tmp_path):
@@ -74,7 +75,7 @@ def test_an_unreadable_private_key_is_named(tmp_path):
     install_cert(config.config_dir, "example.com", make_pem())
     (config.config_dir / "live" / "example.com" / "privkey.pem").resolve().write_text("garbage")
     with pytest.raises(ConfigError, match=re.escape("privkey.pem is not a readable private key")):
-        preflight.check_lineages(config)
+        preflight.check_lineages(config.config_dir, config.domains)
 
 
 def test_an_unparseable_renewal_conf_is_named(tmp_path):
@@ -83,7 +84,7 @@ def test_an_unparseable_renewal_conf_is_named(tmp_path):
     install_cert(config.config_dir, "example.com", make_pem())
     (config.config_dir / "renewal" / "example.com.conf").write_text("[renewalparams\n")
     with pytest.raises(ConfigError, match=re.escape("example.com.conf is not a renewal conf")):
-        preflight.check_lineages(config)
+        preflight.check_lineages(config.config_dir, config.domains)
 
 
 def test_targets_are_listed_when_found(tmp_path):
@@ -94,18 +95,18 @@ def test_targets_are_listed_when_found(tmp_path):
 
 def test_an_acme_directory_that_answers_passes(tmp_path, directory):
     """The CA's directory answers with newOrder: nothing to say."""
-    preflight.check_acme(make_settings(tmp_path, ACME_SERVER=str(directory[1])))
+    preflight.check_acme(make_settings(tmp_path, ACME_SERVER=str(directory[1])).ca)
 
 
 def test_a_server_that_is_not_an_acme_directory_is_named(tmp_path, directory):
     """JSON without newOrder: not an ACME directory."""
     directory[0] = {"hello": "world"}
     with pytest.raises(SidecarError, match="is not an ACME directory"):
-        preflight.check_acme(make_settings(tmp_path, ACME_SERVER=str(directory[1])))
+        preflight.check_acme(make_settings(tmp_path, ACME_SERVER=str(directory[1])).ca)
 
 
 def test_an_unreachable_acme_server_is_named_before_the_app_is_stopped(tmp_path):
     """Nothing listens: the line says unreachable and names the URL."""
     url = "http://127.0.0.1:9/dir"
     with pytest.raises(SidecarError, match=f"ACME server {url} unreachable"):
-        preflight.check_acme(make_settings(tmp_path, ACME_SERVER=url))
+        preflight.check_acme(make_settings(tmp_path, ACME_SERVER=url).ca)

@@ -27,6 +27,7 @@ from tests.unit.helpers import (
     install_cert,
     make_pem,
     make_settings,
+    recorder,
     save_journal,
     service,
     value_after,
@@ -36,21 +37,21 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from sidecar.settings import Settings
+    from sidecar.loader import Config
 
 OK = CertbotResult(0, timed_out=False)
 SILENT = Notifier(None, None, Secrets())  # no alert goes anywhere
 
 
 def run_cycle(
-    config: Settings, certbot: cycle.Certbot, control: FakeControl, **options: bool
+    config: Config, certbot: cycle.Certbot, control: FakeControl, **options: bool
 ) -> CycleResult:
     """A cycle as the CLI runs it: its outcome recorded in the journal."""
 
     def after(result: CycleResult, began_at: datetime) -> CycleResult:
-        return outcome.record(config, control, result, began_at, SILENT)
+        return outcome.record(recorder(config), control, result, began_at)  # type: ignore[arg-type]
 
-    return cycle.run_cycle(config, certbot, control, shutdown.REQUEST, after=after, **options)
+    return cycle.run_cycle(config.cycle, certbot, control, shutdown.REQUEST, after=after, **options)
 
 
 FAILED = CertbotResult(
@@ -60,7 +61,7 @@ NAMES = ("a.example", "www.a.example")
 
 
 @pytest.fixture
-def config(tmp_path) -> Settings:
+def config(tmp_path) -> Config:
     return make_settings(tmp_path / "le", DOMAINS=",".join(NAMES))
 
 
@@ -70,7 +71,7 @@ def control() -> FakeControl:
     return FakeControl(container("web"), container("worker", running=False))
 
 
-def existing(config: Settings, name: str = "a.example", names: tuple[str, ...] = NAMES) -> None:
+def existing(config: Config, name: str = "a.example", names: tuple[str, ...] = NAMES) -> None:
     """A current certificate already in the tree."""
     install_cert(config.config_dir, name, make_pem(names, datetime.now(UTC) - timedelta(days=10)))
 
@@ -92,7 +93,7 @@ def issue_for(config_dir: Path, args: list[str], written_at: datetime | None) ->
 
 
 def certbot(
-    config: Settings,
+    config: Config,
     control: FakeControl,
     *,
     challenge: bool = True,
@@ -294,7 +295,7 @@ def test_a_bug_before_the_apps_start_still_starts_it_before_the_lock_is_released
     existing(config)
     fake = certbot(config, control, post_hook=False, result=FAILED)
 
-    def broken(_config: Settings) -> None:
+    def broken(*_views: object) -> None:
         if control.calls:  # after the stop: the step before the start
             raise PermissionError(13, "Permission denied")
 

@@ -9,19 +9,22 @@ from typing import TYPE_CHECKING
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from sidecar import settings
 from sidecar.cycle.verify import (
     Check,
+    Endpoint,
     Verification,
     check_served,
     compare,
     failures,
+    parse_endpoint,
+    parse_endpoints,
     probe_all,
     served_cert,
     wait_until_served,
 )
-from sidecar.settings import CertSpec, Endpoint, parse_endpoint, parse_endpoints
+from sidecar.errors import ConfigError
 from sidecar.volume.certs import parse_cert
+from sidecar.volume.specs import CertSpec
 from tests.unit.helpers import _KEY, cert_info, make_pem, make_settings
 
 if TYPE_CHECKING:
@@ -75,16 +78,18 @@ def test_ipv6_endpoint_is_shown_in_brackets():
 
 def test_verify_setting_is_off_by_default_and_validated(tmp_path):
     """No VERIFY: no endpoints; a bad one stops the sidecar at start naming the variable."""
-    assert make_settings(tmp_path).verify == ()
-    assert make_settings(tmp_path, VERIFY="127.0.0.1:8443").verify == (Endpoint("127.0.0.1", 8443),)
-    with pytest.raises(settings.ConfigError, match="VERIFY: 'nope' is not host:port"):
+    assert make_settings(tmp_path).verify.endpoints == ()
+    assert make_settings(tmp_path, VERIFY="127.0.0.1:8443").verify.endpoints == (
+        Endpoint("127.0.0.1", 8443),
+    )
+    with pytest.raises(ConfigError, match="VERIFY: 'nope' is not host:port"):
         make_settings(tmp_path, VERIFY="nope")
 
 
 def test_verify_wait_takes_a_duration(tmp_path):
     """VERIFY_WAIT=2m is 120 seconds; the default is 30 seconds."""
-    assert make_settings(tmp_path).verify_wait == 30.0
-    assert make_settings(tmp_path, VERIFY_WAIT="2m").verify_wait == 120.0
+    assert make_settings(tmp_path).verify.wait == 30.0
+    assert make_settings(tmp_path, VERIFY_WAIT="2m").verify.wait == 120.0
 
 
 # compare

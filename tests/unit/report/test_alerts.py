@@ -224,14 +224,14 @@ def test_alert_settings_are_secret_strings(tmp_path):
         ALERT_URLS="json://127.0.0.1:9/x/tok-123456-secret",
     )
     assert "tok-123456-secret" not in repr(config)
-    assert config.alert_on_success is False
+    assert config.alerts.on_success is False
 
 
 def test_empty_alert_settings_mean_off(tmp_path):
     """WEBHOOK_URL= and ALERT_URLS= (empty) are the same as unset."""
     config = make_settings(tmp_path, WEBHOOK_URL="", ALERT_URLS=" ")
-    assert config.webhook_url is None
-    assert config.alert_urls is None
+    assert config.alerts.webhook is None
+    assert config.alerts.urls is None
 
 
 # delivery, to a local HTTP server

@@ -16,7 +16,7 @@ from tests.unit.helpers import DAY, T0, install_cert, make_pem, make_settings, s
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sidecar.settings import Settings
+    from sidecar.loader import Config
 
 
 def samples(text: str) -> dict[str, float]:
@@ -30,7 +30,7 @@ def samples(text: str) -> dict[str, float]:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Settings:
+def config(tmp_path: Path) -> Config:
     config = make_settings(tmp_path / "le", DOMAINS="a.example;b.example")
     install_cert(config.config_dir, "a.example", make_pem(("a.example",), T0, T0 + 90 * DAY))
     save_journal(
@@ -52,7 +52,9 @@ def config(tmp_path: Path) -> Settings:
 
 def test_page_has_every_documented_metric(config):
     """Expiry per certificate, attempts, failures, renewals, last success, downtime, match."""
-    page = samples(generate_latest(metrics.registry_for(config)).decode())
+    page = samples(
+        generate_latest(metrics.registry_for(config.paths, config.domains.specs)).decode()
+    )
     assert page == {
         "certbot_sidecar_certificate_not_after_timestamp_seconds{certificate=a.example}": (
             T0 + 90 * DAY
@@ -70,7 +72,9 @@ def test_page_has_every_documented_metric(config):
 def test_fresh_volume_has_counters_at_zero_and_no_times(tmp_path: Path):
     """Nothing issued, nothing run: zero counters; no timestamps, no downtime, no match."""
     config = make_settings(tmp_path / "le")
-    page = samples(generate_latest(metrics.registry_for(config)).decode())
+    page = samples(
+        generate_latest(metrics.registry_for(config.paths, config.domains.specs)).decode()
+    )
     assert page == {
         "certbot_sidecar_renewal_attempts_total": 0.0,
         "certbot_sidecar_renewal_failures_total": 0.0,
@@ -80,7 +84,7 @@ def test_fresh_volume_has_counters_at_zero_and_no_times(tmp_path: Path):
 
 def test_values_are_read_at_each_scrape(config):
     """A cycle run by another process shows at the next scrape."""
-    registry = metrics.registry_for(config)
+    registry = metrics.registry_for(config.paths, config.domains.specs)
     save_journal(config.state_dir, Journal(cycles=8))
     page = samples(generate_latest(registry).decode())
     assert page["certbot_sidecar_renewal_attempts_total"] == 8.0
@@ -88,7 +92,7 @@ def test_values_are_read_at_each_scrape(config):
 
 def test_endpoint_is_off_without_metrics_port(config):
     """No METRICS_PORT: nothing listens."""
-    assert metrics.serve(config) is False
+    assert metrics.serve(config.metrics, config.paths, config.domains.specs) is False
 
 
 def free_port() -> int:
@@ -101,8 +105,8 @@ def test_endpoint_serves_the_page_over_http_on_loopback(tmp_path: Path, config):
     """METRICS_PORT set: /metrics answers on 127.0.0.1 (the default address)."""
     port = free_port()
     served = make_settings(config.config_dir, DOMAINS="a.example;b.example", METRICS_PORT=str(port))
-    assert served.metrics_address == "127.0.0.1"
-    assert metrics.serve(served) is True
+    assert served.metrics.address == "127.0.0.1"
+    assert metrics.serve(served.metrics, served.paths, served.domains.specs) is True
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         page = samples(response.read().decode())
     assert page["certbot_sidecar_renewal_attempts_total"] == 7.0
@@ -116,11 +120,11 @@ def test_port_in_use_is_a_configuration_error(tmp_path: Path):
         port = holder.getsockname()[1]
         config = make_settings(tmp_path / "le", METRICS_PORT=str(port))
         with pytest.raises(ConfigError, match=f"METRICS_PORT: cannot listen on 127.0.0.1:{port}"):
-            metrics.serve(config)
+            metrics.serve(config.metrics, config.paths, config.domains.specs)
 
 
 def test_metrics_port_is_validated(tmp_path: Path):
     """Out of range is rejected; empty means off."""
     with pytest.raises(ConfigError, match="METRICS_PORT"):
         make_settings(tmp_path, METRICS_PORT="70000")
-    assert make_settings(tmp_path, METRICS_PORT="").metrics_port is None
+    assert make_settings(tmp_path, METRICS_PORT="").metrics.port is None

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 from sidecar import shutdown
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
-from sidecar.cycle.run import run_cycle
-from sidecar.cycle.verify import compare, may_restart
+from sidecar.cycle.run import run_cycle, served_now
+from sidecar.cycle.verify import Endpoint, compare, may_restart
 from sidecar.logs import Secrets
 from sidecar.report import outcome
 from sidecar.report.alerts import Notifier
 from sidecar.report.status import Row, served_problems, with_served
-from sidecar.settings import Endpoint
 from sidecar.volume import journal
 from sidecar.volume.journal import Journal, Served
 from tests.unit.helpers import (
@@ -26,6 +25,7 @@ from tests.unit.helpers import (
     install_cert,
     make_pem,
     make_settings,
+    recorder,
     save_journal,
 )
 
@@ -100,7 +100,7 @@ def test_cycle_without_verify_counts_and_measures(tmp_path: Path):
     web = container("web", started_at=T0 + 3 * SEC)
     web = dataclasses.replace(web, finished_at=T0 + SEC)
     result = outcome.record(
-        config, FakeControl(web), CycleResult(("example.com",), (), 1.0), T0, SILENT
+        recorder(config), FakeControl(web), CycleResult(("example.com",), (), 1.0), T0
     )
     assert result.checks == ()
     assert result.downtime == 2.0
@@ -115,7 +115,7 @@ def test_failed_cycle_is_counted_and_a_quiet_one_keeps_the_last_downtime(tmp_pat
     save_journal(config.state_dir, Journal(downtime=4.0, downtime_at=T0))
     control = FakeControl(container("web", started_at=T0 - 100 * SEC))
     result = outcome.record(
-        config, control, CycleResult((), (Problem("error", None, "boom"),), 1.0), T0, SILENT
+        recorder(config), control, CycleResult((), (Problem("error", None, "boom"),), 1.0), T0
     )
     assert result.errors == ("boom",)
     facts = journal.load(config.state_dir)
@@ -134,12 +134,12 @@ def test_verify_with_an_app_that_does_not_answer_fails_the_cycle(tmp_path: Path)
     control = FakeControl(container("web"))
 
     def after(result: CycleResult, began_at: object) -> CycleResult:
-        return outcome.record(config, control, result, began_at, SILENT)  # type: ignore[arg-type]
+        return outcome.record(recorder(config), control, result, began_at)  # type: ignore[arg-type]
 
     result = run_cycle(config, FakeCertbot(), control, shutdown.REQUEST, after=after)
     (error,) = result.errors
     assert error.startswith(f"example.com: 127.0.0.1:{port} (SNI example.com) does not answer TLS")
-    (problem,) = served_problems(config, journal.load(config.state_dir))
+    (problem,) = served_problems(config.verify, journal.load(config.state_dir))
     assert "does not answer TLS" in problem
 
 
@@ -147,11 +147,11 @@ def test_health_ignores_old_checks_when_verify_is_off(tmp_path: Path):
     """VERIFY removed: a recorded mismatch no longer makes the sidecar unhealthy."""
     config = make_settings(tmp_path / "le")
     served = {"example.com": Served(match=False, checked_at=T0, detail="old")}
-    assert served_problems(config, Journal(served=served)) == []
+    assert served_problems(config.verify, Journal(served=served)) == []
 
 
 def test_status_rows_are_unchanged_without_verify(tmp_path: Path):
     """No VERIFY: the served column stays unknown."""
     config = make_settings(tmp_path / "le")
     row = Row("example.com", (), None, None, None, "ok")
-    assert with_served(config, [row]) == [row]
+    assert with_served(served_now(config.cycle), [row]) == [row]

@@ -132,14 +132,13 @@ def test_secret_files_get_the_owner_and_modes_files_settings_ask_for(tmp_path):
         api = None
 
     plain = make_settings(tmp_path, APP_SERVICES="web", CERT_DELIVERY="secret")
-    store = secret_store(Client(), plain)  # type: ignore[arg-type]
+    store = secret_store(Client(), plain.tree)  # type: ignore[arg-type]
     assert store is not None
     assert store._files == Files()
     grouped = make_settings(tmp_path, APP_SERVICES="web", CERT_DELIVERY="secret", FILES_GID="101")
-    assert secret_store(Client(), grouped)._files == Files(  # type: ignore[arg-type,union-attr]
+    assert secret_store(Client(), grouped.tree)._files == Files(  # type: ignore[arg-type]
         uid=0, gid=101, cert_mode=0o440, key_mode=0o440
     )
-    assert secret_store(Client(), make_settings(tmp_path)) is None  # type: ignore[arg-type]
 
 
 # SwarmServices and SecretStore over an in-memory swarm (swarm_api.FakeSwarmApi)

@@ -58,7 +58,7 @@ def test_nothing_is_touched_without_settings(tmp_path):
     """No FILES_* and no COMBINED_PEM: certbot's modes stay."""
     config = make_settings(tmp_path / "le")
     archive = certbot_lineage(config.config_dir, "example.com")
-    assert apply(config) == {}
+    assert apply(config.config_dir, config.domains, config.policy) == {}
     assert mode(archive) == 0o700
     assert mode(archive / "privkey1.pem") == 0o600
 
@@ -155,19 +155,19 @@ def test_ignored_lineages_are_left_alone_and_listed_ones_always_done(tmp_path):
     )
     certbot_lineage(config.config_dir, "a.example")
     certbot_lineage(config.config_dir, "old.example")
-    assert files_access.lineages_for(config) == ["a.example"]
-    assert list(apply(config)) == ["a.example"]
+    assert files_access.lineages_for(config.config_dir, config.domains) == ["a.example"]
+    assert list(apply(config.config_dir, config.domains, config.policy)) == ["a.example"]
 
 
 def test_a_failure_is_logged_and_does_not_stop_the_app_start(tmp_path, monkeypatch):
     """apply_safely never raises (the post-hook starts the app right after)."""
     config = make_settings(tmp_path / "le", FILES_GID="1000")
 
-    def boom(_config: object) -> None:
+    def boom(*_views: object) -> None:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(files_access, "apply", boom)
-    files_access.apply_safely(config)
+    files_access.apply_safely(config.config_dir, config.domains, config.policy)
 
 
 @pytest.mark.parametrize(
@@ -253,12 +253,12 @@ def test_the_tree_check_names_a_lineage_directory_outside_its_place(tmp_path):
     config = make_settings(tmp_path / "le", DOMAINS="a.example", FILES_UID="1000")
     certbot_lineage(config.config_dir)
     point_archive_dir(config.config_dir, "a.example", account_dir(config.config_dir))
-    findings = tree.inspect(config).findings
+    findings = tree.inspect(config.tree).findings
     line = (
         "renewal/a.example.conf: archive_dir accounts/acme.test/directory/abc is outside "
         "archive/: FILES_* left it alone"
     )
     assert line in findings
     plain = make_settings(tmp_path / "le", DOMAINS="a.example")
-    findings = tree.inspect(plain).findings
+    findings = tree.inspect(plain.tree).findings
     assert any("certbot writes the lineage's files there" in f for f in findings)

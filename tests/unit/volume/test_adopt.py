@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sidecar.certbot.argv import Flags, Run, renew, renew_runs
-from sidecar.certbot.challenges import Standalone
-from sidecar.settings import LETSENCRYPT, LETSENCRYPT_STAGING
+from sidecar.certbot.challenges import Standalone, dns_plugin_problem
 from sidecar.volume.accounts import Accounts
 from sidecar.volume.adopt import decide
+from sidecar.volume.ca import LETSENCRYPT, LETSENCRYPT_STAGING, AcmeCA
 from sidecar.volume.found import Found, Here
+from sidecar.volume.paths import Paths
 from sidecar.volume.renewal_keys import FILES
 from tests.unit.helpers import T0, cert_info
 
@@ -20,9 +21,8 @@ if TYPE_CHECKING:
 
 CD = "/etc/letsencrypt"
 PEBBLE = "https://pebble:14000/dir"
-FLAGS = Flags(
-    Path(CD), Path("/var/lib/letsencrypt"), Path("/var/log/letsencrypt"), PEBBLE, Standalone()
-)
+FLAGS = Flags(Paths(Path(CD)), AcmeCA(PEBBLE), Standalone())
+PLUGINS = Here.__dataclass_fields__["plugins"].default  # what `here()` offers unless changed
 OTHER_CA = "https://acme.zerossl.com/v2/DV90"
 ACCOUNTS = {PEBBLE: ("acc-pebble",), LETSENCRYPT: ("acc-le",), OTHER_CA: ("acc-zero",)}
 HOST_TOOLS_PRESENT = {"systemctl", "service", "nginx"}  # even where present: host tools
@@ -40,11 +40,12 @@ def here(**changes: Any) -> Here:
         config_dir=CD,
         work_dir="/var/lib/letsencrypt",
         logs_dir="/var/log/letsencrypt",
-        acme_server=PEBBLE,
+        ca=AcmeCA(PEBBLE),
         domains=frozenset({"a.example"}),
         exists=exists,
         runnable=lambda program: program in RUNNABLE,
         accounts=lambda server: Accounts(ACCOUNTS.get(server, ())),
+        plugin_problem=lambda name: dns_plugin_problem(name, changes.get("plugins", PLUGINS)),
     )
     return dataclasses.replace(base, **changes)
 
@@ -277,7 +278,7 @@ def test_lineage_not_in_domains_without_a_server_stays_on_certbots_default_ca():
 
 def test_production_lineage_is_not_moved_to_a_staging_acme_server():
     """certbot never replaces a trusted certificate with a test one: kept on production."""
-    decision = decide(found(params=host_params()), here(acme_server=LETSENCRYPT_STAGING))
+    decision = decide(found(params=host_params()), here(ca=AcmeCA(LETSENCRYPT_STAGING)))
     assert "server" not in edits(decision)
     assert any("staging" in p for p in decision.problems)
 
@@ -285,7 +286,7 @@ def test_production_lineage_is_not_moved_to_a_staging_acme_server():
 def test_staging_lineage_under_a_production_acme_server_is_moved_and_noted():
     """A test certificate in DOMAINS, ACME_SERVER production: moved, and the note says so."""
     params = host_params(server=LETSENCRYPT_STAGING)
-    decision = decide(found(params=params), here(acme_server=LETSENCRYPT))
+    decision = decide(found(params=params), here(ca=AcmeCA(LETSENCRYPT)))
     assert edits(decision)["server"] == LETSENCRYPT
     assert any("test certificate" in p for p in decision.problems)
 

@@ -102,10 +102,10 @@ def test_a_dns_lineage_in_domains_follows_dns_credentials():
 
 def test_the_container_offers_the_sidecars_dns_plugin_and_credentials(tmp_path):
     """With CHALLENGE=dns, `here_for` names the plugin and the file as certbot saves them."""
-    offered = here_for(dns_settings(tmp_path / "le"))
+    offered = here_for(dns_settings(tmp_path / "le").tree)
     assert (offered.authenticator, offered.credentials) == (
         "dns-rfc2136",
         str(tmp_path / "rfc2136.ini"),
     )
     assert "dns-rfc2136" in offered.plugins
-    assert here_for(make_settings(tmp_path / "le")).authenticator == "sidecar"
+    assert here_for(make_settings(tmp_path / "le").tree).authenticator == "sidecar"

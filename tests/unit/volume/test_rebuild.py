@@ -28,19 +28,19 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sidecar.cycle.result import CycleResult
-    from sidecar.settings import Settings
+    from sidecar.loader import Config
 
 SERVER = "https://acme.test/directory"
 
 
-def account(config: Settings, ident: str) -> None:
+def account(config: Config, ident: str) -> None:
     folder = config.config_dir / "accounts" / "acme.test" / "directory" / ident
     folder.mkdir(parents=True)
     for name in ("regr.json", "private_key.json", "meta.json"):
         (folder / name).write_text("{}", encoding="utf-8")
 
 
-def without_conf(config: Settings, name: str = "a.example") -> Path:
+def without_conf(config: Config, name: str = "a.example") -> Path:
     """A lineage as certbot made it, its renewal conf then removed; the conf's path."""
     pem = make_pem((name, f"www.{name}"), datetime.now(UTC) - timedelta(days=10))
     install_cert(config.config_dir, name, pem)
@@ -59,7 +59,7 @@ def test_the_conf_is_rebuilt_as_certbot_writes_it(tmp_path):
     config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
     account(config, "acc1")
     conf = without_conf(config)
-    tree.apply(config, tree.inspect(config))
+    tree.apply(config.tree, tree.inspect(config.tree))
     cd = config.config_dir
     written = saved(conf)
     assert written["version"] == metadata.version("certbot")
@@ -75,17 +75,17 @@ def test_the_conf_is_rebuilt_as_certbot_writes_it(tmp_path):
     assert params["config_dir"] == str(cd)
     assert stat.S_IMODE(conf.stat().st_mode) == 0o644
     assert list(conf.parent.iterdir()) == [conf], "no backup of a conf that was not there"
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.action == "sidecar"
     assert decision.edits == ()
-    assert tree.inspect(config).rebuilds == ()
+    assert tree.inspect(config.tree).rebuilds == ()
 
 
 def test_check_shows_the_rebuild_and_writes_nothing(tmp_path):
     """`adopt --check`: the lineage decided as if rebuilt, one finding, nothing written."""
     config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
     conf = without_conf(config)
-    text = rewrite_text(tree.adopt_command(config, check=True))
+    text = rewrite_text(tree.adopt_command(config.tree, check=True))
     assert "renewal/a.example.conf is missing" in text
     assert "rebuilt in certbot's format: from live/a.example/cert.pem, key ecdsa secp256r1" in text
     assert "account none (certbot registers one)" in text
@@ -108,7 +108,7 @@ def test_two_accounts_name_none_and_an_rsa_key_gives_its_size(tmp_path):
     assert item is not None
     assert item.conf is not None
     assert "key_type = rsa\nrsa_key_size = 2048\npost_hook = x" in item.conf.decode()
-    params = tree.renewal_params(config, tree.here_for(config))
+    params = tree.renewal_params(config.tree, tree.here_for(config.tree), "a.example")
     assert "account" not in params
 
 
@@ -116,10 +116,10 @@ def test_with_dns_the_plugin_and_its_credentials_are_saved(tmp_path):
     """CHALLENGE=dns: the sidecar's DNS plugin and DNS_CREDENTIALS, as certbot saves them."""
     config = dns_settings(tmp_path / "le", DOMAINS="a.example,www.a.example")
     conf = without_conf(config)
-    tree.apply(config, tree.inspect(config))
+    tree.apply(config.tree, tree.inspect(config.tree))
     params = saved(conf)["renewalparams"]
     assert params["authenticator"] == "dns-rfc2136"
-    assert params["dns_rfc2136_credentials"] == str(config.dns_credentials)
+    assert params["dns_rfc2136_credentials"] == str(config.challenge.credentials_file)
 
 
 def test_a_copied_tree_with_plain_files_is_rebuilt_then_repaired(tmp_path):
@@ -132,10 +132,10 @@ def test_a_copied_tree_with_plain_files_is_rebuilt_then_repaired(tmp_path):
         data = link.read_bytes()
         link.unlink()
         link.write_bytes(data)
-    tree.apply(config, tree.inspect(config))
+    tree.apply(config.tree, tree.inspect(config.tree))
     assert conf.exists()
     assert (live / "cert.pem").is_symlink()
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.renewable, decision.does
 
 
@@ -145,11 +145,11 @@ def test_nothing_to_rebuild_without_files_or_with_an_empty_live_directory(tmp_pa
     assert rebuild.plan(config.config_dir, "a.example", {}) is None
     (config.config_dir / "live" / "a.example").mkdir(parents=True)
     assert rebuild.plan(config.config_dir, "a.example", {}) is None
-    assert tree.inspect(config).rebuilds == ()
+    assert tree.inspect(config.tree).rebuilds == ()
 
 
-def tree_cycle(config: Settings, fake: FakeCertbot) -> CycleResult:
-    return run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST)
+def tree_cycle(config: Config, fake: FakeCertbot) -> CycleResult:
+    return run_cycle(config.cycle, fake, FakeControl(container("web")), shutdown.REQUEST)
 
 
 def test_a_lineage_without_key_fails_the_cycle_at_once_and_permanently(tmp_path):
@@ -185,6 +185,6 @@ def test_adopt_writes_it_and_says_so(tmp_path):
     """`sidecar adopt`: the conf written, the tail names it, nothing backed up."""
     config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
     conf = without_conf(config)
-    text = rewrite_text(tree.adopt_command(config, check=False))
+    text = rewrite_text(tree.adopt_command(config.tree, check=False))
     assert text.endswith("0 renewal conf(s) rewritten; rebuilt: a.example")
     assert conf.exists()

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sidecar import shutdown
-from sidecar.certbot.argv import flags_for, renew
+from sidecar.certbot.argv import renew
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
 from sidecar.report.adoption import rewrite_text
@@ -28,7 +28,7 @@ from tests.unit.helpers import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sidecar.settings import Settings
+    from sidecar.loader import Config
 
 SERVER = "https://acme.test/directory"
 OTHER_CA = "https://ca.example.net/acme/directory"
@@ -36,7 +36,7 @@ NOW = datetime(2025, 3, 12, 10, 15, tzinfo=UTC)
 
 
 def lineage(
-    config: Settings,
+    config: Config,
     name: str,
     params: dict[str, object],
     *,
@@ -79,7 +79,7 @@ def lineage(
     return conf
 
 
-def account(config: Settings, server: str, ident: str) -> None:
+def account(config: Config, server: str, ident: str) -> None:
     host_path = server.split("://", 1)[1]
     folder = config.config_dir / "accounts" / host_path / ident
     folder.mkdir(parents=True)
@@ -99,13 +99,13 @@ APACHE = {
 }
 
 
-def installer(config: Settings) -> str:
+def installer(config: Config) -> str:
     """The installer the sidecar's own certbot runs pass (adopted lineages get the same)."""
-    return value_after(renew(flags_for(config)).argv(), "--installer")
+    return value_after(renew(config.flags).argv(), "--installer")
 
 
 @pytest.fixture
-def config(tmp_path) -> Settings:
+def config(tmp_path) -> Config:
     cfg = make_settings(tmp_path / "le", DOMAINS="a.example", ACME_SERVER=SERVER)
     account(cfg, SERVER, "acc-le")
     return cfg
@@ -115,7 +115,7 @@ def test_check_prints_the_plan_and_changes_nothing(config):
     """`sidecar adopt --check`: each lineage and change listed, the conf byte for byte as it was."""
     conf = lineage(config, "a.example", APACHE)
     before = conf.read_bytes()
-    text = rewrite_text(tree.adopt_command(config, check=True))
+    text = rewrite_text(tree.adopt_command(config.tree, check=True))
     assert "a.example: sidecar" in text
     assert "authenticator apache -> sidecar" in text
     assert "pre_hook 'systemctl stop apache2' removed" in text
@@ -128,7 +128,7 @@ def test_adopt_rewrites_the_conf_in_certbots_format_with_a_timestamped_backup(co
     """The conf says sidecar/null, host hooks gone, comments kept; the backup is the original."""
     conf = lineage(config, "a.example", APACHE)
     original = conf.read_bytes()
-    made = tree.apply(config, tree.inspect(config), now=NOW)
+    made = tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert [p.name for p in made] == ["a.example.conf.sidecar-backup-20250312T101500Z"]
     assert made[0].read_bytes() == original
     assert made[0].parent == conf.parent
@@ -148,9 +148,9 @@ def test_adopt_rewrites_the_conf_in_certbots_format_with_a_timestamped_backup(co
 def test_a_second_adoption_changes_nothing_and_makes_no_backup(config):
     """Idempotent: the rewritten conf needs nothing more."""
     conf = lineage(config, "a.example", APACHE)
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     after = conf.read_bytes()
-    assert tree.apply(config, tree.inspect(config), now=NOW + timedelta(hours=1)) == []
+    assert tree.apply(config.tree, tree.inspect(config.tree), now=NOW + timedelta(hours=1)) == []
     assert conf.read_bytes() == after
     assert len(confs.backups(conf)) == 1
 
@@ -158,7 +158,7 @@ def test_a_second_adoption_changes_nothing_and_makes_no_backup(config):
 def test_backups_never_look_like_renewal_confs(config):
     """certbot renews renewal/*.conf: a backup must not end in .conf."""
     conf = lineage(config, "a.example", APACHE)
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert sorted(p.name for p in conf.parent.glob("*.conf")) == ["a.example.conf"]
     assert lineages.names(config.config_dir) == ["a.example"]
 
@@ -166,8 +166,8 @@ def test_backups_never_look_like_renewal_confs(config):
 def test_status_tells_what_a_lineage_was_adopted_from(config):
     """After the rewrite the found line names the original authenticator/installer and backup."""
     lineage(config, "a.example", APACHE)
-    tree.apply(config, tree.inspect(config), now=NOW)
-    (decision,) = tree.inspect(config).decisions
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
+    (decision,) = tree.inspect(config.tree).decisions
     assert f"sidecar/{installer(config)}" in decision.found
     assert "adopted from apache/apache (backup a.example.conf.sidecar-backup-" in decision.found
     assert decision.edits == ()
@@ -176,7 +176,7 @@ def test_status_tells_what_a_lineage_was_adopted_from(config):
 def test_tree_made_under_another_config_dir_is_pointed_at_this_one(config):
     """archive_dir and the live links of /srv/letsencrypt become CONFIG_DIR's."""
     conf = lineage(config, "a.example", APACHE, made_under="/srv/letsencrypt")
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     parsed = configobj.ConfigObj(str(conf), encoding="utf-8")
     assert parsed["archive_dir"] == str(config.config_dir / "archive" / "a.example")
     assert parsed["privkey"] == str(config.config_dir / "live" / "a.example" / "privkey.pem")
@@ -186,12 +186,12 @@ def test_ignore_mark_is_written_as_a_comment_and_removed_when_renewed_again(tmp_
     """IGNORE_LINEAGES writes `autorenew = False` under a comment; unlisting removes both."""
     ignoring = make_settings(tmp_path / "le", ACME_SERVER=SERVER, IGNORE_LINEAGES="old.example")
     conf = lineage(ignoring, "old.example", {"authenticator": "sidecar", "server": SERVER})
-    tree.apply(ignoring, tree.inspect(ignoring), now=NOW)
+    tree.apply(ignoring.tree, tree.inspect(ignoring.tree), now=NOW)
     text = conf.read_text(encoding="utf-8")
     assert "# certbot-sidecar: IGNORE_LINEAGES" in text
     assert "autorenew = False" in text
     renewing = make_settings(tmp_path / "le", ACME_SERVER=SERVER)
-    tree.apply(renewing, tree.inspect(renewing), now=NOW + timedelta(seconds=1))
+    tree.apply(renewing.tree, tree.inspect(renewing.tree), now=NOW + timedelta(seconds=1))
     text = conf.read_text(encoding="utf-8")
     assert "autorenew" not in text
     assert "IGNORE_LINEAGES" not in text
@@ -223,7 +223,7 @@ def test_unparsable_conf_is_reported_and_left_alone(config):
     conf = config.config_dir / "renewal" / "bad.example.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("[renewalparams\nbroken", encoding="utf-8")
-    tree.apply(config, adoption := tree.inspect(config), now=NOW)
+    tree.apply(config.tree, adoption := tree.inspect(config.tree), now=NOW)
     (decision,) = adoption.decisions
     assert decision.action == "cannot"
     assert conf.read_text(encoding="utf-8") == "[renewalparams\nbroken"
@@ -239,7 +239,7 @@ def test_broken_and_absolute_live_links_are_reported_and_nothing_deleted(config)
     link = config.config_dir / "live" / "a.example" / "fullchain.pem"
     link.unlink()
     link.symlink_to("/srv/letsencrypt/archive/a.example/fullchain1.pem")
-    findings = tree.inspect(config).findings
+    findings = tree.inspect(config.tree).findings
     assert any(
         "live/a.example/chain.pem -> ../../archive/a.example/chain1.pem is a broken symlink" in f
         for f in findings
@@ -252,7 +252,7 @@ def test_numbered_copy_with_the_same_names_is_reported(config):
     """a.example-0001 next to a.example, same names: both renewed, check which the app reads."""
     lineage(config, "a.example", APACHE, names=("a.example",))
     lineage(config, "a.example-0001", APACHE, names=("a.example",))
-    findings = tree.inspect(config).findings
+    findings = tree.inspect(config.tree).findings
     assert any("a.example-0001 is a numbered copy of a.example" in f for f in findings)
 
 
@@ -260,7 +260,7 @@ def test_domains_certificate_found_under_another_lineage_name_is_reported(tmp_pa
     """DOMAINS=a.example,www.a.example, but the host named the lineage www.a.example."""
     config = make_settings(tmp_path / "le", DOMAINS="a.example,www.a.example", ACME_SERVER=SERVER)
     lineage(config, "www.a.example", APACHE, names=("www.a.example", "a.example"))
-    findings = tree.inspect(config).findings
+    findings = tree.inspect(config.tree).findings
     assert any(
         "has no lineage of that name, but www.a.example has its names" in f for f in findings
     )
@@ -272,7 +272,7 @@ def test_world_readable_private_key_and_orphan_live_dir_are_reported(config):
     key = config.config_dir / "archive" / "a.example" / "privkey1.pem"
     key.chmod(0o644)
     (config.config_dir / "live" / "orphan.example").mkdir()
-    findings = tree.inspect(config).findings
+    findings = tree.inspect(config.tree).findings
     assert any("archive/a.example/privkey1.pem is readable by everyone" in f for f in findings)
     assert any("live/orphan.example has no renewal conf" in f for f in findings)
     assert key.stat().st_mode & 0o777 == 0o644
@@ -284,7 +284,9 @@ def test_executable_renewal_hooks_are_listed(config):
     hook.parent.mkdir(parents=True)
     hook.write_text("#!/bin/sh\nsystemctl reload nginx\n", encoding="utf-8")
     hook.chmod(0o755)
-    assert any("renewal-hooks/deploy/reload-nginx.sh" in f for f in tree.inspect(config).findings)
+    assert any(
+        "renewal-hooks/deploy/reload-nginx.sh" in f for f in tree.inspect(config.tree).findings
+    )
 
 
 # in the cycle
@@ -300,7 +302,7 @@ def test_cycle_adopts_before_certbot_and_runs_one_renew_for_all(config):
         return CertbotResult(0, timed_out=False)
 
     fake = FakeCertbot(action)
-    result = run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST)
+    result = run_cycle(config.cycle, fake, FakeControl(container("web")), shutdown.REQUEST)
     assert result.ok, result.errors
     assert fake.commands == ["renew"]
     assert "authenticator = sidecar" in seen[0], "certbot must see the adopted conf"
@@ -316,7 +318,7 @@ def test_cycle_renews_a_lineage_on_another_ca_with_its_own_server(config):
     other = dict(APACHE, server=OTHER_CA, account="acc-other")
     lineage(config, "b.example", other, names=("b.example",))
     fake = FakeCertbot()
-    assert run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST).ok
+    assert run_cycle(config.cycle, fake, FakeControl(container("web")), shutdown.REQUEST).ok
     (args,) = fake.calls
     assert args[0] == "renew"
     for flag in ("--server", "--authenticator", "--installer"):
@@ -331,7 +333,9 @@ def test_dry_run_cycle_rewrites_nothing(config):
     """A dry run saves nothing: the host conf stays as it is."""
     conf = lineage(config, "a.example", APACHE, names=("a.example",))
     before = conf.read_bytes()
-    run_cycle(config, FakeCertbot(), FakeControl(container("web")), shutdown.REQUEST, dry_run=True)
+    run_cycle(
+        config.cycle, FakeCertbot(), FakeControl(container("web")), shutdown.REQUEST, dry_run=True
+    )
     assert conf.read_bytes() == before
     assert confs.backups(conf) == []
 
@@ -348,7 +352,7 @@ def test_a_conf_that_cannot_be_written_is_an_error_line_not_a_crash(config, monk
         real(path, data, **options)
 
     monkeypatch.setattr(confs, "write_atomic", write)
-    made = tree.apply(config, tree.inspect(config), now=NOW)
+    made = tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert [p.name.split(".conf")[0] for p in made] == ["b.example"]
     assert confs.backups(config.config_dir / "renewal" / "a.example.conf") == []
 
@@ -363,8 +367,8 @@ def test_a_conf_that_is_not_utf8_is_one_finding_and_the_rest_is_adopted(config):
     bad.write_bytes(b"# g\xe9r\xe9 par l'h\xf4te\n" + bad.read_bytes())
     before = bad.read_bytes()
     good = lineage(config, "a.example", APACHE)
-    adoption = tree.inspect(config)
-    tree.apply(config, adoption, now=NOW)
+    adoption = tree.inspect(config.tree)
+    tree.apply(config.tree, adoption, now=NOW)
     by_name = {d.name: d for d in adoption.decisions}
     assert by_name["bad.example"].action == "cannot"
     assert "is not UTF-8 (byte 0xe9 on line 1)" in by_name["bad.example"].does
@@ -372,18 +376,18 @@ def test_a_conf_that_is_not_utf8_is_one_finding_and_the_rest_is_adopted(config):
     assert by_name["a.example"].action == "sidecar"
     assert bad.read_bytes() == before
     assert "authenticator = sidecar" in good.read_text(encoding="utf-8")
-    assert "bad.example: cannot" in rewrite_text(tree.adopt_command(config, check=True))
+    assert "bad.example: cannot" in rewrite_text(tree.adopt_command(config.tree, check=True))
 
 
 def test_crlf_and_bom_confs_are_adopted_and_stay_readable(config):
     """A conf copied from Windows (CRLF, UTF-8 BOM) is read as certbot reads it and rewritten."""
     conf = lineage(config, "a.example", APACHE)
     conf.write_bytes(b"\xef\xbb\xbf" + conf.read_bytes().replace(b"\n", b"\r\n"))
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert configobj.ConfigObj(str(conf), encoding="utf-8")["renewalparams"]["authenticator"] == (
         "sidecar"
     )
-    assert tree.inspect(config).decisions[0].edits == ()
+    assert tree.inspect(config.tree).decisions[0].edits == ()
 
 
 def test_production_lineage_without_server_is_never_moved_to_staging(tmp_path):
@@ -393,8 +397,8 @@ def test_production_lineage_without_server_is_never_moved_to_staging(tmp_path):
     params = {k: v for k, v in APACHE.items() if k != "server"}
     for name in ("a.example", "b.example"):
         lineage(staging, name, params)
-    adoption = tree.inspect(staging)
-    tree.apply(staging, adoption, now=NOW)
+    adoption = tree.inspect(staging.tree)
+    tree.apply(staging.tree, adoption, now=NOW)
     for name in ("a.example", "b.example"):
         saved = configobj.ConfigObj(str(staging.config_dir / "renewal" / f"{name}.conf"))
         assert "server" not in saved["renewalparams"], name
@@ -402,7 +406,7 @@ def test_production_lineage_without_server_is_never_moved_to_staging(tmp_path):
         "https://acme-v02.api.letsencrypt.org/directory"
     }
     fake = FakeCertbot()
-    run_cycle(staging, fake, FakeControl(container("web")), shutdown.REQUEST)
+    run_cycle(staging.cycle, fake, FakeControl(container("web")), shutdown.REQUEST)
     assert "--server" not in fake.calls[-1]
 
 
@@ -411,14 +415,14 @@ def test_two_accounts_for_the_ca_pin_the_lineages_account_and_drop_the_server_fl
     account is kept and the renew runs without --server (dry runs name it with --account)."""
     account(config, SERVER, "acc-two")
     lineage(config, "a.example", {**APACHE, "account": "acc-two"})
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.pinned_account == "acc-two"
     assert "account" not in {e.key for e in decision.edits}
     fake = FakeCertbot()
-    assert run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST).ok
+    assert run_cycle(config.cycle, fake, FakeControl(container("web")), shutdown.REQUEST).ok
     assert "--server" not in fake.calls[-1]
     dry = FakeCertbot()
-    run_cycle(config, dry, FakeControl(container("web")), shutdown.REQUEST, dry_run=True)
+    run_cycle(config.cycle, dry, FakeControl(container("web")), shutdown.REQUEST, dry_run=True)
     assert value_after(dry.calls[-1], "--account") == "acc-two"
     assert value_after(dry.calls[-1], "--cert-name") == "a.example"
 
@@ -427,7 +431,7 @@ def test_a_conf_without_account_among_two_gets_one_named(config):
     """No `account` saved and two for the CA: certbot would have to ask; one is named."""
     account(config, SERVER, "acc-two")
     lineage(config, "a.example", {k: v for k, v in APACHE.items() if k != "account"})
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.pinned_account == "acc-le"
     assert any("2 accounts exist" in c for c in decision.changes)
 
@@ -442,20 +446,20 @@ def test_acmev1_accounts_certbot_still_uses_are_kept(tmp_path):
     config = make_settings(tmp_path / "le", DOMAINS="a.example", ACME_SERVER="letsencrypt")
     account(config, LE_V1, "old-one")
     lineage(config, "a.example", {**APACHE, "server": LE, "account": "old-one"})
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert "account" not in {e.key for e in decision.edits}
     assert decision.pinned_account is None
     account(config, LE_V1, "old-two")
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert "account" not in {e.key for e in decision.edits}
     assert decision.pinned_account == "old-one"
 
 
-def _archive(config: Settings, name: str) -> Path:
+def _archive(config: Config, name: str) -> Path:
     return config.config_dir / "archive" / name
 
 
-def _live(config: Settings, name: str) -> Path:
+def _live(config: Config, name: str) -> Path:
     return config.config_dir / "live" / name
 
 
@@ -470,17 +474,17 @@ def test_unnumbered_archive_files_are_copied_to_numbered_ones_and_relinked(confi
         link = _live(config, "a.example") / f"{kind}.pem"
         link.unlink()
         link.symlink_to(f"../../archive/a.example/{kind}.pem")
-    text = rewrite_text(tree.adopt_command(config, check=True))
+    text = rewrite_text(tree.adopt_command(config.tree, check=True))
     assert "not numbered" in text
     assert "files of 1 lineage(s) repaired" in text
     assert (_live(config, "a.example") / "cert.pem").readlink().name == "cert.pem"
-    rewrite_text(tree.adopt_command(config, check=False))
+    rewrite_text(tree.adopt_command(config.tree, check=False))
     for kind in ("cert", "privkey", "chain", "fullchain"):
         link = _live(config, "a.example") / f"{kind}.pem"
         assert str(link.readlink()) == f"../../archive/a.example/{kind}1.pem"
         assert (_archive(config, "a.example") / f"{kind}.pem").exists()
     assert stat.S_IMODE((_archive(config, "a.example") / "privkey1.pem").stat().st_mode) == 0o600
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.repairs == ()
     assert decision.renewable
 
@@ -495,10 +499,10 @@ def test_plain_files_in_live_become_archive_versions_and_symlinks(config):
         data = link.read_bytes()
         link.unlink()
         link.write_bytes(data)
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.renewable
     assert any("is a file, not a symlink" in p for p in decision.problems)
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     link = _live(config, "a.example") / "cert.pem"
     assert str(link.readlink()) == "../../archive/a.example/cert2.pem"
     assert link.read_bytes() == pem
@@ -509,7 +513,7 @@ def test_an_empty_private_key_is_not_called_renewable(config):
     """A 0-byte key: `cannot`, with what is wrong and how to repair it; nothing changed."""
     lineage(config, "a.example", APACHE)
     (_archive(config, "a.example") / "privkey1.pem").write_bytes(b"")
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.action == "cannot"
     assert "private key) is empty" in decision.does
     assert "--force-renewal" in decision.does
@@ -523,9 +527,9 @@ def test_a_live_link_from_another_machine_is_relinked_to_the_same_archive_file(c
     link = _live(config, "a.example") / "fullchain.pem"
     link.unlink()
     link.symlink_to("/srv/letsencrypt/archive/a.example/fullchain1.pem")
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.renewable
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert str(link.readlink()) == "../../archive/a.example/fullchain1.pem"
 
 
@@ -535,8 +539,8 @@ def test_absolute_links_that_resolve_are_reported_and_made_relative(config):
     link = _live(config, "a.example") / "chain.pem"
     link.unlink()
     link.symlink_to(_archive(config, "a.example") / "chain1.pem")
-    assert any("is an absolute symlink" in f for f in tree.inspect(config).findings)
-    tree.apply(config, tree.inspect(config), now=NOW)
+    assert any("is an absolute symlink" in f for f in tree.inspect(config.tree).findings)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert str(link.readlink()) == "../../archive/a.example/chain1.pem"
 
 
@@ -545,7 +549,7 @@ def test_a_renamed_conf_follows_its_own_paths_as_certbot_does(config):
     live/other.example not reported as orphan, paths not rewritten."""
     conf = lineage(config, "other.example", APACHE)
     conf = conf.rename(conf.with_name("a.example.conf"))
-    adoption = tree.inspect(config)
+    adoption = tree.inspect(config.tree)
     (decision,) = adoption.decisions
     assert decision.name == "a.example"
     assert decision.renewable, decision.does
@@ -567,7 +571,7 @@ def test_a_renamed_conf_follows_its_own_paths_as_certbot_does(config):
 def test_hooks_are_judged_by_the_command_that_would_run(config, hook, kept):
     """A wrapper (`bash -c`, `sudo -u x`, `env`, `timeout`) does not hide a host tool."""
     lineage(config, "a.example", {**APACHE, "renew_hook": hook})
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     removed = [c for c in decision.changes if c.startswith("renew_hook")]
     assert bool(removed) != kept, decision.changes
     if removed:
@@ -577,7 +581,7 @@ def test_hooks_are_judged_by_the_command_that_would_run(config, hook, kept):
 def test_a_conf_without_installer_gets_the_sidecars(config):
     """README: adopted confs end up with `installer = sidecar`, saved without one too."""
     lineage(config, "a.example", {**APACHE, "installer": "None"})
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     saved = configobj.ConfigObj(str(config.config_dir / "renewal" / "a.example.conf"))
     assert saved["renewalparams"]["installer"] == installer(config)
 
@@ -591,7 +595,7 @@ def test_the_daemons_cycle_goes_on_past_a_conf_certbot_cannot_read(config):
     tail = ("Renewal configuration file old.example.conf produced an unexpected error",
             "0 renew failure(s), 1 parse failure(s)")  # fmt: skip
     fake = FakeCertbot(lambda _args: CertbotResult(1, timed_out=False, tail=tail))
-    result = run_cycle(config, fake, FakeControl(container("web")), shutdown.REQUEST)
+    result = run_cycle(config.cycle, fake, FakeControl(container("web")), shutdown.REQUEST)
     assert result.ok, result.errors
     assert fake.commands == ["renew"]
 
@@ -611,13 +615,13 @@ def test_a_cert_linked_from_outside_that_does_not_match_is_not_called_renewable(
     link = _live(config, "a.example") / "cert.pem"
     link.unlink()
     link.symlink_to(outside)
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.action == "cannot"
     assert "cert.pem is not signed by the first certificate of chain.pem" in decision.does
     assert "after the repair" in decision.does
     assert "point live/a.example/*.pem at archive/a.example/*1.pem" in decision.does
     assert decision.repairs == ()
-    text = rewrite_text(tree.adopt_command(config, check=False))
+    text = rewrite_text(tree.adopt_command(config.tree, check=False))
     assert "renewed the sidecar's way" not in text
     assert link.readlink() == outside
     assert sorted(p.name for p in _archive(config, "a.example").iterdir()) == [
@@ -634,14 +638,14 @@ def test_linked_files_that_do_not_belong_together_are_judged_too(config):
     lineage(config, "a.example", APACHE)
     other = lineage_files(make_pem(("b.example",)))["fullchain"]
     (_archive(config, "a.example") / "fullchain1.pem").write_bytes(other)
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.action == "cannot"
     assert "fullchain.pem is not cert.pem followed by chain.pem" in decision.does
     assert "certbot delete --cert-name a.example" in decision.does
     assert not decision.parse_failure, "certbot renew still loads it"
 
 
-def _complete_versions(config: Settings, name: str, count: int) -> list[bytes]:
+def _complete_versions(config: Config, name: str, count: int) -> list[bytes]:
     """`count` numbered versions of the lineage's four files in its archive; their certs."""
     archive = _archive(config, name)
     pems = []
@@ -662,16 +666,16 @@ def test_a_deleted_live_directory_is_restored_from_the_archives_latest_complete_
     _archive(config, "a.example").chmod(0o750)
     live = _live(config, "a.example")
     shutil.rmtree(live)
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.renewable, decision.does
     assert decision.names == ("a.example",)
     assert "live/a.example/ is missing: certbot skips the lineage" in decision.problems
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     for kind in ("cert", "privkey", "chain", "fullchain"):
         assert str((live / f"{kind}.pem").readlink()) == f"../../archive/a.example/{kind}2.pem"
     assert stat.S_IMODE(live.stat().st_mode) == 0o750
     assert lineages.read(config.config_dir, "a.example").cert is not None
-    (again,) = tree.inspect(config).decisions
+    (again,) = tree.inspect(config.tree).decisions
     assert again.repairs == ()
     assert again.problems == ()
 
@@ -682,10 +686,10 @@ def test_an_empty_live_directory_and_a_missing_live_are_restored_too(config):
     live = _live(config, "a.example")
     for link in live.iterdir():
         link.unlink()
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert (live / "cert.pem").resolve() == _archive(config, "a.example") / "cert1.pem"
     shutil.rmtree(config.config_dir / "live")
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert stat.S_IMODE((config.config_dir / "live").stat().st_mode) == 0o700
     assert (live / "privkey.pem").resolve() == _archive(config, "a.example") / "privkey1.pem"
 
@@ -695,9 +699,9 @@ def test_a_deleted_live_directory_without_a_whole_archived_version_cannot_be_ren
     lineage(config, "a.example", APACHE)
     (_archive(config, "a.example") / "chain1.pem").unlink()
     shutil.rmtree(_live(config, "a.example"))
-    (decision,) = tree.inspect(config).decisions
+    (decision,) = tree.inspect(config.tree).decisions
     assert decision.action == "cannot"
     assert "live/a.example/ has none of its four files" in decision.does
     assert decision.does.count("has none") == 1
-    tree.apply(config, tree.inspect(config), now=NOW)
+    tree.apply(config.tree, tree.inspect(config.tree), now=NOW)
     assert not _live(config, "a.example").exists()

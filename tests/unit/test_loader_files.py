@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.helpers import load, load_error
+from tests.unit.helpers import load_error, read
 
 
 def test_defaults_leave_lineages_renewed_and_certbots_modes_alone():
     """Nothing ignored, no owner/group/mode, no combined PEM."""
-    config = load()
+    config = read()
     assert config.ignore_lineages == ()
     assert (config.files_uid, config.files_gid, config.files_perms) == (None, None, None)
     assert config.combined_pem is False
@@ -17,7 +17,7 @@ def test_defaults_leave_lineages_renewed_and_certbots_modes_alone():
 
 def test_ignore_lineages_takes_names_and_star():
     """`old.example, b.example-0001, *` -> the names and the wildcard for every unlisted one."""
-    config = load(IGNORE_LINEAGES="old.example, b.example-0001, *")
+    config = read(IGNORE_LINEAGES="old.example, b.example-0001, *")
     assert config.ignore_lineages == ("old.example", "b.example-0001", "*")
 
 
@@ -31,17 +31,17 @@ def test_ignore_lineages_rejects_bad_names_and_names_also_in_domains():
 
 def test_files_ids_and_perms_are_read_with_peer_aliases():
     """FILES_UID/FILES_GID, or PUID/PGID as linuxserver images call them; FILES_PERMS octal."""
-    config = load(PUID="1000", PGID="1001", FILES_PERMS="0640", COMBINED_PEM="true")
+    config = read(PUID="1000", PGID="1001", FILES_PERMS="0640", COMBINED_PEM="true")
     assert (config.files_uid, config.files_gid) == (1000, 1001)
     assert config.files_perms == 0o640
     assert config.combined_pem is True
-    assert load(FILES_UID="33", FILES_GID="", FILES_PERMS="644").files_perms == 0o644
+    assert read(FILES_UID="33", FILES_GID="", FILES_PERMS="644").files_perms == 0o644
 
 
 @pytest.mark.parametrize("mode", ["644", "640", "600", "444", "400", "0604"])
 def test_files_perms_without_write_bits_for_others_and_with_owner_read_is_valid(mode):
     """certbot's 0644 and every narrower readable mode stay valid (the owner may write)."""
-    assert load(FILES_PERMS=mode).files_perms == int(mode, 8)
+    assert read(FILES_PERMS=mode).files_perms == int(mode, 8)
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar import settings
-from sidecar.settings import DNS_PLUGINS, CertSpec, dns_plugin_problem, parse_domains
-from tests.unit.helpers import load, load_error
+from sidecar import loader
+from sidecar.certbot.challenges import DNS_PLUGINS, Dns, dns_plugin_problem
+from sidecar.volume.specs import CertSpec, parse_domains
+from tests.unit.helpers import SETTINGS_BASE, load_error, read
 
 SECRET = "dGhlLXRzaWctc2VjcmV0LW5vdC10by1iZS1sb2dnZWQ="
 
@@ -19,21 +20,21 @@ def ini(tmp_path):
     return path
 
 
-def dns(ini, **env: str) -> settings.Settings:
-    return load(**{"CHALLENGE": "dns", "DNS_PLUGIN": "rfc2136", "DNS_CREDENTIALS": str(ini), **env})
+def dns(ini, **env: str) -> loader.Settings:
+    return read(**{"CHALLENGE": "dns", "DNS_PLUGIN": "rfc2136", "DNS_CREDENTIALS": str(ini), **env})
 
 
 def test_dns_challenge_takes_a_plugin_its_credentials_and_a_propagation_time(ini):
     """CHALLENGE=dns, DNS_PLUGIN (certbot's name `dns-rfc2136`), the file, seconds."""
     config = dns(ini, DNS_PROPAGATION="2m")
-    assert (config.challenge, config.dns_plugin, config.dns_authenticator) == (
-        "dns",
-        "rfc2136",
-        "dns-rfc2136",
-    )
+    assert (config.challenge, config.dns_plugin) == ("dns", "rfc2136")
     assert config.dns_credentials == ini
     assert config.dns_propagation == 120.0
     assert dns(ini).dns_propagation is None  # the plugin's own default
+    env = {"CHALLENGE": "dns", "DNS_PLUGIN": "rfc2136", "DNS_CREDENTIALS": str(ini)}
+    challenge = loader.load({**SETTINGS_BASE, **env}).challenge
+    assert challenge == Dns("rfc2136", ini.absolute(), None)
+    assert challenge.authenticator == "dns-rfc2136"
 
 
 @pytest.mark.parametrize("name", ["dns-rfc2136", "certbot-dns-rfc2136", " RFC2136 "])
@@ -130,10 +131,11 @@ def test_propagation_must_be_a_duration(ini):
 
 def test_route53_reads_aws_credentials_and_takes_no_propagation_time(ini, monkeypatch):
     """route53: the file is AWS's shared credentials file (its environment); no propagation."""
-    monkeypatch.setattr(settings, "installed_plugins", lambda: frozenset({"dns-route53"}))
-    config = load(CHALLENGE="dns", DNS_PLUGIN="route53", DNS_CREDENTIALS=str(ini))
-    assert config.acme_env == {"AWS_SHARED_CREDENTIALS_FILE": str(ini)}
-    assert load(CHALLENGE="dns", DNS_PLUGIN="route53").acme_env == {}  # role or AWS_* variables
+    monkeypatch.setattr(loader, "installed_plugins", lambda: frozenset({"dns-route53"}))
+    route53 = {**SETTINGS_BASE, "CHALLENGE": "dns", "DNS_PLUGIN": "route53"}
+    config = loader.load({**route53, "DNS_CREDENTIALS": str(ini)})
+    assert config.challenge.env() == {"AWS_SHARED_CREDENTIALS_FILE": str(ini.absolute())}
+    assert loader.load(route53).challenge.env() == {}  # the role or AWS_* variables
     message = load_error(CHALLENGE="dns", DNS_PLUGIN="route53", DNS_PROPAGATION="30")
     assert "DNS_PROPAGATION: the route53 plugin waits for the change itself" in message
 
@@ -147,5 +149,5 @@ def test_the_plugin_table_has_certbots_thirteen_dns_plugins():
 
 def test_empty_dns_variables_are_unset():
     """Compose passes `DNS_PLUGIN: ""` for an unset default: the same as leaving them out."""
-    config = load(DNS_PLUGIN="", DNS_CREDENTIALS=" ", DNS_PROPAGATION="")
+    config = read(DNS_PLUGIN="", DNS_CREDENTIALS=" ", DNS_PROPAGATION="")
     assert (config.dns_plugin, config.dns_credentials, config.dns_propagation) == (None,) * 3

@@ -5,17 +5,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sidecar import settings
+from sidecar import loader
 from sidecar.errors import ConfigError
-from sidecar.settings import (
-    LETSENCRYPT,
-    LETSENCRYPT_STAGING,
-    CertSpec,
-    check_domain,
-    parse_domains,
-    parse_duration,
-)
-from tests.unit.helpers import SETTINGS_BASE, load, load_error, make_settings
+from sidecar.fields import parse_duration
+from sidecar.volume.ca import LETSENCRYPT, LETSENCRYPT_STAGING
+from sidecar.volume.specs import CertSpec, check_domain, parse_domains
+from tests.unit.helpers import SETTINGS_BASE, load_error, make_settings, read
 
 SECRET = "c2VjcmV0LWhtYWMta2V5LWRvLW5vdC1sb2c"
 
@@ -150,7 +145,7 @@ def test_malformed_duration_is_rejected_with_examples(raw):
 
 def test_minimal_environment_gets_the_documented_defaults():
     """Only DOMAINS, ACME_SERVER and the app are required; the rest has defaults."""
-    config = load()
+    config = read()
     assert config.domains == (CertSpec("example.com", ("example.com",)),)
     assert config.acme_server == LETSENCRYPT
     assert config.app_containers == ("web",)
@@ -172,7 +167,7 @@ def test_minimal_environment_gets_the_documented_defaults():
     assert config.log_level == "INFO"
     assert config.log_format == "text"
     assert config.config_dir == Path("/etc/letsencrypt")
-    assert config.state_dir == Path("/etc/letsencrypt/sidecar")
+    assert loader.load(SETTINGS_BASE).state_dir == Path("/etc/letsencrypt/sidecar")
 
 
 @pytest.mark.parametrize(
@@ -186,7 +181,7 @@ def test_minimal_environment_gets_the_documented_defaults():
 )
 def test_acme_server_accepts_aliases_and_directory_urls(raw, url):
     """The two Let's Encrypt aliases expand; any http(s) URL is used as given."""
-    assert load(ACME_SERVER=raw).acme_server == url
+    assert read(ACME_SERVER=raw).acme_server == url
 
 
 def test_unknown_acme_server_is_rejected_listing_the_aliases():
@@ -197,16 +192,16 @@ def test_unknown_acme_server_is_rejected_listing_the_aliases():
 
 def test_variable_names_are_case_insensitive_and_unknown_ones_ignored():
     """Keys are matched in any case; PATH and friends do not disturb validation."""
-    config = settings.load(
+    config = loader.load(
         {"Domains": "a.example", "acme_server": "letsencrypt", "App_Label": "tls", "PATH": "/bin"}
     )
-    assert config.domains[0].name == "a.example"
-    assert config.app_label == "tls"
+    assert config.domains.specs[0].name == "a.example"
+    assert config.targets.label == "tls"
 
 
 def test_durations_from_the_environment_take_units():
     """CHECK_INTERVAL=6h and friends are read as seconds."""
-    config = load(
+    config = read(
         CHECK_INTERVAL="6h",
         CHECK_JITTER="0",
         STOP_TIMEOUT="30s",
@@ -224,8 +219,8 @@ def test_durations_from_the_environment_take_units():
 
 def test_empty_stop_timeout_means_the_containers_own_and_zero_is_allowed():
     """STOP_TIMEOUT="" leaves Docker's default; 0 kills at once and is valid."""
-    assert load(STOP_TIMEOUT="").stop_timeout is None
-    assert load(STOP_TIMEOUT="0").stop_timeout == 0.0
+    assert read(STOP_TIMEOUT="").stop_timeout is None
+    assert read(STOP_TIMEOUT="0").stop_timeout == 0.0
 
 
 @pytest.mark.parametrize(
@@ -243,7 +238,7 @@ def test_malformed_duration_variable_is_named_in_the_error():
 
 def test_app_containers_are_a_comma_list_with_leading_slashes_dropped():
     """Docker shows names as `/web`; both spellings name the same container."""
-    assert load(APP_CONTAINERS=" /web, db ,").app_containers == ("web", "db")
+    assert read(APP_CONTAINERS=" /web, db ,").app_containers == ("web", "db")
 
 
 def test_invalid_container_name_is_rejected():
@@ -259,7 +254,7 @@ def test_invalid_container_name_is_rejected():
 )
 def test_app_label_is_a_key_or_key_value_selector(raw, label):
     """APP_LABEL is trimmed; blank means none."""
-    assert load(APP_LABEL=raw).app_label == label
+    assert read(APP_LABEL=raw).app_label == label
 
 
 def test_app_label_without_key_is_rejected():
@@ -275,14 +270,14 @@ def test_app_is_required_by_name_or_label():
 
 def test_label_alone_names_the_app():
     """APP_LABEL without APP_CONTAINERS is enough."""
-    config = load(APP_CONTAINERS="", APP_LABEL="tls")
+    config = read(APP_CONTAINERS="", APP_LABEL="tls")
     assert config.app_containers == ()
     assert config.app_label == "tls"
 
 
 def test_services_alone_name_the_app():
     """APP_SERVICES (Swarm services, comma-separated) is enough on its own."""
-    config = load(APP_CONTAINERS="", APP_SERVICES="shop_web, shop_api")
+    config = read(APP_CONTAINERS="", APP_SERVICES="shop_web, shop_api")
     assert config.app_services == ("shop_web", "shop_api")
 
 
@@ -295,8 +290,8 @@ def test_a_malformed_service_name_is_rejected():
 
 def test_certificates_are_delivered_through_the_volume_unless_secrets_are_asked_for():
     """CERT_DELIVERY: `volume` by default, `secret` (any case) for Swarm secrets."""
-    assert load().cert_delivery == "volume"
-    assert load(APP_SERVICES="shop_web", CERT_DELIVERY="Secret").cert_delivery == "secret"
+    assert read().cert_delivery == "volume"
+    assert read(APP_SERVICES="shop_web", CERT_DELIVERY="Secret").cert_delivery == "secret"
     assert "CERT_DELIVERY:" in load_error(CERT_DELIVERY="config")
 
 
@@ -304,13 +299,13 @@ def test_secret_delivery_needs_services_to_deliver_to():
     """Plain containers cannot get Swarm secrets: APP_SERVICES or APP_LABEL must name some."""
     message = load_error(CERT_DELIVERY="secret")
     assert "CERT_DELIVERY=secret gives the certificates to Swarm services" in message
-    assert load(CERT_DELIVERY="secret", APP_LABEL="app=shop").cert_delivery == "secret"
+    assert read(CERT_DELIVERY="secret", APP_LABEL="app=shop").cert_delivery == "secret"
 
 
 @pytest.mark.parametrize(("raw", "email"), [("ops@example.com", "ops@example.com"), ("", None)])
 def test_email_is_optional(raw, email):
     """An address is kept; an empty EMAIL means none."""
-    assert load(EMAIL=raw).email == email
+    assert read(EMAIL=raw).email == email
 
 
 @pytest.mark.parametrize("raw", ["ops", "ops@example", "@example.com", "o ps@example.com"])
@@ -322,7 +317,7 @@ def test_malformed_email_is_rejected(raw):
 
 def test_enumerations_are_case_insensitive():
     """LOG_LEVEL, LOG_FORMAT and KEY_TYPE accept any case."""
-    config = load(LOG_LEVEL="debug", LOG_FORMAT="JSON", KEY_TYPE="RSA")
+    config = read(LOG_LEVEL="debug", LOG_FORMAT="JSON", KEY_TYPE="RSA")
     assert (config.log_level, config.log_format, config.key_type) == ("DEBUG", "json", "rsa")
 
 
@@ -337,7 +332,7 @@ def test_values_outside_an_enumeration_are_rejected(variable, raw):
 
 def test_http01_port_is_read_as_a_number():
     """HTTP01_PORT=8080 (behind a port mapping) is an int."""
-    assert load(HTTP01_PORT="8080").http01_port == 8080
+    assert read(HTTP01_PORT="8080").http01_port == 8080
 
 
 @pytest.mark.parametrize("raw", ["0", "65536", "http"])
@@ -348,13 +343,13 @@ def test_http01_port_outside_the_tcp_range_is_rejected(raw):
 
 def test_rsa_key_size_from_the_environment_is_accepted():
     """RSA_KEY_SIZE=4096 selects 4096-bit RSA keys."""
-    assert load(KEY_TYPE="rsa", RSA_KEY_SIZE="4096").rsa_key_size == 4096
+    assert read(KEY_TYPE="rsa", RSA_KEY_SIZE="4096").rsa_key_size == 4096
 
 
 def test_missing_required_variables_are_each_named():
     """DOMAINS and ACME_SERVER are reported as required, in one line."""
     with pytest.raises(ConfigError) as caught:
-        settings.load({"APP_CONTAINERS": "web"})
+        loader.load({"APP_CONTAINERS": "web"})
     message = str(caught.value)
     assert message.startswith("invalid configuration: ")
     assert "DOMAINS is required" in message
@@ -374,26 +369,26 @@ def test_several_errors_come_as_one_line():
 def test_config_error_does_not_chain_the_validation_error():
     """The pydantic error (which carries input values) is not attached to the traceback."""
     with pytest.raises(ConfigError) as caught:
-        settings.load({**SETTINGS_BASE, "EAB_HMAC_KEY": SECRET})
+        loader.load({**SETTINGS_BASE, "EAB_HMAC_KEY": SECRET})
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
 
 
 def test_settings_cannot_be_changed_after_loading():
     """The model is frozen: validated once, then read only."""
-    config = load()
+    config = read()
     with pytest.raises(ValidationError):
         config.http01_port = 81
 
 
 def test_load_without_a_dict_reads_the_process_environment(monkeypatch):
-    """`load()` is what the CLI calls: variables come from os.environ."""
+    """`read()` is what the CLI calls: variables come from os.environ."""
     monkeypatch.setenv("DOMAINS", "env.example.com")
     monkeypatch.setenv("ACME_SERVER", "letsencrypt-staging")
     monkeypatch.setenv("APP_LABEL", "tls")
-    config = settings.load()
-    assert config.domains == (CertSpec("env.example.com", ("env.example.com",)),)
-    assert config.acme_server == LETSENCRYPT_STAGING
+    config = loader.load()
+    assert config.domains.specs == (CertSpec("env.example.com", ("env.example.com",)),)
+    assert config.ca.directory == LETSENCRYPT_STAGING
 
 
 # external account binding and secrets
@@ -401,7 +396,7 @@ def test_load_without_a_dict_reads_the_process_environment(monkeypatch):
 
 def test_eab_kid_and_key_are_accepted_together():
     """With both, certbot gets the key; it is held as a secret."""
-    config = load(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
+    config = read(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
     assert config.eab_kid == "kid-1"
     assert config.eab_hmac_key is not None
     assert config.eab_hmac_key.get_secret_value() == SECRET
@@ -411,16 +406,15 @@ def test_eab_key_is_read_from_its_file_and_trimmed(tmp_path):
     """EAB_HMAC_KEY_FILE (a Docker secret) supplies the key; its newline is dropped."""
     secret = tmp_path / "eab_hmac_key"
     secret.write_text(f"{SECRET}\n", encoding="utf-8")
-    config = load(EAB_KID="kid-1", EAB_HMAC_KEY_FILE=str(secret))
-    assert config.eab_hmac_key is not None
-    assert config.eab_hmac_key.get_secret_value() == SECRET
+    config = loader.load({**SETTINGS_BASE, "EAB_KID": "kid-1", "EAB_HMAC_KEY_FILE": str(secret)})
+    assert config.ca.eab_options() == {"eab-kid": "kid-1", "eab-hmac-key": SECRET}
 
 
 def test_eab_key_given_directly_wins_over_its_file(tmp_path):
     """EAB_HMAC_KEY set explicitly is not replaced by the file's content."""
     secret = tmp_path / "eab_hmac_key"
     secret.write_text("from-file", encoding="utf-8")
-    config = load(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET, EAB_HMAC_KEY_FILE=str(secret))
+    config = read(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET, EAB_HMAC_KEY_FILE=str(secret))
     assert config.eab_hmac_key is not None
     assert config.eab_hmac_key.get_secret_value() == SECRET
 
@@ -464,7 +458,7 @@ def test_missing_secret_file_is_rejected_naming_the_file(tmp_path):
 
 def test_secret_is_masked_in_the_settings_repr():
     """Logging the settings object does not print the key."""
-    config = load(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
+    config = read(EAB_KID="kid-1", EAB_HMAC_KEY=SECRET)
     assert SECRET not in repr(config)
     assert SECRET not in str(config)
 
@@ -473,8 +467,9 @@ def test_ca_bundle_is_passed_to_certbot_as_requests_ca_bundle(tmp_path):
     """ACME_CA_BUNDLE (e.g. Pebble's root) becomes REQUESTS_CA_BUNDLE for certbot."""
     bundle = tmp_path / "pebble.minica.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
-    assert load(ACME_CA_BUNDLE=str(bundle)).acme_env == {"REQUESTS_CA_BUNDLE": str(bundle)}
-    assert load().acme_env == {}
+    bundled = loader.load({**SETTINGS_BASE, "ACME_CA_BUNDLE": str(bundle)})
+    assert bundled.ca.env() == {"REQUESTS_CA_BUNDLE": str(bundle)}
+    assert loader.load(SETTINGS_BASE).ca.env() == {}
 
 
 def test_missing_ca_bundle_is_rejected(tmp_path):
@@ -484,13 +479,15 @@ def test_missing_ca_bundle_is_rejected(tmp_path):
 
 def test_state_dir_lives_on_the_certificate_volume(tmp_path):
     """The sidecar's own files sit in CONFIG_DIR/sidecar, shared with certbot's tree."""
-    assert load(CONFIG_DIR=str(tmp_path)).state_dir == tmp_path / "sidecar"
+    assert loader.load({**SETTINGS_BASE, "CONFIG_DIR": str(tmp_path)}).state_dir == (
+        tmp_path / "sidecar"
+    )
 
 
 def test_reload_signal_takes_names_with_or_without_the_sig_prefix(tmp_path):
     """RELOAD_SIGNAL=hup and SIGHUP are the same; an unknown name is a clear error."""
-    assert make_settings(tmp_path, RELOAD_SIGNAL="hup").reload_signal == "SIGHUP"
-    assert make_settings(tmp_path, RELOAD_SIGNAL="SIGUSR1").reload_signal == "SIGUSR1"
+    assert make_settings(tmp_path, RELOAD_SIGNAL="hup").targets.reload_signal == "SIGHUP"
+    assert make_settings(tmp_path, RELOAD_SIGNAL="SIGUSR1").targets.reload_signal == "SIGUSR1"
     with pytest.raises(ConfigError, match="RELOAD_SIGNAL: 'SIGNOPE' is not a signal name"):
         make_settings(tmp_path, RELOAD_SIGNAL="SIGNOPE")
 
@@ -498,7 +495,7 @@ def test_reload_signal_takes_names_with_or_without_the_sig_prefix(tmp_path):
 def test_more_names_than_the_ca_allows_is_a_configuration_error():
     """100 names per certificate at Let's Encrypt; 25 with the tlsserver and shortlived profiles."""
     hundred = ",".join(f"n{i}.example.com" for i in range(100))
-    assert load(DOMAINS=hundred).domains[0].domains[-1] == "n99.example.com"
+    assert read(DOMAINS=hundred).domains[0].domains[-1] == "n99.example.com"
     assert "has 101 names, more than the 100" in load_error(DOMAINS=f"{hundred},x.example.com")
     error = load_error(
         DOMAINS=",".join(f"n{i}.example.com" for i in range(26)), ACME_PROFILE="tlsserver"

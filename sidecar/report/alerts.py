@@ -90,28 +90,37 @@ def decide(
     on_success: bool,
 ) -> tuple[list[Alert], AlertMemory]:
     """Pure: the alerts one cycle's outcome calls for, and what is remembered afterwards."""
-    alerts: list[Alert] = []
-    failure = memory.failure
-    errors = [p.message for p in problems]
-    if problems:
-        key = failure_key(problems)
-        if key != memory.failure:
-            alerts.append(
-                Alert(
-                    FAILED,
-                    "failure",
-                    "certbot-sidecar: renewal failed",
-                    "\n".join(errors),
-                    errors=tuple(errors),
-                )
-            )
-        failure = key
-    elif memory.failure is not None:
-        alerts.append(
-            Alert(RECOVERED, "success", "certbot-sidecar: working again", "The last cycle was ok.")
-        )
-        failure = None
-    danger = {k: v for k, v in memory.danger.items() if k in certs}
+    alerts, failure = _failure(memory.failure, problems)
+    danger, expiring = _danger(memory.danger, certs, now)
+    alerts += expiring
+    if changed and on_success and not problems:
+        alerts.append(_renewed(changed, certs))
+    return alerts, AlertMemory(failure, danger)
+
+
+def _failure(alerted: str | None, problems: Sequence[Problem]) -> tuple[list[Alert], str | None]:
+    """A failure alert for a failure not yet alerted (or one saying it works again); the
+    failure remembered."""
+    if not problems:
+        if alerted is None:
+            return [], None
+        ok = Alert(RECOVERED, "success", "certbot-sidecar: working again", "The last cycle was ok.")
+        return [ok], None
+    key = failure_key(problems)
+    if key == alerted:
+        return [], key
+    errors = tuple(p.message for p in problems)
+    title = "certbot-sidecar: renewal failed"
+    return [Alert(FAILED, "failure", title, "\n".join(errors), errors=errors)], key
+
+
+def _danger(
+    alerted: Mapping[str, str], certs: Mapping[str, CertInfo | None], now: datetime
+) -> tuple[dict[str, str], list[Alert]]:
+    """One warning per certificate that entered the danger zone (once per serial); the
+    certificates remembered as alerted."""
+    danger = {k: v for k, v in alerted.items() if k in certs}
+    alerts = []
     for name, cert in sorted(certs.items()):
         if cert is None or not in_danger_zone(cert, now):
             danger.pop(name, None)
@@ -130,23 +139,23 @@ def decide(
             )
         )
         danger[name] = cert.serial_hex
-    if changed and on_success and not errors:
-        renewed = [
-            f"{n} (valid until {c.not_after.isoformat(timespec='minutes')})"
-            if (c := certs.get(n))
-            else n
-            for n in changed
-        ]
-        alerts.append(
-            Alert(
-                RENEWED,
-                "success",
-                f"certbot-sidecar: renewed {', '.join(changed)}",
-                "New certificate for " + ", ".join(renewed) + ".",
-                certificates=tuple(changed),
-            )
-        )
-    return alerts, AlertMemory(failure, danger)
+    return danger, alerts
+
+
+def _renewed(changed: Sequence[str], certs: Mapping[str, CertInfo | None]) -> Alert:
+    renewed = [
+        f"{n} (valid until {c.not_after.isoformat(timespec='minutes')})"
+        if (c := certs.get(n))
+        else n
+        for n in changed
+    ]
+    return Alert(
+        RENEWED,
+        "success",
+        f"certbot-sidecar: renewed {', '.join(changed)}",
+        "New certificate for " + ", ".join(renewed) + ".",
+        certificates=tuple(changed),
+    )
 
 
 def describe_target(url: str) -> str:

@@ -36,6 +36,10 @@ def families(
     state: Journal,
 ) -> list[Metric]:
     """Pure: the metric families for what is on the volume."""
+    return [*_certificates(certs, state), *_cycles(state), _served(state)]
+
+
+def _certificates(certs: Mapping[str, CertInfo | None], state: Journal) -> list[Metric]:
     not_after = GaugeMetricFamily(
         PREFIX + "certificate_not_after_timestamp_seconds",
         "When the lineage's current certificate expires (Unix time).",
@@ -51,6 +55,10 @@ def families(
     )
     for name, count in sorted(state.renewals.items()):
         renewals.add_metric([name], count)
+    return [not_after, renewals]
+
+
+def _cycles(state: Journal) -> list[Metric]:
     attempts = CounterMetricFamily(
         PREFIX + "renewal_attempts",
         "Renewal cycles run (each checks every certificate and renews what is due).",
@@ -66,7 +74,7 @@ def families(
         "Failed cycles in a row (0 after a success).",
         value=state.failures,
     )
-    out: list[Metric] = [not_after, renewals, attempts, failures, consecutive]
+    out: list[Metric] = [attempts, failures, consecutive]
     if state.last_success_at is not None:
         out.append(
             GaugeMetricFamily(
@@ -83,6 +91,10 @@ def families(
                 value=state.downtime,
             )
         )
+    return out
+
+
+def _served(state: Journal) -> Metric:
     match = GaugeMetricFamily(
         PREFIX + "served_certificate_match",
         "1 when the app serves the lineage's current certificate on every VERIFY endpoint.",
@@ -90,8 +102,7 @@ def families(
     )
     for name, served in sorted(state.served.items()):
         match.add_metric([name], 1.0 if served.match else 0.0)
-    out.append(match)
-    return out
+    return match
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,3 +84,39 @@ def test_there_are_no_import_circles():
     for module in sorted(edges):
         visit(module, [])
     assert circles == []
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 50
+# The loader reads the environment; only the entry points load the configuration with it.
+LOADER_USERS = {"sidecar.cli", "sidecar.incertbot", "sidecar.loader"}
+
+
+def test_no_module_is_longer_than_400_lines():
+    """A module that grows past this holds two concerns: split it by concern."""
+    long = {
+        module_name(p): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_is_longer_than_50_lines():
+    """From its `def` to its last line: a longer one is several steps; name each."""
+    long = {
+        f"{module_name(p)}.{node.name}": node.end_lineno - node.lineno + 1
+        for p in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    }
+    assert long == {}
+
+
+def test_only_the_entry_points_load_the_configuration():
+    """Below the entry points code receives views (the CA, the targets, the challenge, ...),
+    never the settings: `sidecar.loader` is imported by the entry points alone."""
+    users = {module for module, deps in graph().items() if "sidecar.loader" in deps}
+    assert users <= LOADER_USERS

@@ -59,7 +59,7 @@ class Record:
 STORE = TypeAdapter(Record)  # the file's one schema, both ways
 
 
-def read_record(state_dir: Path) -> list[Stopped]:
+def read_record(state_dir: Path) -> list[StoppedContainer | StoppedService]:
     """What the record names; an unreadable record is moved aside and reported."""
     path = state_dir / RECORD
     try:
@@ -124,7 +124,9 @@ def restore(state_dir: Path, control: TargetControl) -> list[str]:
     return _restore(state_dir, control)[0]
 
 
-def _restore(state_dir: Path, control: TargetControl) -> tuple[list[str], list[Stopped]]:
+def _restore(
+    state_dir: Path, control: TargetControl
+) -> tuple[list[str], list[StoppedContainer | StoppedService]]:
     """restore(): the names of the targets started, and the entries of what is still down."""
     entries = read_record(state_dir)
     if not entries:

@@ -40,6 +40,15 @@ if TYPE_CHECKING:
 
 T0 = datetime(2025, 3, 12, tzinfo=UTC)
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def noting(seen: list[T], item: T, result: R) -> R:
+    """Note `item` in `seen`, then give `result`: a fake's call recorded in one lambda."""
+    seen.append(item)
+    return result
+
+
 DAY = timedelta(days=1)
 ISSUER = "CN=Sidecar Test CA,O=certbot-sidecar tests"
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -284,7 +293,7 @@ class FakeControl:
         current = self.get(name)
         if isinstance(current, ServiceTarget):
             changes.setdefault("version", current.version + 1)
-        self.containers[current.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+        self.containers[current.id] = dataclasses.replace(current, **changes)
 
     def get(self, name: str) -> Any:  # a test reads either kind's fields
         return next(c for c in self.containers.values() if c.name == name)

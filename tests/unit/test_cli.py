@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import cli, shutdown
+from sidecar import cli, loader, shutdown
 from sidecar.certbot import inside
 from sidecar.cycle import preflight
 from sidecar.errors import ConfigError
 from sidecar.report import outcome
 from sidecar.targets.outage import RECORD, read_record, stop_targets
-from tests.unit.helpers import FakeControl, container, install_cert, make_pem
+from tests.unit.helpers import FakeControl, container, install_cert, make_pem, noting
 
 
 @pytest.fixture
@@ -95,11 +95,11 @@ def test_adopt_check_prints_the_plan_and_changes_nothing(env, capsys):
 
 def test_hook_post_starts_the_app(env, monkeypatch):
     """certbot's post-hook: what the sidecar stopped is started."""
-    started: list[bool] = []
+    started: list[str] = []
     monkeypatch.setattr(cli, "in_certbot", lambda _config, _stopping: None)
-    monkeypatch.setattr(inside, "start_app", lambda _context: started.append(True) or [])
+    monkeypatch.setattr(inside, "start_app", lambda _context: noting(started, "start", []))
     assert cli.main(["hook", "post"]) == 0
-    assert started == [True]
+    assert started == ["start"]
 
 
 def test_run_after_a_stop_request_exits_0_before_touching_docker(env, monkeypatch):
@@ -216,8 +216,8 @@ def test_the_idle_daemon_sleeps_watching_the_state_dir_and_knows_its_planned_tim
     """The sleeper gets the state dir to watch; the daemon it becomes, the planned time."""
     execs: list[list[str]] = []
     monkeypatch.setattr(shutdown, "become", lambda argv: execs.append(list(argv)))
-    monkeypatch.setattr(cli.time, "monotonic", lambda: 500.0)
-    cli._sleep_light(cli.load().state_dir, 60)
+    monkeypatch.setattr("sidecar.cli.time.monotonic", lambda: 500.0)
+    cli._sleep_light(loader.load().state_dir, 60)
     (argv,) = execs
     sleeper, daemon = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     assert sleeper[1:] == [

@@ -15,7 +15,8 @@ def _locked() -> dict[str, str]:
 
 def _extras() -> dict[str, list[str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return project["optional-dependencies"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    return extras
 
 
 def test_every_dns_extra_is_one_certbot_plugin_named_after_it():

@@ -22,7 +22,7 @@ from sidecar.scheduler import (
     next_delay,
 )
 from sidecar.volume.journal import Journal, load
-from tests.unit.helpers import T0, logged, make_settings, save_journal
+from tests.unit.helpers import T0, logged, make_settings, noting, save_journal
 
 if TYPE_CHECKING:
     from sidecar.loader import Config
@@ -453,7 +453,7 @@ def test_the_wait_in_this_process_acts_on_a_record_no_cycle_holds(tmp_path, fake
         config.state_dir,
         ok,
         rng(),
-        restore=lambda: restores.append(fake_time.now) or [],
+        restore=lambda: noting(restores, fake_time.now, []),
         unattended=unattended,
         stopping=fake_time,
         clock=fake_time.clock,

@@ -7,19 +7,21 @@ import socket
 import urllib.request
 from typing import TYPE_CHECKING
 
-import josepy as jose
 import pytest
 from acme import challenges, messages
 from certbot import achallenges, errors
 from cryptography.hazmat.primitives.asymmetric import rsa
+from josepy.jwk import JWKRSA
 
 from sidecar.certbot import inside, plugin
+from sidecar.certbot.argv import EXPECTED_ENV
+from tests.unit.helpers import noting
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TOKEN = b"t" * 32
-KEY = jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+KEY = JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 def free_port() -> int:
@@ -43,9 +45,9 @@ def calls(monkeypatch) -> list[str]:
     """What the plugin asked of the app (stop, start) instead of a Docker engine."""
     seen: list[str] = []
     monkeypatch.setattr(
-        inside, "stop_app", lambda _context, reason: seen.append(f"stop: {reason}") or []
+        inside, "stop_app", lambda _context, reason: noting(seen, f"stop: {reason}", [])
     )
-    monkeypatch.setattr(inside, "start_app", lambda _context: seen.append("start") or [])
+    monkeypatch.setattr(inside, "start_app", lambda _context: noting(seen, "start", []))
     monkeypatch.setattr(plugin.Authenticator, "context", lambda _self: None)
     monkeypatch.setattr(inside, "port_busy_message", lambda port: f"port {port} is busy")
     return seen
@@ -94,7 +96,7 @@ def test_a_port_still_held_after_the_stop_is_a_clear_plugin_error(auth, calls, m
 
 def test_the_app_is_started_once_the_last_expected_renewal_is_saved(calls, monkeypatch):
     """Two renewals expected in this run: the installer's restart starts the app after the 2nd."""
-    monkeypatch.setenv(inside.EXPECTED_ENV, "2")
+    monkeypatch.setenv(EXPECTED_ENV, "2")
     inside.this_run.cache_clear()
     authenticator = plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar")
     authenticator.restart()
@@ -105,7 +107,7 @@ def test_the_app_is_started_once_the_last_expected_renewal_is_saved(calls, monke
 
 def test_without_an_expected_count_every_saved_certificate_starts_the_app(calls, monkeypatch):
     """certonly (no count given): the app is started as soon as its certificate is saved."""
-    monkeypatch.delenv(inside.EXPECTED_ENV, raising=False)
+    monkeypatch.delenv(EXPECTED_ENV, raising=False)
     inside.this_run.cache_clear()
     plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar").restart()
     assert calls == ["start"]
@@ -114,7 +116,7 @@ def test_without_an_expected_count_every_saved_certificate_starts_the_app(calls,
 def test_certbots_fixed_one_second_poll_waits_are_shortened(monkeypatch):
     """While the app is down certbot polls after FIRST_POLL, not 1 s; other waits are kept."""
     slept: list[float] = []
-    monkeypatch.setattr(plugin.time, "sleep", slept.append)
+    monkeypatch.setattr("sidecar.certbot.plugin.time.sleep", slept.append)
     plugin._QuickTime.sleep(1)
     plugin._QuickTime.sleep(3)
     assert slept == [plugin.FIRST_POLL, 3]

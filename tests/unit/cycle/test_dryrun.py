@@ -22,7 +22,8 @@ from tests.unit.helpers import T0, container, dns_settings, install_cert, make_p
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sidecar.containers import Target
+    from sidecar.targets.base import Target
+    from sidecar.targets.container import ContainerTarget
 
 SEC = timedelta(seconds=1)
 WEB = container("web", started_at=T0 - 100 * SEC)
@@ -33,7 +34,7 @@ REFUSED_LINE = "certbot certonly for a failed (exit 1): Connection refused"
 REFUSED = CycleResult((), (Problem("connection", "a", REFUSED_LINE),), 3.0)
 
 
-def after_stop_start(target: Target, *, running: bool = True) -> Target:
+def after_stop_start(target: ContainerTarget, *, running: bool = True) -> ContainerTarget:
     """The container as it is after being stopped at T0+1s and (maybe) started at T0+3s."""
     return dataclasses.replace(
         target,

@@ -14,6 +14,7 @@ from sidecar.logs import Secrets
 from sidecar.report import outcome
 from sidecar.report.alerts import Notifier
 from sidecar.targets.outage import RECORD, restore, stop_targets
+from sidecar.volume import access
 from sidecar.volume.files import exclusive_lock, write_json
 from sidecar.volume.journal import Journal, load
 from sidecar.volume.lineages import names as lineage_names
@@ -44,14 +45,21 @@ SILENT = Notifier(None, None, Secrets())  # no alert goes anywhere
 
 
 def run_cycle(
-    config: Config, certbot: cycle.Certbot, control: FakeControl, **options: bool
+    config: Config,
+    certbot: cycle.Certbot,
+    control: FakeControl,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
 ) -> CycleResult:
     """A cycle as the CLI runs it: its outcome recorded in the journal."""
 
     def after(result: CycleResult, began_at: datetime) -> CycleResult:
-        return outcome.record(recorder(config), control, result, began_at)  # type: ignore[arg-type]
+        return outcome.record(recorder(config), control, result, began_at)
 
-    return cycle.run_cycle(config.cycle, certbot, control, shutdown.REQUEST, after=after, **options)
+    return cycle.run_cycle(
+        config.cycle, certbot, control, shutdown.REQUEST, force=force, dry_run=dry_run, after=after
+    )
 
 
 FAILED = CertbotResult(
@@ -299,7 +307,7 @@ def test_a_bug_before_the_apps_start_still_starts_it_before_the_lock_is_released
         if control.calls:  # after the stop: the step before the start
             raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cycle.access, "apply_safely", broken)
+    monkeypatch.setattr(access, "apply_safely", broken)
     with pytest.raises(PermissionError):
         run_cycle(config, fake, control)
     assert control.calls == [("stop", "web"), ("start", "web")]

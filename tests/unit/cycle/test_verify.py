@@ -25,7 +25,7 @@ from sidecar.cycle.verify import (
 from sidecar.errors import ConfigError
 from sidecar.volume.certs import parse_cert
 from sidecar.volume.specs import CertSpec
-from tests.unit.helpers import _KEY, cert_info, make_pem, make_settings
+from tests.unit.helpers import _KEY, cert_info, make_pem, make_settings, noting
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -240,18 +240,18 @@ def test_waiting_gives_up_after_the_wait_with_the_last_checks():
 
 def test_zero_wait_probes_once():
     """VERIFY_WAIT=0: one round."""
-    rounds = []
+    rounds: list[int] = []
     clock = Clock()
-    wait_until_served(lambda: rounds.append(1) or checks_of(OLD), 0, clock.sleep, clock)
+    wait_until_served(lambda: noting(rounds, 1, checks_of(OLD)), 0, clock.sleep, clock)
     assert rounds == [1]
 
 
 def test_match_at_once_needs_no_restart():
     """The app serves the current certificate: verified, nothing restarted."""
-    restarts = []
+    restarts: list[int] = []
     result = check_served(
         lambda: checks_of(CURRENT),
-        lambda: restarts.append(1) or (["web"], []),
+        lambda: noting(restarts, 1, (["web"], [])),
         wait=0,
         may_restart=lambda _checks: True,
     )
@@ -280,10 +280,10 @@ def test_old_certificate_is_fixed_by_one_restart():
 
 def test_restart_that_does_not_help_is_reported_once():
     """Still the old certificate after the restart: one error naming both serials and a hint."""
-    restarts = []
+    restarts: list[int] = []
     result = check_served(
         lambda: checks_of(OLD),
-        lambda: restarts.append(1) or (["web"], []),
+        lambda: noting(restarts, 1, (["web"], [])),
         wait=0,
         may_restart=lambda _checks: True,
         sleep=lambda _s: None,
@@ -298,10 +298,10 @@ def test_restart_that_does_not_help_is_reported_once():
 
 def test_no_restart_when_the_policy_says_no():
     """Already restarted once for this certificate: reported without another restart."""
-    restarts = []
+    restarts: list[int] = []
     result = check_served(
         lambda: checks_of(OLD),
-        lambda: restarts.append(1) or (["web"], []),
+        lambda: noting(restarts, 1, (["web"], [])),
         wait=0,
         may_restart=lambda _checks: False,
     )
@@ -311,10 +311,10 @@ def test_no_restart_when_the_policy_says_no():
 
 def test_an_app_that_does_not_answer_is_not_restarted():
     """Unreachable is not cured by a restart (wrong VERIFY, app down): reported only."""
-    restarts = []
+    restarts: list[int] = []
     result = check_served(
         lambda: checks_of(None),
-        lambda: restarts.append(1) or (["web"], []),
+        lambda: noting(restarts, 1, (["web"], [])),
         wait=0,
         may_restart=lambda _checks: True,
     )
@@ -360,7 +360,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, bytes, list[str]]]:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     names: list[str] = []
-    ctx.sni_callback = lambda _sock, name, _ctx: names.append(name) and None
+    ctx.sni_callback = lambda _sock, name, _ctx: noting(names, name, None)
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 

@@ -23,8 +23,8 @@ from sidecar.report.alerts import (
     decide,
     describe_target,
     failure_key,
-    in_danger_zone,
 )
+from sidecar.volume.certs import in_danger_zone
 from sidecar.volume.journal import AlertMemory
 from tests.receiver import Receiver
 from tests.unit.helpers import DAY, T0, cert_info, make_settings

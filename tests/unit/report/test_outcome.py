@@ -136,7 +136,7 @@ def test_verify_with_an_app_that_does_not_answer_fails_the_cycle(tmp_path: Path)
     def after(result: CycleResult, began_at: object) -> CycleResult:
         return outcome.record(recorder(config), control, result, began_at)  # type: ignore[arg-type]
 
-    result = run_cycle(config, FakeCertbot(), control, shutdown.REQUEST, after=after)
+    result = run_cycle(config.cycle, FakeCertbot(), control, shutdown.REQUEST, after=after)
     (error,) = result.errors
     assert error.startswith(f"example.com: 127.0.0.1:{port} (SNI example.com) does not answer TLS")
     (problem,) = served_problems(config.verify, journal.load(config.state_dir))

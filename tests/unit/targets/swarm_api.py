@@ -10,14 +10,15 @@ import docker.errors
 import requests
 
 from sidecar import shutdown
+from sidecar.targets.secret_store import SecretStore
 from sidecar.targets.secrets import Files
-from sidecar.targets.swarm import SecretStore, SwarmServices, service_target
+from sidecar.targets.swarm import SwarmServices, service_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from sidecar.targets.base import Target
+    from sidecar.targets.service import ServiceTarget
 
 OUT_OF_SEQUENCE = "rpc error: code = Unknown desc = update out of sequence"
 
@@ -57,7 +58,7 @@ class FakeSwarmApi:
         self.services[ident] = {"ID": ident, "Version": {"Index": 10}, "Spec": spec}
         return ident
 
-    def target(self, ident: str) -> Target:
+    def target(self, ident: str) -> ServiceTarget:
         return service_target(self.inspect_service(ident), [], secret=True)
 
     def spec(self, ident: str) -> dict[str, Any]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from sidecar.targets.container import TASK_ID, TASK_SERVICE, ContainerTarget
 from sidecar.targets.control import Targets
 from sidecar.targets.service import ServiceTarget
+
+if TYPE_CHECKING:
+    from sidecar.targets.base import Target
 from sidecar.targets.swarm import SERVICE_ID
 from tests.unit.helpers import container, service
 
@@ -21,7 +26,7 @@ SHOP_WEB = service("shop_web", labels={"app": "shop"})
 class Kind:
     """One kind's control in memory: what it lists, and the operations it was asked for."""
 
-    def __init__(self, *items):
+    def __init__(self, *items: Target) -> None:
         self.items = list(items)
         self.kind = type(items[0]) if items else ContainerTarget
         self.asked: list[tuple[str, ...]] = []

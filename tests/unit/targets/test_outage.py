@@ -316,7 +316,8 @@ def test_a_service_is_recorded_with_its_replicas_then_its_version_at_zero(state_
     control = FakeControl(service("shop_web", replicas=3, version=10))
     assert stop_targets(state_dir, control, "test") == ["shop_web"]
     (entry,) = read_record(state_dir)
-    assert (entry.kind, entry.replicas, entry.version) == ("service", 3, 11)
+    assert isinstance(entry, StoppedService)
+    assert (entry.replicas, entry.version) == (3, 11)
     assert control.get("shop_web").replicas == 0
 
 
@@ -504,7 +505,9 @@ def test_a_stop_records_the_engines_start_time_of_the_run_it_stops(state_dir):
     stop_targets(state_dir, FakeControl(container("web", started_at=started)), "test")
     (item,) = read_json(state_dir / RECORD)["targets"]
     assert datetime.fromisoformat(item["started_at"]) == started
-    assert read_record(state_dir)[0].started_at == started
+    (entry,) = read_record(state_dir)
+    assert isinstance(entry, StoppedContainer)
+    assert entry.started_at == started
 
 
 def test_an_engine_clock_ahead_of_the_sidecars_does_not_leave_the_app_down():
@@ -547,6 +550,7 @@ def test_a_record_without_engine_times_is_judged_by_the_stop_time(state_dir):
     """Records of an older sidecar have no started_at: the earlier rule still applies."""
     write_record(state_dir, entry("web"))
     (old,) = read_record(state_dir)
+    assert isinstance(old, StoppedContainer)
     assert old.started_at is None
     assert old.should_restore(container("web", running=False, started_at=T0))
     later = STOPPED_AT + timedelta(seconds=1)
@@ -673,7 +677,7 @@ WRITTEN_BEFORE = """{
 def test_a_record_written_by_the_previous_version_reads_as_typed_entries(state_dir):
     """Upgrading with apps stopped: each entry is read as its kind, with all it said."""
     at = datetime(2026, 12, 1, 10, tzinfo=UTC)
-    expected = [
+    expected: list[StoppedContainer | StoppedService] = [
         StoppedContainer("c" * 64, "web", at, 10.0, at - timedelta(days=2)),
         StoppedContainer("d" * 64, "worker", at, 45.0),
         StoppedService("s" * 25, "shop_web", at, 30.0, replicas=2, version=42),

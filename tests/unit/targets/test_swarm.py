@@ -30,9 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from sidecar.targets.base import Target
 
-SPEC = {
+SPEC: dict[str, Any] = {
     "Name": "shop_web",
     "Labels": {"certbot-sidecar.app": "shop", STOPPED_AT: "2026-12-01T10:00:00+00:00"},
     "Mode": {"Replicated": {"Replicas": 2}},
@@ -45,7 +44,9 @@ SPEC = {
 SERVICE_DATA = {"ID": "svc1", "Version": {"Index": 41}, "Spec": SPEC}
 
 
-def task(state: str, desired: str = "running", at: str = "2026-12-01T10:00:05.5Z") -> dict:
+def task(
+    state: str, desired: str = "running", at: str = "2026-12-01T10:00:05.5Z"
+) -> dict[str, Any]:
     return {"DesiredState": desired, "Status": {"State": state, "Timestamp": at}, "Spec": {}}
 
 
@@ -165,14 +166,14 @@ def label(spec: dict[str, Any]) -> None:
     spec["Labels"]["team"] = "shop"
 
 
-def recorded(api: FakeSwarmApi, ident: str, replicas: int) -> Target:
+def recorded(api: FakeSwarmApi, ident: str, replicas: int) -> ServiceTarget:
     """The service as the restore passes it: read at 0, with the record's replica count."""
     return dataclasses.replace(api.target(ident), replicas=replicas)
 
 
 def conflicting(
     replicas: int, meanwhile: Callable[[dict[str, Any]], None]
-) -> tuple[FakeSwarmApi, str, Target]:
+) -> tuple[FakeSwarmApi, str, ServiceTarget]:
     """A service as the sidecar reads it, changed by someone else just before its update."""
     api = FakeSwarmApi()
     app = api.add_service("web", replicas=replicas)

@@ -52,7 +52,7 @@ def here(**changes: Any) -> Here:
 
 def sidecar_params(**params: Any) -> dict[str, Any]:
     """What the sidecar's own certonly saves."""
-    base = {
+    base: dict[str, Any] = {
         "account": "acc-pebble",
         "authenticator": "sidecar",
         "installer": "sidecar",
@@ -70,7 +70,7 @@ def sidecar_params(**params: Any) -> dict[str, Any]:
 
 def host_params(**params: Any) -> dict[str, Any]:
     """What `certbot --apache` on the host saves."""
-    base = {
+    base: dict[str, Any] = {
         "account": "acc-le",
         "authenticator": "apache",
         "installer": "apache",

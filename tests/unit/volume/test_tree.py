@@ -14,7 +14,7 @@ from sidecar.certbot.argv import renew
 from sidecar.certbot.runner import CertbotResult
 from sidecar.cycle import run_cycle
 from sidecar.report.adoption import rewrite_text
-from sidecar.volume import accounts, confs, lineages, tree
+from sidecar.volume import accounts, confs, files, lineages, tree
 from tests.unit.helpers import (
     FakeCertbot,
     FakeControl,
@@ -26,6 +26,7 @@ from tests.unit.helpers import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from sidecar.loader import Config
@@ -38,7 +39,7 @@ NOW = datetime(2025, 3, 12, 10, 15, tzinfo=UTC)
 def lineage(
     config: Config,
     name: str,
-    params: dict[str, object],
+    params: Mapping[str, object],
     *,
     names: tuple[str, ...] | None = None,
     made_under: str | None = None,
@@ -344,7 +345,7 @@ def test_a_conf_that_cannot_be_written_is_an_error_line_not_a_crash(config, monk
     """Writing one conf fails: logged, the other lineages still adopted."""
     lineage(config, "a.example", APACHE)
     lineage(config, "b.example", APACHE)
-    real = confs.write_atomic
+    real = files.write_atomic
 
     def write(path: Path, data: bytes, **options: int) -> None:
         if path.name == "a.example.conf":

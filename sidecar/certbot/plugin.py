@@ -1,7 +1,8 @@
 """The certbot plugin `sidecar`: standalone HTTP-01 with the app down only while it must be.
 
-certbot loads it (entry point `certbot.plugins`) in its own process, as authenticator and as
-installer (`-a sidecar -i sidecar`):
+certbot loads it (entry point `certbot.plugins`: the subclass in `sidecar.incertbot`, which gives
+it the configuration) in its own process, as authenticator and as installer (`-a sidecar -i
+sidecar`):
 
 - `perform` runs after the account is loaded and the order is created, just before the challenges
   are answered: only then are the app containers stopped (once per certbot run, for all lineages).

@@ -17,7 +17,7 @@ LAYERS = (
     {"report"},
     {"scheduler"},
     {"cli"},
-    {"__main__", "sleeper"},
+    {"__main__", "sleeper", "healthcheck"},
 )
 
 

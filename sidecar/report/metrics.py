@@ -39,16 +39,24 @@ def families(
         "When the lineage's current certificate expires (Unix time).",
         labels=["certificate"],
     )
+    not_before = GaugeMetricFamily(
+        PREFIX + "certificate_not_before_timestamp_seconds",
+        "When the lineage's current certificate became valid (Unix time): with not_after, its "
+        "lifetime, for alerts by the fraction left.",
+        labels=["certificate"],
+    )
     for name, cert in sorted(certs.items()):
         if cert is not None:
             not_after.add_metric([name], cert.not_after.timestamp())
+            not_before.add_metric([name], cert.not_before.timestamp())
     renewals = CounterMetricFamily(
         PREFIX + "certificate_renewals",
         "New certificates obtained, per certificate.",
         labels=["certificate"],
     )
-    for name, count in sorted(state.renewals.items()):
-        renewals.add_metric([name], count)
+    # At 0 from the start for every certificate asked for: increase() then counts the first one.
+    for name in sorted({*certs, *state.renewals}):
+        renewals.add_metric([name], state.renewals.get(name, 0))
     attempts = CounterMetricFamily(
         PREFIX + "renewal_attempts",
         "Renewal cycles run (each checks every certificate and renews what is due).",
@@ -64,7 +72,7 @@ def families(
         "Failed cycles in a row (0 after a success).",
         value=state.failures,
     )
-    out: list[Metric] = [not_after, renewals, attempts, failures, consecutive]
+    out: list[Metric] = [not_after, not_before, renewals, attempts, failures, consecutive]
     if state.last_success_at is not None:
         out.append(
             GaugeMetricFamily(

@@ -6,7 +6,8 @@ runs. This module reads the same facts the way the idle sleeper lives, on the st
 the variables it needs straight from the environment (the daemon validated that same environment
 when it started), the journal's JSON, each renewal conf's `cert` path and `autorenew` rule, and
 the certificates' dates (`volume.certdates`); then it takes the full check's decision and prints
-its lines. Named tuples, not dataclasses: importing dataclasses costs more than the whole check.
+its lines. Named tuples and os.path, not dataclasses and pathlib: importing those would cost
+more than the check itself.
 
 It decides only what it reads in the plain form the sidecar and certbot write. Anything else (a
 certificate or journal that cannot be read, a conf in configobj syntax beyond that form, a lineage
@@ -23,7 +24,6 @@ import os
 import re
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sidecar.volume.certdates import validity
@@ -36,7 +36,9 @@ DANGER_FRACTION = 6  # volume.certs.DANGER_FRACTION: the last sixth of the lifet
 IGNORE_MARK = "# certbot-sidecar: IGNORE_LINEAGES (remove the name there to renew it again)"
 JOURNAL, LEGACY = "journal.json", ("state.json", "observe.json")  # volume.journal
 PARAMS = "renewalparams"
+CONF = ".conf"
 
+_DIR = re.compile(r"(?:/(?!\.\.?(?:/|$))[^/]+)+")  # as pathlib prints it: absolute, no ., .., //
 _DOMAIN = re.compile(r"(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+")
 _SECTION = re.compile(r"\s*(\[+)\s*([\w.*@:/+-]+)\s*(\]+)\s*")
 _KEY = re.compile(r"\s*([\w.*@:/+-]+)\s*=\s*(.*?)\s*")
@@ -50,7 +52,7 @@ class NotPlainError(Exception):
 class View(NamedTuple):
     """What the check needs of the configuration."""
 
-    config_dir: Path
+    config_dir: str  # as pathlib would print it (no `.`, `//` or trailing `/`)
     lineages: frozenset[str]  # DOMAINS' certificates
     ignore: frozenset[str]  # IGNORE_LINEAGES but `*`
     ignore_unlisted: bool  # IGNORE_LINEAGES has `*`
@@ -95,10 +97,11 @@ def main() -> int | None:
 def check(environ: Mapping[str, str], now: datetime) -> tuple[list[str], int]:
     """The lines `sidecar health` prints and its exit code."""
     view = settings(environ)
-    facts = journal(view.config_dir / "sidecar")
-    renewal = view.config_dir / "renewal"
-    names = sorted(p.stem for p in renewal.glob("*.conf")) if renewal.is_dir() else []
-    confs = {name: read_conf(renewal / f"{name}.conf") for name in names}
+    facts = journal(os.path.join(view.config_dir, "sidecar"))
+    renewal = os.path.join(view.config_dir, "renewal")
+    entries = os.listdir(renewal) if os.path.isdir(renewal) else []
+    names = sorted(_stem(n) for n in entries if n.endswith(CONF))
+    confs = {name: read_conf(os.path.join(renewal, name + CONF)) for name in names}
     judged = {*names, *view.lineages} - {n for n, c in confs.items() if ignored(n, c, view)}
     dates = {name: current_dates(view, name, confs.get(name)) for name in sorted(judged)}
     return verdict(dates, facts, verify=view.verify, now=now)
@@ -107,11 +110,14 @@ def check(environ: Mapping[str, str], now: datetime) -> tuple[list[str], int]:
 def settings(environ: Mapping[str, str]) -> View:
     """The variables as the settings read them (names in any case)."""
     env = {key.lower(): value for key, value in environ.items()}
-    if "acme_server" not in env or "domains" not in env or not env.get("config_dir", "x").strip():
+    if "acme_server" not in env or "domains" not in env:
         raise NotPlainError("a required variable is missing: the full check says which")
+    config_dir = env.get("config_dir", "/etc/letsencrypt")
+    if not _DIR.fullmatch(config_dir):
+        raise NotPlainError("CONFIG_DIR is not a plain absolute path")
     ignore = _csv(env.get("ignore_lineages", ""))
     return View(
-        config_dir=Path(env.get("config_dir", "/etc/letsencrypt")),
+        config_dir=config_dir,
         lineages=lineages(env["domains"]),
         ignore=frozenset(ignore) - {"*"},
         ignore_unlisted="*" in ignore,
@@ -141,12 +147,24 @@ def lineages(raw: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def journal(state_dir: Path) -> Facts:
+def _stem(name: str) -> str:
+    """The lineage a `renewal/` entry names, as pathlib's `glob("*.conf")` and `stem` see it."""
+    if name == CONF:
+        raise NotPlainError("renewal/.conf")  # pathlib's stem of it is `.conf` itself
+    return name.removesuffix(CONF)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def journal(state_dir: str) -> Facts:
     """The journal's facts, where `volume.journal.load` reads them without a warning."""
     try:
-        data = json.loads((state_dir / JOURNAL).read_bytes().decode("utf-8"))
+        data = json.loads(_read(os.path.join(state_dir, JOURNAL)).decode("utf-8"))
     except FileNotFoundError:
-        if any((state_dir / name).exists() or (state_dir / name).is_symlink() for name in LEGACY):
+        if any(os.path.lexists(os.path.join(state_dir, name)) for name in LEGACY):
             raise NotPlainError("the journal of an earlier version") from None
         data = {}
     if not isinstance(data, dict):
@@ -184,7 +202,7 @@ def _other_fields(data: dict[str, Any]) -> None:
     (data.get("restarted_for") or {}).items()
 
 
-def read_conf(path: Path) -> Conf:
+def read_conf(path: str) -> Conf:
     """The conf as configobj reads it, for the plain form certbot and the sidecar write: comments,
     `[sections]` and `[[subsections]]`, `key = value` without quotes, inline comments or `%`."""
     top: dict[str, str | None] = {}
@@ -194,7 +212,7 @@ def read_conf(path: Path) -> Conf:
     taken: dict[tuple[str, ...], set[str]] = {(): set()}  # keys and sections: one namespace
     comments: list[str] = []
     started = False
-    for line in path.read_bytes().decode("utf-8-sig").splitlines():
+    for line in _read(path).decode("utf-8-sig").splitlines():
         if not line.strip() or line.strip().startswith("#"):
             comments.append(line)
             continue
@@ -263,17 +281,16 @@ def ignored(name: str, conf: Conf, view: View) -> bool:
 
 def current_dates(view: View, name: str, conf: Conf | None) -> tuple[datetime, datetime] | None:
     """The dates of lineage `name`'s current certificate; None while it has none."""
-    live = view.config_dir / "live" / name
+    path = os.path.join(view.config_dir, "live", name, "cert.pem")
     saved = _text(conf.top, "cert") if conf else None
-    if (saved and saved != str(live / "cert.pem")) or name == "live":  # `live/live`: rebased
+    if (saved and saved != path) or name == "live":  # `live/live`: rebased
         raise NotPlainError(f"{name}: its conf names another live directory")
-    path = live / "cert.pem"
-    if not path.exists():
-        if path.is_symlink():
+    if not os.path.exists(path):
+        if os.path.islink(path):
             raise NotPlainError(f"{path} is a broken symlink")
         return None
     try:
-        return validity(path.read_bytes())
+        return validity(_read(path))
     except (OSError, ValueError) as error:
         raise NotPlainError(f"{path}: {error}") from None
 

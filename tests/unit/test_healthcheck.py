@@ -286,6 +286,18 @@ def renamed_lineage(env):
     path.write_text(text, encoding="utf-8")
 
 
+def config_dir_with_a_trailing_slash(env, monkeypatch):
+    """pathlib prints it without: the light check compares paths as printed."""
+    cert(env, 5 * DAY)
+    monkeypatch.setenv("CONFIG_DIR", env["CONFIG_DIR"] + "/")
+
+
+def a_conf_named_only_conf(env):
+    """renewal/.conf: pathlib calls its lineage `.conf`."""
+    cert(env, 60 * DAY)
+    (le(env) / "renewal" / ".conf").write_text("[renewalparams]\n", encoding="utf-8")
+
+
 def domains_missing(env, monkeypatch):
     monkeypatch.delenv("DOMAINS")
 
@@ -300,6 +312,8 @@ HANDED_OVER: list[Callable[..., None]] = [
     conf_with_interpolation,
     conf_with_a_duplicate_key,
     renamed_lineage,
+    config_dir_with_a_trailing_slash,
+    a_conf_named_only_conf,
 ]
 
 
@@ -403,7 +417,7 @@ def test_a_conf_value_list_where_one_value_is_read_goes_to_the_full_check(tmp_pa
     """`autorenew = False,` is a list to configobj: not read as a value here."""
     path = tmp_path / "x.conf"
     path.write_text("cert = /a\n[renewalparams]\nautorenew = False,\n", encoding="utf-8")
-    conf = healthcheck.read_conf(path)
+    conf = healthcheck.read_conf(str(path))
     assert conf.params == {"autorenew": None}
     with pytest.raises(healthcheck.NotPlainError):
         healthcheck.ignored("x", conf, healthcheck.settings({"DOMAINS": "a.b", "ACME_SERVER": "x"}))
@@ -427,7 +441,7 @@ def test_syntax_beyond_the_plain_form_goes_to_the_full_check(tmp_path, text):
     path = tmp_path / "x.conf"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(healthcheck.NotPlainError):
-        healthcheck.read_conf(path)
+        healthcheck.read_conf(str(path))
 
 
 def test_the_comments_above_autorenew_are_configobjs(tmp_path):
@@ -438,7 +452,7 @@ def test_the_comments_above_autorenew_are_configobjs(tmp_path):
         encoding="utf-8",
     )
     parsed = confs.load_conf(path)
-    assert healthcheck.read_conf(path).autorenew_comments == tuple(
+    assert healthcheck.read_conf(str(path)).autorenew_comments == tuple(
         parsed["renewalparams"].comments["autorenew"]
     )
-    assert healthcheck.read_conf(path).top == {"cert": "/a"}
+    assert healthcheck.read_conf(str(path)).top == {"cert": "/a"}

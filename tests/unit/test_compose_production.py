@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sidecar import settings
 
@@ -76,3 +77,12 @@ def test_it_builds_the_image_from_the_repository(project):
     build = project["services"]["certbot"]["build"]
     assert Path(build["context"]) == ROOT
     assert (ROOT / build["dockerfile"]).is_file()
+
+
+def test_the_readme_shows_this_file():
+    """README "Use it with your app" shows the file's services, not a copy drifting apart."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Use it with your app") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") :]
+    shown = yaml.safe_load(block[: block.index("\n```\n")])
+    assert shown == {k: v for k, v in yaml.safe_load(COMPOSE.read_text()).items() if k != "name"}

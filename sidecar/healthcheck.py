@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 DANGER_FRACTION = 6  # volume.certs.DANGER_FRACTION: the last sixth of the lifetime
 IGNORE_MARK = "# certbot-sidecar: IGNORE_LINEAGES (remove the name there to renew it again)"
 JOURNAL, LEGACY = "journal.json", ("state.json", "observe.json")  # volume.journal
+JOURNAL_FIELDS = frozenset(  # volume.journal.Journal's
+    (
+        *("last_cycle_at", "last_result", "last_success_at", "failures", "next_check_at"),
+        *("renewed", "cycles", "cycle_failures", "renewals", "downtime", "downtime_at"),
+        *("served", "restarted_for", "alerts"),
+    )
+)
 PARAMS = "renewalparams"
 CONF = ".conf"
 
@@ -192,7 +199,10 @@ def _served(data: Any) -> tuple[Served, ...]:  # noqa: ANN401 (JSON)
 
 def _other_fields(data: dict[str, Any]) -> None:
     """Raises where `journal.from_json` raises on a field the check does not read (the full
-    check then reads an empty journal, with a warning)."""
+    check then reads an empty journal, with a warning). A field this check does not know (the
+    journal grew one) goes to the full check, until it is listed here."""
+    if not set(data) <= JOURNAL_FIELDS:
+        raise NotPlainError(f"journal fields unknown here: {sorted(set(data) - JOURNAL_FIELDS)}")
     for key in ("last_cycle_at", "last_success_at", "downtime_at"):
         _when(data.get(key))
     int(data.get("cycles", 0))

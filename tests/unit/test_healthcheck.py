@@ -8,6 +8,7 @@ hands to the full check.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -255,6 +256,15 @@ def journal_with_a_bad_field(env):
     path.write_text(json.dumps({**data, "renewals": ["not", "a", "map"]}), encoding="utf-8")
 
 
+def journal_with_a_field_of_a_later_version(env):
+    """A field the light check does not know yet: it might matter."""
+    cert(env, 60 * DAY)
+    journal_of(env, Journal())
+    path = le(env) / "sidecar" / journal.JOURNAL
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**data, "urgent": {NAME: True}}), encoding="utf-8")
+
+
 def journal_of_an_earlier_version(env):
     cert(env, 60 * DAY)
     (le(env) / "sidecar").mkdir()
@@ -307,6 +317,7 @@ HANDED_OVER: list[Callable[..., None]] = [
     broken_symlink,
     unreadable_journal,
     journal_with_a_bad_field,
+    journal_with_a_field_of_a_later_version,
     journal_of_an_earlier_version,
     conf_with_quotes,
     conf_with_interpolation,
@@ -405,6 +416,7 @@ def test_the_facts_it_repeats_are_their_homes_values():
     assert healthcheck.DANGER_FRACTION == certs.DANGER_FRACTION
     assert healthcheck.IGNORE_MARK == adopt.IGNORE_MARK
     assert (healthcheck.JOURNAL, healthcheck.LEGACY) == (journal.JOURNAL, journal.LEGACY)
+    assert {f.name for f in dataclasses.fields(Journal)} == healthcheck.JOURNAL_FIELDS
     assert healthcheck.PARAMS == confs.PARAMS
 
 

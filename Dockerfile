@@ -44,3 +44,16 @@ HEALTHCHECK --interval=1m --timeout=30s --start-period=10m --retries=3 CMD ["sid
 # before its handler is in place (the first milliseconds) is a clean stop, exit code 0.
 ENTRYPOINT ["tini", "-s", "-e", "143", "--", "sidecar"]
 CMD ["run"]
+# OCI labels (`docker inspect`, registries). The version is pyproject.toml's (a unit test checks);
+# the revision and the repository's address come from the build:
+#   docker build --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg SOURCE="$(git remote get-url origin)" -t certbot-sidecar .
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="certbot-sidecar" \
+      org.opencontainers.image.description="Keeps Let's Encrypt certificates issued and renewed for an app container that binds ports 80/443 itself: standalone challenges, the app stopped and restarted through the Docker API." \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"

@@ -154,7 +154,29 @@ ensure_podman() {
     "cgroups $(podman info --format '{{.Host.CgroupManager}}')"
 }
 
-# (e) uv, and the project's environment once uv.lock exists
+# (e) Prometheus and promtool (Debian's package) for the alert rules' tests
+# (tests/unit/test_monitoring.py runs `promtool test rules`, tests/e2e/test_monitoring.py starts
+# its own Prometheus on loopback). Nothing is left running: the package's postinst would start
+# its service through the init script, so a policy-rc.d that forbids it (exit 101) is put in
+# place for the install when the host has none, and taken away again.
+ensure_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    log "prometheus: $(promtool --version 2>&1 | head -n 1)"; return
+  fi
+  local policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+    trap "rm -f $policy" EXIT
+    apt_install prometheus
+    rm -f "$policy"
+    trap - EXIT
+  else
+    apt_install prometheus
+  fi
+  log "prometheus: $(promtool --version 2>&1 | head -n 1)"
+}
+
+# (f) uv, and the project's environment once uv.lock exists
 ensure_uv() {
   command -v uv >/dev/null || { log "uv: pip install uv"; pip_install uv; hash -r; }
   local uv
@@ -171,5 +193,6 @@ ensure_docker
 ensure_compose
 choose_base
 ensure_podman
+ensure_prometheus
 ensure_uv
 echo "BASE_IMAGE=$BASE_IMAGE" >&3

@@ -45,17 +45,25 @@ def _certificates(certs: Mapping[str, CertInfo | None], state: Journal) -> list[
         "When the lineage's current certificate expires (Unix time).",
         labels=["certificate"],
     )
+    not_before = GaugeMetricFamily(
+        PREFIX + "certificate_not_before_timestamp_seconds",
+        "When the lineage's current certificate became valid (Unix time): with not_after, its "
+        "lifetime, for alerts by the fraction left.",
+        labels=["certificate"],
+    )
     for name, cert in sorted(certs.items()):
         if cert is not None:
             not_after.add_metric([name], cert.not_after.timestamp())
+            not_before.add_metric([name], cert.not_before.timestamp())
     renewals = CounterMetricFamily(
         PREFIX + "certificate_renewals",
         "New certificates obtained, per certificate.",
         labels=["certificate"],
     )
-    for name, count in sorted(state.renewals.items()):
-        renewals.add_metric([name], count)
-    return [not_after, renewals]
+    # At 0 from the start for every certificate asked for: increase() then counts the first one.
+    for name in sorted({*certs, *state.renewals}):
+        renewals.add_metric([name], state.renewals.get(name, 0))
+    return [not_after, not_before, renewals]
 
 
 def _cycles(state: Journal) -> list[Metric]:

@@ -124,7 +124,8 @@ def health(
     now: datetime,
     danger: timedelta | None = None,
 ) -> list[str]:
-    """Reasons to be unhealthy; none means healthy."""
+    """Reasons to be unhealthy; none means healthy. `sidecar.healthcheck` takes the same
+    decision on the standard library (tests/unit/test_healthcheck.py compares the two)."""
     problems = []
     for name, cert in sorted(certs.items()):
         if cert is None:

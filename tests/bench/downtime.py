@@ -15,9 +15,12 @@ with the app every 20 ms. Scenarios:
      single-node swarm this run initialises (and leaves) if the engine is in none
   N  a cycle with nothing due (`sidecar renew`), with no other container on the engine and
      with 500 other (created, idle) containers: the selection asks the engine, not each one
+  H  the idle sidecar container's memory, and what its healthcheck costs: `sidecar health` as
+     Docker runs it (the light check) against the full interpreter (`cli.cmd_health`), wall
+     time and peak RSS of the command in the container, same run, same volume
 Prints per scenario the total outage, longest outage and number of outages (min/median/max),
-whether the new certificate was served afterwards; then idle RSS and image size. Last line:
-`downtime_ratio=<median total outage of B / median total outage of A>`.
+whether the new certificate was served afterwards; then idle RSS, the health check and image
+size. Last line: `downtime_ratio=<median total outage of B / median total outage of A>`.
 Uses the images the e2e tests build, on BASE_IMAGE or the base tests/prepare.sh makes ready.
 """
 
@@ -251,7 +254,9 @@ def swarm_renew(stack: SwarmStack, *flags: str, **env: str) -> None:
         raise RuntimeError(logs)
 
 
-def idle_rss_mb(client: docker.DockerClient) -> float:
+def idle_scenario(client: docker.DockerClient, runs: int) -> None:
+    """Run and report scenario H: the idle container's RSS, then the health check, light and
+    full, alternating, `runs` times each, in that container (a certificate, a journal)."""
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(client, Path(tmp))
         try:
@@ -264,9 +269,45 @@ def idle_rss_mb(client: docker.DockerClient) -> float:
                     raise RuntimeError(daemon.logs().decode())
                 time.sleep(0.5)
             time.sleep(2)
-            return container_rss_mb(daemon)
+            print(
+                f"idle RSS of the sidecar container (tini + the sleeper): "
+                f"{container_rss_mb(daemon):.1f} MB",
+                flush=True,
+            )
+            light, full = [], []
+            for _ in range(runs):
+                light.append(command_cost(daemon, ["sidecar", "health"]))
+                full.append(command_cost(daemon, FULL_HEALTH))
         finally:
             stack.cleanup()
+    for name, costs in (("light (the image's)", light), ("full interpreter", full)):
+        seconds, peaks = zip(*costs, strict=True)
+        print(
+            f"health check, {name}: s {stats(list(seconds))}  peak RSS MB {stats(list(peaks))}",
+            flush=True,
+        )
+
+
+# `sidecar health` as it was before the light check: the whole command line imported.
+FULL_HEALTH = [
+    "python3",
+    "-c",
+    "import sys; from sidecar.cli import main; sys.exit(main(['health']))",
+]
+# Wall time and peak RSS of a command run in the container (its own process tree, waited for).
+_COST = (
+    "import resource, subprocess, sys, time\n"
+    "began = time.perf_counter()\n"
+    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=False)\n"
+    "print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def command_cost(container: object, command: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of `command` in `container`, measured inside it."""
+    result = container.exec_run(["python3", "-c", _COST, *command])  # type: ignore[attr-defined]
+    seconds, kilobytes = result.output.decode().split()
+    return float(seconds), int(kilobytes) / 1024
 
 
 # RSS of every process in the container but the one reading it (tini as PID 1, the sleeper).
@@ -396,7 +437,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--only", nargs="+", choices=[*sorted(WHAT), "P", "N"], help="just these scenarios"
+        "--only", nargs="+", choices=[*sorted(WHAT), "H", "P", "N"], help="just these scenarios"
     )
     args = parser.parse_args()
     client = docker.from_env(timeout=300)
@@ -410,13 +451,15 @@ def main() -> int:
                 engine_scenario(client, args.runs)
             elif label == "N":
                 crowded_scenario(client, args.runs)
+            elif label == "H":
+                idle_scenario(client, args.runs)
             else:
                 outage_scenario(client, label, args.runs)
         return 0
     a, b = (outage_scenario(client, label, args.runs) for label in "AB")
     for label in ("C", "D", "E", "E'"):
         outage_scenario(client, label, args.runs)
-    print(f"idle RSS of the sidecar container (tini + the sleeper): {idle_rss_mb(client):.1f} MB")
+    idle_scenario(client, args.runs)
     outage_scenario(client, "S", args.runs)
     engine_scenario(client, args.runs)
     crowded_scenario(client, args.runs)

@@ -17,23 +17,6 @@ from sidecar.targets.outage import RECORD, read_record, stop_targets
 from tests.unit.helpers import FakeControl, container, install_cert, make_pem, noting
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch) -> dict[str, str]:
-    """A valid environment rooted in tmp_path; tests change or drop variables in it."""
-    values = {
-        "DOMAINS": "example.com",
-        "ACME_SERVER": "https://acme.test/directory",
-        "APP_CONTAINERS": "web",
-        "CONFIG_DIR": str(tmp_path / "le"),
-        "WORK_DIR": str(tmp_path / "work"),
-        "LOGS_DIR": str(tmp_path / "logs"),
-        "DOCKER_HOST": "tcp://127.0.0.1:9",  # nothing listens: no real engine is touched
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
 def certificate(env: dict[str, str], left: timedelta) -> None:
     """A 90-day certificate for example.com with `left` of its lifetime to go."""
     now = datetime.now(UTC)

@@ -17,7 +17,7 @@ LAYERS = (
     {"scheduler"},
     {"fields", "loader"},  # reads the environment once, builds the views the layers below own
     {"cli", "incertbot"},  # the entry points: the command, and the plugin certbot loads
-    {"__main__", "sleeper"},
+    {"__main__", "sleeper", "healthcheck"},
 )
 
 

@@ -51,7 +51,7 @@ def config(tmp_path: Path) -> Config:
 
 
 def test_page_has_every_documented_metric(config):
-    """Expiry per certificate, attempts, failures, renewals, last success, downtime, match."""
+    """Validity per certificate, attempts, failures, renewals, last success, downtime, match."""
     page = samples(
         generate_latest(metrics.registry_for(config.paths, config.domains.specs)).decode()
     )
@@ -59,7 +59,11 @@ def test_page_has_every_documented_metric(config):
         "certbot_sidecar_certificate_not_after_timestamp_seconds{certificate=a.example}": (
             T0 + 90 * DAY
         ).timestamp(),
+        "certbot_sidecar_certificate_not_before_timestamp_seconds{certificate=a.example}": (
+            T0.timestamp()
+        ),
         "certbot_sidecar_certificate_renewals_total{certificate=a.example}": 3.0,
+        "certbot_sidecar_certificate_renewals_total{certificate=b.example}": 0.0,
         "certbot_sidecar_renewal_attempts_total": 7.0,
         "certbot_sidecar_renewal_failures_total": 2.0,
         "certbot_sidecar_consecutive_failures": 0.0,
@@ -70,12 +74,14 @@ def test_page_has_every_documented_metric(config):
 
 
 def test_fresh_volume_has_counters_at_zero_and_no_times(tmp_path: Path):
-    """Nothing issued, nothing run: zero counters; no timestamps, no downtime, no match."""
+    """Nothing issued, nothing run: zero counters (renewals for each certificate asked for, so
+    the first one counts in increase()); no timestamps, no downtime, no match."""
     config = make_settings(tmp_path / "le")
     page = samples(
         generate_latest(metrics.registry_for(config.paths, config.domains.specs)).decode()
     )
     assert page == {
+        "certbot_sidecar_certificate_renewals_total{certificate=example.com}": 0.0,
         "certbot_sidecar_renewal_attempts_total": 0.0,
         "certbot_sidecar_renewal_failures_total": 0.0,
         "certbot_sidecar_consecutive_failures": 0.0,

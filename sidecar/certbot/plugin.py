@@ -10,7 +10,9 @@ installer (`-a sidecar -i sidecar`):
   Retry-After the CA sends is still obeyed), since the app is down while certbot waits.
 - `restart` (the installer's reload, called right after a renewed certificate is saved) starts the
   app in this process once the last renewal the sidecar expects in this run is saved, so several
-  certificates due together share one outage.
+  certificates due together share one outage. A start that fails there (the Docker API or the
+  swarm's leader away) is logged and left to the post-hook and the sidecar: the certificate is
+  saved, and certbot would call the renewal failed.
 - certbot's post-hook (`sidecar hook post`) and the sidecar itself once certbot exits start the app
   in every other case: a failure, a certificate obtained with `certonly`, certbot killed.
 """
@@ -29,8 +31,10 @@ from acme import standalone as acme_standalone
 from certbot import errors, interfaces
 from certbot._internal import auth_handler
 from certbot._internal.plugins import standalone
+from loguru import logger
 
 from sidecar.certbot import inside
+from sidecar.errors import SidecarError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -127,7 +131,10 @@ class Authenticator(standalone.Authenticator, interfaces.Installer):
         _renewed[0] += 1
         expected = os.environ.get(inside.EXPECTED_ENV, "")
         if not expected.isdigit() or _renewed[0] >= int(expected):
-            inside.start_app()
+            try:
+                inside.start_app()
+            except SidecarError as error:  # tried again by the post-hook, then by the sidecar
+                logger.error("could not start the app again yet: {}", error)
 
     def get_all_names(self) -> list[str]:
         return []

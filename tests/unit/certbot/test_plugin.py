@@ -14,6 +14,7 @@ from certbot import achallenges, errors
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.certbot import inside, plugin
+from sidecar.errors import DockerError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -106,6 +107,20 @@ def test_without_an_expected_count_every_saved_certificate_starts_the_app(calls,
     monkeypatch.setattr(plugin, "_renewed", [0])
     plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar").restart()
     assert calls == ["start"]
+
+
+def test_a_failed_start_after_the_saved_certificate_is_no_failed_renewal(monkeypatch):
+    """The swarm's leader away when the certificate is saved: the start's error is logged, not
+    raised into certbot (which would report the saved renewal as failed); the post-hook and the
+    sidecar start the app."""
+
+    def start() -> list[str]:
+        raise DockerError("inspect service app failed: rpc error: context deadline exceeded")
+
+    monkeypatch.delenv(inside.EXPECTED_ENV, raising=False)
+    monkeypatch.setattr(plugin, "_renewed", [0])
+    monkeypatch.setattr(inside, "start_app", start)
+    plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar").restart()
 
 
 def test_certbots_fixed_one_second_poll_waits_are_shortened(monkeypatch):

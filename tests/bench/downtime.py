@@ -63,6 +63,7 @@ class Probe:
 
     port: int
     name: str
+    host: str = "127.0.0.1"
     samples: list[tuple[float, bool]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -79,25 +80,30 @@ class Probe:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                served_serial(self.port, self.name)
+                served_serial(self.port, self.name, self.host)
                 ok = True
             except OSError:
                 ok = False
             self.samples.append((began, ok))
             self._stop.wait(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
 
-    def outages(self) -> list[float]:
-        """Each outage: from its first failed probe to the next successful one."""
+    def windows(self) -> list[tuple[float, float]]:
+        """Each outage as (start, end): from its first failed probe to the next successful one
+        (monotonic clock)."""
         out, start = [], None
         for at, ok in self.samples:
             if not ok and start is None:
                 start = at
             elif ok and start is not None:
-                out.append(at - start)
+                out.append((start, at))
                 start = None
         if start is not None:
-            out.append(self.samples[-1][0] - start)
+            out.append((start, self.samples[-1][0]))
         return out
+
+    def outages(self) -> list[float]:
+        """Each outage's length, seconds."""
+        return [end - start for start, end in self.windows()]
 
 
 @dataclass

@@ -17,7 +17,15 @@ from cryptography.x509.oid import NameOID
 from tests.bench.downtime import Probe
 from tests.e2e.faults import SWARM_ALLOWED, SWARM_NO_SECRET_CREATE, BlackHole, DockerProxy
 from tests.e2e.harness import disk_serial, served_serial, wait_for
-from tests.e2e.swarm import PART_LABEL, SERIAL_LABEL, live_tasks, running_tasks
+from tests.e2e.swarm import (
+    PART_LABEL,
+    SERIAL_LABEL,
+    live_tasks,
+    referenced,
+    renew,
+    running_tasks,
+    versions,
+)
 
 if TYPE_CHECKING:
     from tests.e2e.swarm import SwarmStack
@@ -25,13 +33,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 SECRET = {"CERT_DELIVERY": "secret"}
 RECORD = ("sidecar", "stopped.json")
-
-
-def renew(stack: SwarmStack, *flags: str, socket: bool = True, **env: str) -> str:
-    """`sidecar renew` as a one-shot swarm task on the manager; its logs."""
-    code, logs = stack.sidecar_service_once("renew", *flags, socket=socket, **env)
-    assert code == 0, logs
-    return logs
 
 
 def serves(stack: SwarmStack, serial: int) -> bool:
@@ -43,17 +44,6 @@ def serves(stack: SwarmStack, serial: int) -> bool:
 
 def replicas(stack: SwarmStack, service: str) -> int:
     return int(stack.api.inspect_service(service)["Spec"]["Mode"]["Replicated"]["Replicas"])
-
-
-def referenced(stack: SwarmStack, service: str) -> dict[str, str]:
-    """The service's secrets: file name -> secret id."""
-    spec = stack.api.inspect_service(service)["Spec"]["TaskTemplate"]["ContainerSpec"]
-    return {r["File"]["Name"]: r["SecretID"] for r in spec.get("Secrets") or []}
-
-
-def versions(stack: SwarmStack) -> dict[str, dict[str, str]]:
-    """The sidecar's secrets of the lineage: id -> labels."""
-    return {s["ID"]: s["Spec"]["Labels"] for s in stack.lineage_secrets()}
 
 
 def in_task(stack: SwarmStack, service: str, path: str) -> bytes:

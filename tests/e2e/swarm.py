@@ -55,6 +55,7 @@ PART_LABEL = "certbot-sidecar.part"
 SERIAL_LABEL = "certbot-sidecar.serial"
 STACK_FILE = ROOT / "config" / "stack.yaml"
 STACK_LABEL = "com.docker.stack.namespace"
+RECORD = ("sidecar", "stopped.json")  # the sidecar's record of what it stopped, in the tree
 
 
 @dataclass(frozen=True)
@@ -433,6 +434,21 @@ def referenced(stack: SwarmStack, service: str) -> dict[str, str]:
     """The service's secrets: file name -> secret id."""
     spec = stack.api.inspect_service(service)["Spec"]["TaskTemplate"]["ContainerSpec"]
     return {r["File"]["Name"]: r["SecretID"] for r in spec.get("Secrets") or []}
+
+
+def replicas(stack: SwarmStack, service: str) -> int:
+    """A replicated service's count in its spec."""
+    return int(stack.api.inspect_service(service)["Spec"]["Mode"]["Replicated"]["Replicas"])
+
+
+def recorded(stack: SwarmStack) -> bool:
+    """The sidecar's record of what it stopped is on the volume."""
+    return stack.le_dir.joinpath(*RECORD).exists()
+
+
+def recorded_at_zero(stack: SwarmStack, service: str) -> bool:
+    """The sidecar scaled it to 0 for the challenge (its record on the volume) and no task runs."""
+    return recorded(stack) and replicas(stack, service) == 0 and not live_tasks(stack.api, service)
 
 
 def versions(stack: SwarmStack) -> dict[str, dict[str, str]]:

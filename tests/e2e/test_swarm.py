@@ -20,9 +20,11 @@ from tests.e2e.harness import disk_serial, served_serial, wait_for
 from tests.e2e.swarm import (
     PART_LABEL,
     SERIAL_LABEL,
-    live_tasks,
+    recorded,
+    recorded_at_zero,
     referenced,
     renew,
+    replicas,
     running_tasks,
     versions,
 )
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 SECRET = {"CERT_DELIVERY": "secret"}
-RECORD = ("sidecar", "stopped.json")
 
 
 def serves(stack: SwarmStack, serial: int) -> bool:
@@ -42,22 +43,12 @@ def serves(stack: SwarmStack, serial: int) -> bool:
         return False
 
 
-def replicas(stack: SwarmStack, service: str) -> int:
-    return int(stack.api.inspect_service(service)["Spec"]["Mode"]["Replicated"]["Replicas"])
-
-
 def in_task(stack: SwarmStack, service: str, path: str) -> bytes:
     """A file as the service's running task sees it."""
     task = running_tasks(stack.api, service)[0]
     container = task["Status"]["ContainerStatus"]["ContainerID"]
     exec_id = stack.api.exec_create(container, ["cat", path])
     return stack.api.exec_start(exec_id)  # type: ignore[no-any-return]
-
-
-def recorded_at_zero(stack: SwarmStack, service: str) -> bool:
-    """The sidecar scaled it to 0 for the challenge (its record on the volume) and no task runs."""
-    record = stack.le_dir.joinpath(*RECORD)
-    return record.exists() and replicas(stack, service) == 0 and not live_tasks(stack.api, service)
 
 
 def test_stack_deploy_issues_the_certificate_and_the_app_task_serves_it_from_its_secrets(
@@ -190,7 +181,7 @@ def test_sidecar_killed_while_the_service_is_at_zero_scales_it_back_when_it_runs
 
         wait_for("2 tasks running again", lambda: len(running_tasks(stack.api, app)) == 2, 120)
     assert replicas(stack, app) == 2
-    wait_for("the record cleared", lambda: not stack.le_dir.joinpath(*RECORD).exists())
+    wait_for("the record cleared", lambda: not recorded(stack))
     wait_for("the warning", lambda: "left them stopped" in stack.logs(sidecar), timeout=30)
     assert len(stack.api.tasks(filters={"service": sidecar})) >= 2, "swarm ran a new task"
 
@@ -216,7 +207,7 @@ def test_a_service_scaled_by_hand_while_recorded_as_stopped_is_left_as_it_is(
             lambda: "scaled to 2 by someone else; left as it is" in stack.logs(sidecar),
             timeout=120,
         )
-    wait_for("the record cleared", lambda: not stack.le_dir.joinpath(*RECORD).exists())
+    wait_for("the record cleared", lambda: not recorded(stack))
     assert replicas(stack, app) == 2
     assert len(running_tasks(stack.api, app)) == 2
 

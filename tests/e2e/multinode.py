@@ -7,11 +7,12 @@
         stack.sidecar_service_once("renew", CERT_DELIVERY="secret")   # a task on node1
         stack.serial_on(bed.workers[0])            # what a node's published port 443 serves
 
-Each node is a container of the node image (tests/e2e/node: Debian's engine on vfs storage)
-started with the flags this machine needs (README "Development"; `--privileged` is refused here),
-on one user-defined bridge network with fixed addresses; `swarm init` on node1, `swarm join` on
-the others. The engine inside answers the tests on a socket in a host directory (`Node.client`);
-the images the e2e tests built are copied in once (`docker save`, `docker load`). Another host
+Each node is a container of the node image (tests/e2e/node: Debian's engine, its storage on a
+volume) started with the flags this machine needs (NODE_HOST_CONFIG: `--privileged` is refused
+here), on one user-defined bridge network with fixed addresses; `swarm init` on node1, `swarm
+join` on the others (`Bed.promote_all` makes three managers for a test, `Bed.reset` one again).
+The engine inside answers the tests on a socket in a host directory (`Node.client`); the images
+the e2e tests built are copied in once (`docker save`, `docker load`). Another host
 directory is mounted at the same path in every node (`Bed.shared`): the tests' trees live there,
 so a bind mount in a service on any node is a directory the tests read, like a volume every node
 reaches (NFS). Pebble and the DNS bed run on the outer engine, on the same network

@@ -266,7 +266,7 @@ def test_a_proxy_refusing_to_create_secrets_never_leaves_the_service_down(
     assert "scaled back without the current certificates' secrets" in logs
     assert replicas(stack, app) == 2
     stack.wait_running(app, 2)
-    assert not stack.le_dir.joinpath(*RECORD).exists()
+    assert not recorded(stack)
     assert referenced(stack, app) == {}
     assert proxy.denied
     assert all(b"POST /v" in line and b"/secrets/create " in line for line in proxy.denied)

@@ -11,7 +11,9 @@ sidecar`):
   Retry-After the CA sends is still obeyed), since the app is down while certbot waits.
 - `restart` (the installer's reload, called right after a renewed certificate is saved) starts the
   app in this process once the last renewal the sidecar expects in this run is saved, so several
-  certificates due together share one outage.
+  certificates due together share one outage. A start that fails there (the Docker API or the
+  swarm's leader away) is logged and left to the post-hook and the sidecar: the certificate is
+  saved, and certbot would call the renewal failed.
 - certbot's post-hook (`sidecar hook post`) and the sidecar itself once certbot exits start the app
   in every other case: a failure, a certificate obtained with `certonly`, certbot killed.
 """
@@ -29,8 +31,10 @@ from acme import standalone as acme_standalone
 from certbot import errors, interfaces
 from certbot._internal import auth_handler
 from certbot._internal.plugins import standalone
+from loguru import logger
 
 from sidecar.certbot import inside
+from sidecar.errors import SidecarError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -130,7 +134,10 @@ class Authenticator(standalone.Authenticator, interfaces.Installer):
 
     def restart(self) -> None:
         if inside.this_run().one_saved():
-            inside.start_app(self.context())
+            try:
+                inside.start_app(self.context())
+            except SidecarError as error:  # tried again by the post-hook, then by the sidecar
+                logger.error("could not start the app again yet: {}", error)
 
     def get_all_names(self) -> list[str]:
         return []

@@ -42,6 +42,7 @@ _NOISE = re.compile(
     r"^(Saving debug log|Ask for help|[- ]+$|\d+ renew failure|All renewals failed|  /)"
 )
 _RECOVERY = "Encountered exception during recovery"
+_CHALLENGES_FAILED = "Some challenges have failed"
 _HOOK_OUTPUT = re.compile(r"^Hook '[a-z-]+' (ran with error output|reported output):")
 
 
@@ -59,10 +60,15 @@ class CertbotResult:
     def summary(self) -> str:
         """certbot's most telling output lines, for one error line."""
         lines = [ln.strip() for ln in self.tail if not _NOISE.match(ln)]
-        errors = [ln for ln in lines if "error" in ln.lower()]
+        # a hook's output header is no error itself (its lines follow, when there are any)
+        errors = [ln for ln in lines if "error" in ln.lower() and not _HOOK_OUTPUT.match(ln)]
         # a cleanup's failure (certbot's "recovery") follows from the first one: named only alone
         errors = [ln for ln in errors if not ln.startswith(_RECOVERY)] or errors
-        return " | ".join(dict.fromkeys(errors[-2:] or lines[-2:]))
+        picked = errors[-2:] or lines[-2:]
+        if any(_CHALLENGES_FAILED in ln for ln in picked):
+            # why: the CA's own words, e.g. the address it dialled and what it got there
+            picked += [ln for ln in lines if ln.startswith("Detail:")]
+        return " | ".join(dict.fromkeys(picked))
 
 
 def certbot_executable() -> str:

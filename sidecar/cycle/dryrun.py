@@ -104,6 +104,18 @@ def stop_and_start_steps(
 
 
 def _stop_step(running: Sequence[Target], stopped: Sequence[Target], result: CycleResult) -> Step:
+    """Whether every target that can be stopped was; a global service keeps running (it cannot
+    be scaled to 0), said as such, never a failure."""
+    step = _stopped_step([t for t in running if t.stoppable], stopped, result)
+    if kept := [t for t in running if not t.stoppable]:
+        how = "kept running (a global service cannot be scaled to 0)"
+        return Step("stop", step.outcome, f"{step.detail}; {_names(kept)} {how}")
+    return step
+
+
+def _stopped_step(
+    running: Sequence[Target], stopped: Sequence[Target], result: CycleResult
+) -> Step:
     if not running:
         return Step("stop", SKIPPED, "no target was running, nothing to stop")
     if len(stopped) == len(running):

@@ -13,6 +13,8 @@ with the app every 20 ms. Scenarios:
   P  the first cycle (first issuance) against Docker and against Podman's Docker-compatible API
   S  Docker Swarm: a one-replica service scaled to 0 and back (secrets delivery), on a
      single-node swarm this run initialises (and leaves) if the engine is in none
+  S3 S on a three-node swarm of engines in containers (tests/e2e/multinode.py): a replicated
+     service with one task per node, the outage as each node's published port sees it
   N  a cycle with nothing due (`sidecar renew`), with no other container on the engine and
      with 500 other (created, idle) containers: the selection asks the engine, not each one
   H  the idle sidecar container's memory, and what its healthcheck costs: `sidecar health` as
@@ -27,6 +29,7 @@ Uses the images the e2e tests build, on BASE_IMAGE or the base tests/prepare.sh 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -51,10 +54,12 @@ from tests.e2e.harness import (
     disk_serial,
     served_serial,
 )
+from tests.e2e.multinode import SPREAD, MultiNodeStack, multi_node_swarm
 from tests.e2e.podman import PodmanService, PodmanStack
 from tests.e2e.swarm import SwarmStack, single_node_swarm
 
 PROBE_EVERY = 0.02
+LOCAL = ("127.0.0.1",)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Probe:
 
     port: int
     name: str
+    host: str = "127.0.0.1"
     samples: list[tuple[float, bool]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -79,25 +85,30 @@ class Probe:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                served_serial(self.port, self.name)
+                served_serial(self.port, self.name, self.host)
                 ok = True
             except OSError:
                 ok = False
             self.samples.append((began, ok))
             self._stop.wait(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
 
-    def outages(self) -> list[float]:
-        """Each outage: from its first failed probe to the next successful one."""
+    def windows(self) -> list[tuple[float, float]]:
+        """Each outage as (start, end): from its first failed probe to the next successful one
+        (monotonic clock)."""
         out, start = [], None
         for at, ok in self.samples:
             if not ok and start is None:
                 start = at
             elif ok and start is not None:
-                out.append(at - start)
+                out.append((start, at))
                 start = None
         if start is not None:
-            out.append(self.samples[-1][0] - start)
+            out.append((start, self.samples[-1][0]))
         return out
+
+    def outages(self) -> list[float]:
+        """Each outage's length, seconds."""
+        return [end - start for start, end in self.windows()]
 
 
 @dataclass
@@ -110,11 +121,12 @@ class Run:
         return sum(self.outages)
 
 
-def settle(stack: Stack, names: list[str]) -> None:
-    deadline = time.monotonic() + 30
+def settle(stack: Stack, names: list[str], hosts: tuple[str, ...] = LOCAL) -> None:
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if served_serial(stack.https_port, names[0]) == disk_serial(stack.le_dir, names[0]):
+            current = disk_serial(stack.le_dir, names[0])
+            if all(served_serial(stack.https_port, names[0], h) == current for h in hosts):
                 return
         except OSError:
             pass
@@ -123,15 +135,29 @@ def settle(stack: Stack, names: list[str]) -> None:
 
 
 def measure(stack: Stack, names: list[str], renew: callable) -> Run:  # type: ignore[valid-type]
-    settle(stack, names)
+    return measure_on(stack, names, renew)[0]
+
+
+def measure_on(
+    stack: Stack,
+    names: list[str],
+    renew: callable,  # type: ignore[valid-type]
+    hosts: tuple[str, ...] = LOCAL,
+) -> list[Run]:
+    """One renewal as the app's port on each of `hosts` sees it: a Run per host."""
+    settle(stack, names, hosts)
     old = disk_serial(stack.le_dir, names[0])
-    with Probe(stack.https_port, names[0]) as probe:
+    with contextlib.ExitStack() as probing:
+        probes = [probing.enter_context(Probe(stack.https_port, names[0], host)) for host in hosts]
         time.sleep(0.3)
         renew()
-        settle(stack, names)
+        settle(stack, names, hosts)
         time.sleep(0.3)
     new = disk_serial(stack.le_dir, names[0])
-    return Run(probe.outages(), new != old and served_serial(stack.https_port, names[0]) == new)
+    return [
+        Run(p.outages(), new != old and served_serial(stack.https_port, names[0], p.host) == new)
+        for p in probes
+    ]
 
 
 def sidecar_renew(stack: Stack, **env: str) -> None:
@@ -244,6 +270,32 @@ def swarm_scenario(client: docker.DockerClient, runs: int) -> list[Run]:
                 measure(stack, [stack.domain], lambda: swarm_renew(stack, "--force", **secret))
                 for _ in range(runs)
             ]
+        finally:
+            stack.cleanup()
+
+
+def three_node_scenario(client: docker.DockerClient, runs: int) -> dict[str, list[Run]]:
+    """S3: S on a three-node swarm of engines in containers (tests/e2e/multinode.py), the app a
+    replicated service with one task on each node; the outage as each node's port 443 sees it."""
+    secret = {"CERT_DELIVERY": "secret"}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        multi_node_swarm(client, Path(tmp)) as bed,
+    ):
+        stack = MultiNodeStack(client, Path(tempfile.mkdtemp(dir=bed.shared)), bed=bed)
+        try:
+            stack.start_pebble()
+            app = stack.app_service(replicas=3, placement=SPREAD, secrets=[])
+            stack.wait_running(app, 3)
+            swarm_renew(stack, **secret)
+            hosts = tuple(n.ip for n in bed.nodes)
+            measured = [
+                measure_on(
+                    stack, [stack.domain], lambda: swarm_renew(stack, "--force", **secret), hosts
+                )
+                for _ in range(runs)
+            ]
+            return {n.name: [per_node[i] for per_node in measured] for i, n in enumerate(bed.nodes)}
         finally:
             stack.cleanup()
 
@@ -410,6 +462,7 @@ WHAT = {
     "E": "DNS-01, wildcard, reload by SIGHUP",
     "E'": "DNS-01, wildcard, one restart",
     "S": "Swarm: one-replica service, secrets",
+    "S3": "Swarm on three nodes: one task per node, secrets",
 }
 
 
@@ -425,7 +478,11 @@ def engine_scenario(client: docker.DockerClient, runs: int) -> None:
 
 
 def outage_scenario(client: docker.DockerClient, label: str, runs: int) -> float:
-    """Run and report one outage scenario; its median total outage."""
+    """Run and report one outage scenario; its median total outage (S3: each node's, the
+    largest returned)."""
+    if label == "S3":
+        per_node = three_node_scenario(client, runs)
+        return max(report(f"{label} {n}", WHAT[label], r) for n, r in per_node.items())
     if label == "S":
         measured = swarm_scenario(client, runs)
     else:
@@ -461,6 +518,7 @@ def main() -> int:
         outage_scenario(client, label, args.runs)
     idle_scenario(client, args.runs)
     outage_scenario(client, "S", args.runs)
+    outage_scenario(client, "S3", args.runs)
     engine_scenario(client, args.runs)
     crowded_scenario(client, args.runs)
     base = base_image()

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker
 import pytest
 
 from tests.e2e.harness import SESSION, SESSION_LABEL, Stack, build_images
+from tests.e2e.multinode import Bed, MultiNodeStack, multi_node_swarm
 from tests.e2e.swarm import Swarm, SwarmStack, single_node_swarm
 from tests.receiver import Receiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 
@@ -55,5 +57,21 @@ def swarm(client: docker.DockerClient) -> Iterator[Swarm]:
 @pytest.fixture
 def swarm_stack(client: docker.DockerClient, swarm: Swarm, tmp_path: Path) -> Iterator[SwarmStack]:
     world = SwarmStack(client, tmp_path, swarm=swarm)
+    yield world
+    world.cleanup()
+
+
+@pytest.fixture(scope="session")
+def nodes(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    """A three-node swarm of engines in containers (multinode.py): made once, for every test
+    asking for it, and removed at the end."""
+    with multi_node_swarm(client, tmp_path_factory.mktemp("multinode")) as bed:
+        yield bed
+
+
+@pytest.fixture
+def node_stack(client: docker.DockerClient, nodes: Bed) -> Iterator[MultiNodeStack]:
+    """A world on the three-node swarm; its tree in the directory every node mounts."""
+    world = MultiNodeStack(client, Path(tempfile.mkdtemp(dir=nodes.shared)), bed=nodes)
     yield world
     world.cleanup()

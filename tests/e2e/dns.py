@@ -55,11 +55,12 @@ class DnsBed:
     zones: tuple[str, ...]
     port: int
     out_dir: Path  # on the host; mounted at OUT_MOUNT in every sidecar container of the stack
+    host: str = "127.0.0.1"  # where named listens (Stack.place)
 
     @property
     def address(self) -> str:
-        """`127.0.0.1:PORT`, for Pebble's -dnsserver (`Stack.start_pebble(dns_server=...)`)."""
-        return f"127.0.0.1:{self.port}"
+        """`HOST:PORT`, for Pebble's -dnsserver (`Stack.start_pebble(dns_server=...)`)."""
+        return f"{self.host}:{self.port}"
 
     @property
     def credentials(self) -> str:
@@ -101,7 +102,7 @@ class DnsBed:
 
     def txt(self, name: str) -> list[str]:
         """The TXT strings bind serves for `name` now (e.g. `_acme-challenge.example.test`)."""
-        dig = f"dig +short +time=2 +tries=1 -p {self.port} @127.0.0.1 TXT".split()
+        dig = f"dig +short +time=2 +tries=1 -p {self.port} @{self.host} TXT".split()
         code, out = self.container.exec_run([*dig, name])
         assert code == 0, out
         return re.findall(r'"([^"]*)"', out.decode())
@@ -122,21 +123,23 @@ def start_dns(
     port: int | None = None,
     **env: str,
 ) -> DnsBed:
-    """Start the DNS bed for `stack` (host network, loopback, labelled and removed with the stack);
-    mount its output directory into every sidecar container of the stack at OUT_MOUNT."""
+    """Start the DNS bed for `stack` (where `stack.place` says: loopback of the host network, or
+    a multi-node bed's network; labelled and removed with the stack); mount its output directory
+    into every sidecar container of the stack at OUT_MOUNT."""
     port = port or free_dns_port()
     out_dir = stack.tmp / "dns-out"
     out_dir.mkdir(parents=True, exist_ok=True)
+    host, where = stack.place("dns")
     container = stack._run(
         DNS_IMAGE,
         "dns",
-        network_mode="host",
-        environment={"DNS_ZONE": " ".join(zones), "DNS_LISTEN": f"127.0.0.1:{port}", **env},
+        environment={"DNS_ZONE": " ".join(zones), "DNS_LISTEN": f"{host}:{port}", **env},
         volumes={str(out_dir): {"bind": OUT_MOUNT, "mode": "rw"}},
+        **where,
     )
     wait_for("the DNS bed to answer", lambda: _healthy(container), timeout=60)
     stack.sidecar_volumes[str(out_dir)] = {"bind": OUT_MOUNT, "mode": "ro"}
-    return DnsBed(container, zones, port, out_dir)
+    return DnsBed(container, zones, port, out_dir, host)
 
 
 def run_certbot(stack: Stack, *args: str, timeout: float = 300) -> tuple[int, str, float]:

@@ -49,10 +49,11 @@ SWARM_NO_SECRET_CREATE = _swarm_allowed(rb"services/[\w.-]+/update")
 
 
 class _Server:
-    """A TCP listener on 127.0.0.1 handling each connection in a thread until `close()`."""
+    """A TCP listener (on 127.0.0.1 unless `host` says) handling each connection in a thread
+    until `close()`."""
 
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port))
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_server((host, port))
         self.port: int = self.sock.getsockname()[1]
         self.conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -111,11 +112,42 @@ class Relay(_Server):
                 while conn.recv(4096):
                     pass
                 return
-            with socket.create_connection(("127.0.0.1", self.target), timeout=30) as upstream:
-                back = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
-                back.start()
-                _pipe(conn, upstream)
-                back.join(timeout=30)
+            _relay(conn, ("127.0.0.1", self.target), timeout=30)
+
+
+class Gate(_Server):
+    """A TCP proxy to `target` that holds every connection until `open()`: the CA's validation
+    waits while the app is down for the challenge, for as long as a test needs (a node lost,
+    say), and then goes through."""
+
+    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1") -> None:
+        self.target = target
+        self.opened = threading.Event()
+        self.waiting = threading.Event()  # a connection is held
+        super().__init__(0, host)
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def hold(self) -> None:
+        """Hold the next connections again (those already let through go on)."""
+        self.opened.clear()
+        self.waiting.clear()
+
+    def handle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            self.waiting.set()
+            self.opened.wait()
+            _relay(conn, self.target, timeout=10)
+
+
+def _relay(conn: socket.socket, target: tuple[str, int], timeout: float) -> None:
+    """Both ways between `conn` and a new connection to `target`, until either side ends."""
+    with socket.create_connection(target, timeout=timeout) as upstream:
+        back = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
+        back.start()
+        _pipe(conn, upstream)
+        back.join(timeout=30)
 
 
 class DockerProxy(_Server):

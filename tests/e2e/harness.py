@@ -97,13 +97,13 @@ def wait_for(what: str, check: object, timeout: float = 60.0, every: float = 0.2
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def served_serial(port: int, name: str) -> int:
-    """The serial of the certificate the app presents for SNI `name` on 127.0.0.1:port."""
+def served_serial(port: int, name: str, host: str = "127.0.0.1") -> int:
+    """The serial of the certificate the app presents for SNI `name` on host:port."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
+        socket.create_connection((host, port), timeout=3) as raw,
         ctx.wrap_socket(raw, server_hostname=name) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
@@ -179,6 +179,12 @@ class Stack:
         self.containers.append(container)
         return container
 
+    def place(self, name: str) -> tuple[str, dict[str, Any]]:
+        """Where a helper container (Pebble, the DNS bed) listens, and the run options that put
+        it there: loopback of the host network (a multi-node bed puts each on its network)."""
+        del name
+        return "127.0.0.1", {"network_mode": "host"}
+
     def start_pebble(
         self,
         validity: int = 7776000,
@@ -193,11 +199,12 @@ class Stack:
         if dns_server:
             extra = {"PEBBLE_DNS_SERVER": dns_server, **extra}
         p = self.ports
+        host, where = self.place("pebble")
         env = {
-            "PEBBLE_LISTEN": f"127.0.0.1:{p[0]}",
-            "PEBBLE_MANAGEMENT": f"127.0.0.1:{p[1]}",
-            "PEBBLE_DNS": f"127.0.0.1:{p[2]}",
-            "PEBBLE_CHALLTEST_MANAGEMENT": f"127.0.0.1:{p[3]}",
+            "PEBBLE_LISTEN": f"{host}:{p[0]}",
+            "PEBBLE_MANAGEMENT": f"{host}:{p[1]}",
+            "PEBBLE_DNS": f"{host}:{p[2]}",
+            "PEBBLE_CHALLTEST_MANAGEMENT": f"{host}:{p[3]}",
             "PEBBLE_HTTP_PORT": str(http_port or self.http_port),
             "PEBBLE_VALIDITY_SECONDS": str(validity),
             **extra,
@@ -205,9 +212,9 @@ class Stack:
         pebble = self._run(
             PEBBLE_IMAGE,
             "pebble",
-            network_mode="host",
             environment=env,
             volumes={str(self.ca_dir): {"bind": "/pebble-ca", "mode": "rw"}},
+            **where,
             **self.pebble_options,
         )
         wait_for("Pebble to answer", lambda: self._pebble_ready(pebble), timeout=60)

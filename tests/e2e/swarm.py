@@ -55,6 +55,7 @@ PART_LABEL = "certbot-sidecar.part"
 SERIAL_LABEL = "certbot-sidecar.serial"
 STACK_FILE = ROOT / "config" / "stack.yaml"
 STACK_LABEL = "com.docker.stack.namespace"
+RECORD = ("sidecar", "stopped.json")  # the sidecar's record of what it stopped, in the tree
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,10 @@ def remove_labelled(api: docker.APIClient, label: str) -> None:
             api.remove_secret(secret["ID"])
 
 
-def remove_stack(api: docker.APIClient, stack: str) -> None:
-    """`docker stack rm`, then the stack's volumes once its containers are gone."""
-    subprocess.run(["docker", "stack", "rm", stack], check=False, capture_output=True)
+def remove_stack(api: docker.APIClient, stack: str, cli: tuple[str, ...] = ("docker",)) -> None:
+    """`docker stack rm` (through `cli`: the docker CLI of that engine), then the stack's volumes
+    once its containers are gone."""
+    subprocess.run([*cli, "stack", "rm", stack], check=False, capture_output=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and api.containers(
         all=True, filters={"label": f"{STACK_LABEL}={stack}"}
@@ -208,6 +210,11 @@ class SwarmStack(Stack):
     def labels(self, **extra: str) -> dict[str, str]:
         return {E2E_LABEL: self.uid, SESSION_LABEL: SESSION, **extra}
 
+    @property
+    def cli(self) -> tuple[str, ...]:
+        """The docker CLI of the engine that manages the swarm."""
+        return ("docker",)
+
     def image_id(self, tag: str) -> str:
         return self.api.inspect_image(tag)["Id"]  # type: ignore[no-any-return]
 
@@ -230,6 +237,7 @@ class SwarmStack(Stack):
         publish_http: bool = True,
         ports: dict[int, int] | None = None,
         name: str = "app",
+        placement: types.Placement | None = None,
     ) -> str:
         """The demo app as a service, ports published in host mode (0.0.0.0:PORT on the node).
 
@@ -261,7 +269,7 @@ class SwarmStack(Stack):
                 ports[self.http_port] = 80
         return self._service(
             name,
-            types.TaskTemplate(container_spec=container),
+            types.TaskTemplate(container_spec=container, placement=placement),
             labels={"certbot-sidecar.test": self.uid},  # a service label: the future selector
             mode=types.ServiceMode(mode, replicas=replicas if mode == "replicated" else None),
             endpoint_spec=types.EndpointSpec(
@@ -270,15 +278,24 @@ class SwarmStack(Stack):
         )
 
     def sidecar_service(
-        self, *command: str, restart: str = "any", socket: bool = True, **env: str
+        self,
+        *command: str,
+        restart: str = "any",
+        socket: bool = True,
+        node: str = "node.role == manager",
+        **env: str,
     ) -> str:
-        """The sidecar as a one-replica service on a manager: host network, volume, socket
-        (without it: DOCKER_HOST, e.g. a socket proxy)."""
+        """The sidecar as a one-replica service on a manager (`node`: its placement constraint):
+        host network, volume, socket (without it: DOCKER_HOST, e.g. a socket proxy)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
         self.forget_authorizations()
         mounts = [
             types.Mount("/etc/letsencrypt", str(self.le_dir), type="bind"),
             types.Mount("/pebble-ca", str(self.ca_dir), type="bind", read_only=True),
+            *(
+                types.Mount(m["bind"], source, type="bind", read_only=m.get("mode") == "ro")
+                for source, m in self.sidecar_volumes.items()
+            ),
         ]
         if socket:
             mounts.append(types.Mount(SOCKET, SOCKET, type="bind"))
@@ -293,7 +310,7 @@ class SwarmStack(Stack):
         template = types.TaskTemplate(
             container_spec=container,
             restart_policy=types.RestartPolicy(condition=restart),
-            placement=types.Placement(constraints=["node.role == manager"]),
+            placement=types.Placement(constraints=[node]),
             networks=[{"Target": "host"}],
         )
         return self._service(f"sidecar-{len(self.services)}", template)
@@ -303,12 +320,16 @@ class SwarmStack(Stack):
     ) -> tuple[int, str]:
         """Run one sidecar command as a swarm task (restart: none); its exit code and logs."""
         sid = self.sidecar_service(*command, restart="none", socket=socket, **env)
+        return self.outcome(sid, timeout)
+
+    def outcome(self, service: str, timeout: float = 300) -> tuple[int, str]:
+        """The exit code and logs of a one-shot service's task, once it has ended."""
         done: list[dict[str, Any]] = []
 
         def finished() -> bool:
             done[:] = [
                 t
-                for t in self.api.tasks(filters={"service": sid})
+                for t in self.api.tasks(filters={"service": service})
                 if t["Status"]["State"] in TERMINAL_STATES
             ]
             return bool(done)
@@ -317,7 +338,7 @@ class SwarmStack(Stack):
         status = done[0]["Status"]
         code = status.get("ContainerStatus", {}).get("ExitCode", -1)
         err = f"\n[task: {status.get('Err')}]" if status.get("Err") else ""
-        return int(code), self.logs(sid) + err
+        return int(code), self.logs(service) + err
 
     def logs(self, service: str) -> str:
         """Everything the service's tasks wrote (the sidecar logs to stderr), oldest task first.
@@ -346,8 +367,9 @@ class SwarmStack(Stack):
         images; the stack's name. Removed by `cleanup()` (services, then volumes)."""
         stack = f"{name}{self.uid}"
         self.stacks.append(stack)
+        deploy = ["stack", "deploy", "--resolve-image", "never", "-c", str(STACK_FILE), stack]
         subprocess.run(
-            ["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(STACK_FILE), stack],
+            [*self.cli, *deploy],
             check=True,
             capture_output=True,
             env={**os.environ, "IMAGE_TAG": TAG, **env},
@@ -392,13 +414,46 @@ class SwarmStack(Stack):
 
     def cleanup(self) -> None:
         for stack in self.stacks:
-            remove_stack(self.api, stack)
+            remove_stack(self.api, stack, self.cli)
         remove_labelled(self.api, f"{E2E_LABEL}={self.uid}")
         for secret in self.api.secrets(filters={"label": LINEAGE_LABEL}):  # the sidecar's
             if self.uid in secret["Spec"]["Labels"][LINEAGE_LABEL]:  # every lineage of the test
                 with contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_secret(secret["ID"])
         super().cleanup()
+
+
+def renew(stack: SwarmStack, *flags: str, socket: bool = True, **env: str) -> str:
+    """`sidecar renew` as a one-shot swarm task on a manager; its logs (it must succeed)."""
+    code, logs = stack.sidecar_service_once("renew", *flags, socket=socket, **env)
+    assert code == 0, logs
+    return logs
+
+
+def referenced(stack: SwarmStack, service: str) -> dict[str, str]:
+    """The service's secrets: file name -> secret id."""
+    spec = stack.api.inspect_service(service)["Spec"]["TaskTemplate"]["ContainerSpec"]
+    return {r["File"]["Name"]: r["SecretID"] for r in spec.get("Secrets") or []}
+
+
+def replicas(stack: SwarmStack, service: str) -> int:
+    """A replicated service's count in its spec."""
+    return int(stack.api.inspect_service(service)["Spec"]["Mode"]["Replicated"]["Replicas"])
+
+
+def recorded(stack: SwarmStack) -> bool:
+    """The sidecar's record of what it stopped is on the volume."""
+    return stack.le_dir.joinpath(*RECORD).exists()
+
+
+def recorded_at_zero(stack: SwarmStack, service: str) -> bool:
+    """The sidecar scaled it to 0 for the challenge (its record on the volume) and no task runs."""
+    return recorded(stack) and replicas(stack, service) == 0 and not live_tasks(stack.api, service)
+
+
+def versions(stack: SwarmStack) -> dict[str, dict[str, str]]:
+    """The sidecar's secrets of the lineage: id -> labels."""
+    return {s["ID"]: s["Spec"]["Labels"] for s in stack.lineage_secrets()}
 
 
 def _bump_force_update(spec: dict[str, Any]) -> None:

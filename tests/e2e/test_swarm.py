@@ -17,21 +17,23 @@ from cryptography.x509.oid import NameOID
 from tests.bench.downtime import Probe
 from tests.e2e.faults import SWARM_ALLOWED, SWARM_NO_SECRET_CREATE, BlackHole, DockerProxy
 from tests.e2e.harness import disk_serial, served_serial, wait_for
-from tests.e2e.swarm import PART_LABEL, SERIAL_LABEL, live_tasks, running_tasks
+from tests.e2e.swarm import (
+    PART_LABEL,
+    SERIAL_LABEL,
+    recorded,
+    recorded_at_zero,
+    referenced,
+    renew,
+    replicas,
+    running_tasks,
+    versions,
+)
 
 if TYPE_CHECKING:
     from tests.e2e.swarm import SwarmStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 SECRET = {"CERT_DELIVERY": "secret"}
-RECORD = ("sidecar", "stopped.json")
-
-
-def renew(stack: SwarmStack, *flags: str, socket: bool = True, **env: str) -> str:
-    """`sidecar renew` as a one-shot swarm task on the manager; its logs."""
-    code, logs = stack.sidecar_service_once("renew", *flags, socket=socket, **env)
-    assert code == 0, logs
-    return logs
 
 
 def serves(stack: SwarmStack, serial: int) -> bool:
@@ -41,33 +43,12 @@ def serves(stack: SwarmStack, serial: int) -> bool:
         return False
 
 
-def replicas(stack: SwarmStack, service: str) -> int:
-    return int(stack.api.inspect_service(service)["Spec"]["Mode"]["Replicated"]["Replicas"])
-
-
-def referenced(stack: SwarmStack, service: str) -> dict[str, str]:
-    """The service's secrets: file name -> secret id."""
-    spec = stack.api.inspect_service(service)["Spec"]["TaskTemplate"]["ContainerSpec"]
-    return {r["File"]["Name"]: r["SecretID"] for r in spec.get("Secrets") or []}
-
-
-def versions(stack: SwarmStack) -> dict[str, dict[str, str]]:
-    """The sidecar's secrets of the lineage: id -> labels."""
-    return {s["ID"]: s["Spec"]["Labels"] for s in stack.lineage_secrets()}
-
-
 def in_task(stack: SwarmStack, service: str, path: str) -> bytes:
     """A file as the service's running task sees it."""
     task = running_tasks(stack.api, service)[0]
     container = task["Status"]["ContainerStatus"]["ContainerID"]
     exec_id = stack.api.exec_create(container, ["cat", path])
     return stack.api.exec_start(exec_id)  # type: ignore[no-any-return]
-
-
-def recorded_at_zero(stack: SwarmStack, service: str) -> bool:
-    """The sidecar scaled it to 0 for the challenge (its record on the volume) and no task runs."""
-    record = stack.le_dir.joinpath(*RECORD)
-    return record.exists() and replicas(stack, service) == 0 and not live_tasks(stack.api, service)
 
 
 def test_stack_deploy_issues_the_certificate_and_the_app_task_serves_it_from_its_secrets(
@@ -200,7 +181,7 @@ def test_sidecar_killed_while_the_service_is_at_zero_scales_it_back_when_it_runs
 
         wait_for("2 tasks running again", lambda: len(running_tasks(stack.api, app)) == 2, 120)
     assert replicas(stack, app) == 2
-    wait_for("the record cleared", lambda: not stack.le_dir.joinpath(*RECORD).exists())
+    wait_for("the record cleared", lambda: not recorded(stack))
     wait_for("the warning", lambda: "left them stopped" in stack.logs(sidecar), timeout=30)
     assert len(stack.api.tasks(filters={"service": sidecar})) >= 2, "swarm ran a new task"
 
@@ -226,7 +207,7 @@ def test_a_service_scaled_by_hand_while_recorded_as_stopped_is_left_as_it_is(
             lambda: "scaled to 2 by someone else; left as it is" in stack.logs(sidecar),
             timeout=120,
         )
-    wait_for("the record cleared", lambda: not stack.le_dir.joinpath(*RECORD).exists())
+    wait_for("the record cleared", lambda: not recorded(stack))
     assert replicas(stack, app) == 2
     assert len(running_tasks(stack.api, app)) == 2
 
@@ -285,7 +266,7 @@ def test_a_proxy_refusing_to_create_secrets_never_leaves_the_service_down(
     assert "scaled back without the current certificates' secrets" in logs
     assert replicas(stack, app) == 2
     stack.wait_running(app, 2)
-    assert not stack.le_dir.joinpath(*RECORD).exists()
+    assert not recorded(stack)
     assert referenced(stack, app) == {}
     assert proxy.denied
     assert all(b"POST /v" in line and b"/secrets/create " in line for line in proxy.denied)

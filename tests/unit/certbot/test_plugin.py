@@ -15,6 +15,7 @@ from josepy.jwk import JWKRSA
 
 from sidecar.certbot import inside, plugin
 from sidecar.certbot.argv import EXPECTED_ENV
+from sidecar.errors import DockerError
 from tests.unit.helpers import noting
 
 if TYPE_CHECKING:
@@ -111,6 +112,21 @@ def test_without_an_expected_count_every_saved_certificate_starts_the_app(calls,
     inside.this_run.cache_clear()
     plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar").restart()
     assert calls == ["start"]
+
+
+def test_a_failed_start_after_the_saved_certificate_is_no_failed_renewal(monkeypatch):
+    """The swarm's leader away when the certificate is saved: the start's error is logged, not
+    raised into certbot (which would report the saved renewal as failed); the post-hook and the
+    sidecar start the app."""
+
+    def start(_context: object) -> list[str]:
+        raise DockerError("inspect service app failed: rpc error: context deadline exceeded")
+
+    monkeypatch.delenv(EXPECTED_ENV, raising=False)
+    inside.this_run.cache_clear()
+    monkeypatch.setattr(inside, "start_app", start)
+    monkeypatch.setattr(plugin.Authenticator, "context", lambda _self: None)
+    plugin.Authenticator(argparse.Namespace(http01_port=80), "sidecar").restart()
 
 
 def test_certbots_fixed_one_second_poll_waits_are_shortened(monkeypatch):

@@ -70,6 +70,34 @@ def test_summary_without_errors_quotes_the_last_two_telling_lines():
     assert result.summary() == "Domain: a.example | Detail: 192.0.2.1: Connection refused"
 
 
+def test_summary_of_failed_challenges_gives_the_cas_reason():
+    """ "Some challenges have failed" says no more: the CA's detail (the address it dialled)
+    follows it; the post-hook's output header is no error of its own."""
+    detail = (
+        'Detail: Get "http://a.example:80/.well-known/acme-challenge/x": '
+        "dial tcp 172.31.0.12:80: connect: connection refused"
+    )
+    result = CertbotResult(
+        1,
+        timed_out=False,
+        tail=(
+            "Certbot failed to authenticate some domains (authenticator: sidecar).",
+            "  Identifier: a.example",
+            "  Type:   connection",
+            f"  {detail}",
+            "Hint: The Certificate Authority failed to download the challenge files.",
+            "Failed to renew certificate a.example with error: Some challenges have failed.",
+            "All simulated renewals failed. The following certificates could not be renewed:",
+            "  /etc/letsencrypt/live/a.example/fullchain.pem (failure)",
+            "Hook 'post-hook' ran with error output:",
+            "1 renew failure(s), 0 parse failure(s)",
+        ),
+    )
+    assert result.summary() == (
+        f"Failed to renew certificate a.example with error: Some challenges have failed. | {detail}"
+    )
+
+
 def test_summary_does_not_repeat_a_line():
     """The same error printed twice is quoted once."""
     line = "Error: port 80 is still in use"

@@ -17,7 +17,15 @@ from sidecar.cycle.dryrun import (
 )
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.run import served_now
-from tests.unit.helpers import T0, container, dns_settings, install_cert, make_pem, make_settings
+from tests.unit.helpers import (
+    T0,
+    container,
+    dns_settings,
+    install_cert,
+    make_pem,
+    make_settings,
+    service,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -137,6 +145,22 @@ def test_only_some_targets_stopped_fails_the_stop_step():
     db = container("db", started_at=T0 - 100 * SEC)
     got = steps([db, WEB], {WEB.id: after_stop_start(WEB), db.id: db}, GOOD)
     assert got["stop"] == (FAILED, "stopped web, not db")
+
+
+def test_a_global_service_kept_running_is_no_failed_stop():
+    """A global service cannot be scaled to 0: it runs on through the challenge, and the stop
+    step says so beside the service it did stop."""
+    app = service("app", replicas=3, started_at=T0 - 100 * SEC)
+    web = service("web", replicas=None, started_at=T0 - 100 * SEC)
+    stopped = dataclasses.replace(app, finished_at=T0 + SEC)
+    got = steps([app, web], {app.id: stopped, web.id: web}, REFUSED)
+    assert got["stop"] == (
+        OK,
+        "stopped app for the challenge; web kept running (a global service cannot be scaled to 0)",
+    )
+    alone = steps([web], {web.id: web}, GOOD)
+    assert alone["stop"][0] == SKIPPED
+    assert "web kept running" in alone["stop"][1]
 
 
 def test_no_running_target_skips_stop_and_start():

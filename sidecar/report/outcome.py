@@ -51,6 +51,16 @@ def summarize(checks: Sequence[Check], now: datetime) -> dict[str, Served]:
     return out
 
 
+def _served(
+    before: Journal, result: CycleResult, *, verify: bool, now: datetime
+) -> dict[str, Served]:
+    """What the app served: this cycle's checks; the last ones when this cycle made none (it
+    failed before it could probe), so a known mismatch is not forgotten; none without VERIFY."""
+    if not verify:
+        return {}
+    return summarize(result.checks, now) if result.checks else dict(before.served)
+
+
 def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetime) -> Journal:
     """Pure: the journal after a cycle with `result` (the alert memory is set by the caller)."""
     renewals = dict(before.renewals)
@@ -79,7 +89,7 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
         renewals=renewals,
         downtime=result.downtime if result.downtime is not None else before.downtime,
         downtime_at=now if result.downtime is not None else before.downtime_at,
-        served=summarize(result.checks, now) if verify else {},
+        served=_served(before, result, verify=verify, now=now),
         restarted_for=(
             before.restarted_for if result.restarted_for is None else result.restarted_for
         ),

@@ -155,3 +155,13 @@ def test_status_rows_are_unchanged_without_verify(tmp_path: Path):
     config = make_settings(tmp_path / "le")
     row = Row("example.com", (), None, None, None, "ok")
     assert with_served(served_now(config.cycle), [row]) == [row]
+
+
+def test_a_cycle_that_could_not_probe_keeps_the_last_served_result():
+    """VERIFY on, but the cycle failed before it probed (no checks): the last known result
+    stays, so a mismatch is neither forgotten by health nor dropped from the metrics."""
+    mismatch = {"a.example": Served(match=False, checked_at=T0, detail="serves serial 1")}
+    before = Journal(served=mismatch)
+    failed = CycleResult((), (Problem("error", None, "ACME server unreachable"),), 1.0)
+    assert outcome.recorded(before, failed, verify=True, now=T0).served == mismatch
+    assert outcome.recorded(before, failed, verify=False, now=T0).served == {}

@@ -35,12 +35,15 @@ def issued(stack: Stack, **env: str) -> int:
 
 def numbered(le_dir: Path) -> list[str]:
     """Every numbered copy of a lineage (`NAME-0001`) in renewal/, live/ or archive/."""
+    suffix = re.compile(r"-\d{4}$")  # not a `-0` inside the name (`app-0382abcd.example.com`)
     found = [
-        *le_dir.glob("renewal/*-0*.conf"),
-        *le_dir.glob("live/*-0*"),
-        *le_dir.glob("archive/*-0*"),
+        *le_dir.glob("renewal/*.conf"),
+        *le_dir.glob("live/*"),
+        *le_dir.glob("archive/*"),
     ]
-    return sorted(str(p.relative_to(le_dir)) for p in found)
+    return sorted(
+        str(p.relative_to(le_dir)) for p in found if suffix.search(p.name.removesuffix(".conf"))
+    )
 
 
 def issued_by_pebble(pebble: Container) -> int:

@@ -8,10 +8,14 @@ import functools
 from typing import TYPE_CHECKING
 
 from sidecar import loader, logs, shutdown
-from sidecar.certbot import plugin
+from sidecar.certbot import plugin, replaces
 
 if TYPE_CHECKING:
     from sidecar.certbot.inside import InCertbot
+
+# certbot imports this module in every one of its processes (its plugin discovery loads every
+# entry point), whichever authenticator a lineage has: the one place to patch its renewals.
+replaces.install()
 
 
 class Authenticator(plugin.Authenticator):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from acme import client as acme_client
+from acme import errors as acme_errors
 from acme import messages
 from certbot._internal import renewal
 from cryptography import x509
@@ -96,11 +97,14 @@ def replaces_for(
         return None
 
 
-def refused_for_replaces(error: messages.Error) -> bool:
-    """Whether a new order carrying `replaces` was refused because of it: `alreadyReplaced`, or
-    a CA's way of saying the certificate is replaced already, unknown or another account's
-    (Pebble 2.6: malformed "already has a replacement order", serverInternal "could not find an
-    order for the given certificate", unauthorized "... the certificate being replaced")."""
+def refused_for_replaces(error: messages.Error | acme_errors.ConflictError) -> bool:
+    """Whether a new order carrying `replaces` was refused because of it: a 409 Conflict (RFC
+    9773's answer, `alreadyReplaced`: acme raises ConflictError for every 409, its problem
+    document dropped), `alreadyReplaced` itself, or a CA's way of saying the certificate is
+    unknown or another account's (Pebble 2.6: serverInternal "could not find an order for the
+    given certificate", unauthorized "... the certificate being replaced ...")."""
+    if isinstance(error, acme_errors.ConflictError):
+        return True
     code = (error.typ or "").removeprefix(messages.ERROR_PREFIX)  # `code`: None for new types
     detail = (error.detail or "").lower()
     if code == "alreadyReplaced":
@@ -158,7 +162,7 @@ def _wrap_new_order(original: Callable[..., Any]) -> Callable[..., Any]:
         self._post = functools.partial(_post_replacing, post, pending.cert_id)
         try:
             order = original(self, csr_pem, profile=profile)
-        except messages.Error as error:
+        except (messages.Error, acme_errors.ConflictError) as error:
             if not refused_for_replaces(error):
                 raise
             pending.sent = False
@@ -167,7 +171,7 @@ def _wrap_new_order(original: Callable[..., Any]) -> Callable[..., Any]:
                 "more without `replaces`",
                 pending.lineage,
                 pending.cert_id,
-                error,
+                str(error) or "409 Conflict",
             )
         else:
             logger.info(

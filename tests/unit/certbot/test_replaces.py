@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from acme import client as acme_client
 from acme import crypto_util, messages
+from acme import errors as acme_errors
 from certbot._internal import main, renewal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -116,6 +117,13 @@ def test_acme_new_order_still_takes_a_csr_and_a_profile_and_posts_a_new_order():
     assert "self._post(self.directory['newOrder'], order)" in source
 
 
+def test_acme_still_raises_a_conflict_error_for_every_409():
+    """RFC 9773's refusal of a second replacement is a 409, which acme raises as ConflictError
+    (without its problem document): the wrapper takes that error as the refusal."""
+    source = inspect.getsource(acme_client.ClientNetwork._check_response)
+    assert "if response.status_code == 409:\n            raise errors.ConflictError(" in source
+
+
 def test_acme_new_order_has_no_replaces_field_of_its_own():
     """acme's NewOrder fields are the ones ReplacingOrder copies, and `replaces` is not one."""
     fields = set(messages.NewOrder._fields)
@@ -140,7 +148,7 @@ def test_certbot_still_renews_a_lineage_through_renewal_renew_cert():
 class FakeNet:
     """acme's network: answers new orders (or refuses the first `refuse` ones)."""
 
-    def __init__(self, refuse: list[messages.Error]) -> None:
+    def __init__(self, refuse: list[Exception]) -> None:
         self.refuse = refuse
         self.posted: list[dict[str, Any]] = []
 
@@ -174,9 +182,15 @@ def test_a_renewal_order_carries_replaces_and_a_first_one_does_not():
     assert "replaces" not in net.posted[1]
 
 
-def test_an_order_refused_because_of_replaces_is_sent_once_more_without_it():
-    """alreadyReplaced: one more order without `replaces`, logged, and that one is used."""
-    net = FakeNet([refusal("alreadyReplaced")])
+@pytest.mark.parametrize(
+    "refused",
+    [refusal("alreadyReplaced"), acme_errors.ConflictError("UNKNOWN-LOCATION")],
+    ids=["alreadyReplaced", "409"],
+)
+def test_an_order_refused_because_of_replaces_is_sent_once_more_without_it(refused):
+    """alreadyReplaced (acme raises a 409 as ConflictError, its type dropped): one more order
+    without `replaces`, logged, and that one is used."""
+    net = FakeNet([refused])
     pending = replaces.Pending(RFC_ID, "a.example")
     with logged() as lines:
         result = order(net, pending)

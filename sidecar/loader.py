@@ -43,7 +43,7 @@ from sidecar.scheduler import Schedule
 from sidecar.targets.control import control_for
 from sidecar.targets.spec import TargetsSpec
 from sidecar.volume.access import Policy
-from sidecar.volume.ca import SERVER_ALIASES, AcmeCA
+from sidecar.volume.ca import SERVER_ALIASES, AcmeCA, is_letsencrypt
 from sidecar.volume.files import others_may_read
 from sidecar.volume.found import TreeSpec
 from sidecar.volume.paths import Paths
@@ -253,10 +253,25 @@ def _cross_checks(raw: Settings, plugins: frozenset[str]) -> None:
             f"DOMAINS: {wild[0]!r} is a wildcard: only CHALLENGE=dns (DNS-01) can obtain it, "
             f"HTTP-01 (CHALLENGE={raw.challenge}) cannot"
         )
+    _ip_checks(raw)
     _dns_checks(raw, plugins)
     if raw.metrics_port is not None and raw.metrics_port == raw.http01_port:
         raise ValueError("METRICS_PORT: must differ from HTTP01_PORT (the challenge port)")
     _app_checks(raw)
+
+
+def _ip_checks(raw: Settings) -> None:
+    """IP addresses: validated by HTTP-01 only, and at Let's Encrypt in `shortlived` only."""
+    ips = [ip for spec in raw.domains for ip in spec.ip_addresses]
+    at_le = is_letsencrypt(raw.acme_server)
+    shortlived = (raw.acme_profile or "").strip().lower() == "shortlived"
+    if ips and (raw.challenge == "dns" or (at_le and not shortlived)):
+        raise ValueError(
+            f"DOMAINS: {ips[0]!r} is an IP address: the CA validates it by HTTP-01 only "
+            f"(CHALLENGE=standalone or webroot, not dns), and Let's Encrypt issues it only with "
+            f"ACME_PROFILE=shortlived (CHALLENGE={raw.challenge}, "
+            f"ACME_PROFILE={raw.acme_profile or 'unset'})"
+        )
 
 
 def _dns_checks(raw: Settings, plugins: frozenset[str]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sidecar.volume.ca import choose_ca
 from sidecar.volume.confs import INSTALLER, POST_HOOK
+from sidecar.volume.specs import is_ip
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -119,7 +120,7 @@ class Run:
         """The command line (without the program)."""
         if self.spec is not None:
             head = ["certonly", "--cert-name", self.spec.name, *self.flags.key.args()]
-            head += [arg for domain in self.spec.domains for arg in ("-d", domain)]
+            head += [arg for name in self.spec.domains for arg in (_name_flag(name), name)]
             head += ["--keep-until-expiring", "--expand"]
         else:
             head = ["renew", "--no-random-sleep-on-renew"]
@@ -129,6 +130,11 @@ class Run:
         tail += ["--cert-name", self.lineage] if self.lineage else []
         tail += ["--account", self.account] if self.account else []
         return [*head, *common, *tail]
+
+
+def _name_flag(name: str) -> str:
+    """certbot's flag for one name: `--ip-address` for an IP address (certbot 5.3+), else -d."""
+    return "--ip-address" if is_ip(name) else "-d"
 
 
 def certonly(flags: Flags, spec: CertSpec, *, dry_run: bool = False) -> Run:

@@ -23,7 +23,7 @@ from sidecar.cycle.problem import Problem
 from sidecar.targets.reload import load_certificate
 from sidecar.volume import lineages
 from sidecar.volume.certs import CertInfo, parse_cert
-from sidecar.volume.specs import WILDCARD
+from sidecar.volume.specs import WILDCARD, is_ip
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -153,7 +153,7 @@ def served_cert(endpoint: Endpoint, name: str, timeout: float = PROBE_TIMEOUT) -
     ctx.verify_mode = ssl.CERT_NONE
     with (
         socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw,
-        ctx.wrap_socket(raw, server_hostname=name) as tls,
+        ctx.wrap_socket(raw, server_hostname=sni(name)) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
     if not der:
@@ -164,6 +164,12 @@ def served_cert(endpoint: Endpoint, name: str, timeout: float = PROBE_TIMEOUT) -
 
 Probe = Callable[[Endpoint, str], CertInfo]
 WILDCARD_LABEL = "certbot-sidecar"  # the name probed for `*.example.com`: any it covers
+
+
+def sni(name: str) -> str | None:
+    """The SNI a probe for `name` sends: none for an IP address (RFC 6066 allows host names
+    only; a server picks an IP certificate by the address it was reached at)."""
+    return None if is_ip(name) else name
 
 
 def probe_name(name: str) -> str:

@@ -17,6 +17,12 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 SERVER_ALIASES = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
 
 
+def is_letsencrypt(directory: str) -> bool:
+    """A directory of Let's Encrypt (production or staging): its rules, e.g. IP addresses in
+    the `shortlived` profile only."""
+    return (urlparse(directory).hostname or "").endswith(".api.letsencrypt.org")
+
+
 @dataclass(frozen=True, slots=True)
 class AcmeCA:
     """One CA: its directory URL, the CA bundle that makes its TLS trusted (a private CA), the

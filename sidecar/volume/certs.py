@@ -37,7 +37,8 @@ def parse_cert(pem: bytes) -> CertInfo:
     cert = x509.load_pem_x509_certificate(pem)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        names = tuple(san.value.get_values_for_type(x509.DNSName))
+        addresses = san.value.get_values_for_type(x509.IPAddress)
+        names = (*san.value.get_values_for_type(x509.DNSName), *map(str, addresses))
     except x509.ExtensionNotFound:
         names = ()
     key = cert.public_key()

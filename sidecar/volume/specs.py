@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,29 @@ class CertSpec:
     def wildcards(self) -> tuple[str, ...]:
         return tuple(d for d in self.domains if d.startswith(WILDCARD))
 
+    @property
+    def ip_addresses(self) -> tuple[str, ...]:
+        """The IP addresses among its names (certbot's `--ip-address`, not `-d`)."""
+        return tuple(d for d in self.domains if is_ip(d))
+
+
+def is_ip(name: str) -> bool:
+    """An IPv4 or IPv6 address (as DOMAINS gives it or certbot names it), not a domain name."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_name(name: str) -> str:
+    """An IP address in the form certbot writes it (`2001:DB8:0::7` -> `2001:db8::7`), or a
+    domain name as `check_domain` returns it."""
+    try:
+        return str(ipaddress.ip_address(name.strip()))
+    except ValueError:
+        return check_domain(name)
+
 
 def check_domain(name: str) -> str:
     """Return the lower-cased name, or raise ValueError saying why it is not usable. A wildcard
@@ -32,7 +56,7 @@ def check_domain(name: str) -> str:
     if len(domain) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):  # noqa: PLR2004
         raise ValueError(f"{name!r} is not a valid domain name")
     if labels[-1].isdigit():
-        raise ValueError(f"{name!r}: IP addresses are not supported, use a domain name")
+        raise ValueError(f"{name!r} is neither a domain name nor an IP address")
     return domain
 
 
@@ -58,17 +82,19 @@ def _not_ascii(name: str) -> str:
 
 def parse_domains(raw: str) -> tuple[CertSpec, ...]:
     """`a.com,www.a.com;b.com` -> two certificates, named after their first domain (certbot's
-    own name for a wildcard first: `*.a.com,a.com` is lineage `a.com`)."""
+    own name for a wildcard first: `*.a.com,a.com` is lineage `a.com`). A certificate of IP
+    addresses only is named after its first address, as certbot names it."""
     specs: list[CertSpec] = []
     seen: set[str] = set()
     for group in raw.split(";"):
-        names = tuple(dict.fromkeys(check_domain(n) for n in group.split(",") if n.strip()))
+        names = tuple(dict.fromkeys(check_name(n) for n in group.split(",") if n.strip()))
         if not names:
             continue
         if dup := seen.intersection(names):
             raise ValueError(f"{min(dup)!r} is listed in two certificates")
         seen.update(names)
-        spec = CertSpec(names[0].removeprefix(WILDCARD), names)
+        first = next((n for n in names if not is_ip(n)), names[0])  # certbot's order: -d first
+        spec = CertSpec(first.removeprefix(WILDCARD), names)
         _check_wildcards(spec)
         if twin := next((s for s in specs if s.name == spec.name), None):
             raise ValueError(

@@ -41,10 +41,10 @@ def test_a_wildcard_is_only_a_leading_star_label_over_a_domain(name):
         check_domain(name)
 
 
-def test_ip_address_is_rejected_with_the_reason():
-    """An IPv4 address is not a domain; the error suggests using a name."""
-    with pytest.raises(ValueError, match=r"IP addresses are not supported"):
-        check_domain("192.0.2.10")
+def test_an_all_numeric_name_that_is_no_ip_address_is_rejected_with_the_reason():
+    """Digits in the last label make no domain name; not a valid IP address either."""
+    with pytest.raises(ValueError, match=r"neither a domain name nor an IP address"):
+        check_domain("192.0.2")
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,14 @@ def refused_for_replaces(error: messages.Error | acme_errors.ConflictError) -> b
     return code in _REFUSING_TYPES and ("replace" in detail or "certificate" in detail)
 
 
+def _described(error: messages.Error | acme_errors.ConflictError) -> str:
+    """The refusal in a log line, without the problem's URN: the sidecar reads a failed run's
+    ACME problem from its URN (`certbot.failures`), and a refusal retried is none."""
+    if isinstance(error, acme_errors.ConflictError):
+        return "409 Conflict"
+    return f"{(error.typ or '').removeprefix(messages.ERROR_PREFIX)}: {error.detail or ''}"
+
+
 def _config_key(config: Any) -> tuple[str, str]:  # noqa: ANN401 (certbot's NamespaceConfig)
     if config.key_type == "rsa":
         return ("rsa", str(config.rsa_key_size))
@@ -171,7 +179,7 @@ def _wrap_new_order(original: Callable[..., Any]) -> Callable[..., Any]:
                 "more without `replaces`",
                 pending.lineage,
                 pending.cert_id,
-                str(error) or "409 Conflict",
+                _described(error),
             )
         else:
             logger.info(

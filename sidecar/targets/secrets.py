@@ -49,7 +49,9 @@ class Files:
 
 
 def secret_name(lineage: str, part: str, serial: str) -> str:
-    """`LINEAGE_PART_SERIAL`, at most 64 characters: a long lineage name is cut and hashed."""
+    """`LINEAGE_PART_SERIAL`, at most 64 characters: a long lineage name is cut and hashed; an
+    IPv6 lineage's colons (no part of a secret's name) become dashes."""
+    lineage = lineage.replace(":", "-")
     suffix = f"_{part}_{serial[:SERIAL_DIGITS]}"
     room = NAME_MAX - len(suffix)
     if len(lineage) > room:

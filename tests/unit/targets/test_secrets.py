@@ -40,6 +40,13 @@ def test_a_long_lineage_name_is_cut_and_hashed_within_swarms_limit():
     assert first != second
 
 
+def test_an_ipv6_lineage_gives_a_secret_name_swarm_accepts():
+    """An IPv6 certificate's lineage (`2001:db8::7`): its colons become dashes."""
+    name = secret_name("2001:db8::7", "fullchain", SERIAL)
+    assert name == "2001-db8--7_fullchain_4a3f09c2b1d7e8f60a1b"
+    assert ALLOWED.match(name)
+
+
 def test_a_listed_secret_of_the_sidecar_reads_as_its_version():
     """The labels say which lineage, part and serial it holds; other secrets are not ours."""
     listed = {"ID": "s1", "Spec": {"Name": "n", "Labels": labels("shop.example", "privkey", "1")}}

@@ -217,7 +217,8 @@ def test_a_second_refusal_or_another_error_is_raised_never_a_loop():
 
 def test_the_renewal_of_a_lineage_replaces_its_current_certificate(tmp_path: Path):
     """certbot's lineage and config: the ID of its cert.pem at the lineage's own CA; none on a
-    dry run, at another server, or when its cert.pem cannot be read."""
+    dry run, at another server, for a key of another type, or when its cert.pem cannot be
+    read."""
     cert_path = tmp_path / "cert.pem"
     cert_path.write_bytes(issued().public_bytes(serialization.Encoding.PEM))
     ca = "https://ca.test/dir"
@@ -234,5 +235,7 @@ def test_the_renewal_of_a_lineage_replaces_its_current_certificate(tmp_path: Pat
     assert replaces._pending_for(config(), lineage) == replaces.Pending(RFC_ID, "a.example")
     assert replaces._pending_for(config(dry_run=True), lineage) is None
     assert replaces._pending_for(config(server="https://other.test/dir"), lineage) is None
+    rsa_key = config(key_type="rsa", rsa_key_size=2048)  # `--force` after KEY_TYPE changed
+    assert replaces._pending_for(rsa_key, lineage) is None
     cert_path.unlink()
     assert replaces._pending_for(config(), lineage) is None

@@ -103,19 +103,21 @@ def evaluate(records: Collection[Caa], request: Request) -> Decision:
     only that account, with `validationmethods` only those methods."""
     unknown = [r for r in records if r.flags & CRITICAL and r.tag.lower() not in KNOWN_TAGS]
     if unknown:
-        return Decision(False, f"{unknown[0]} is critical and not understood by the CA")
+        reason = f"{unknown[0]} is critical and not understood by the CA"
+        return Decision(allowed=False, reason=reason)
     tags = {r.tag.lower() for r in records}
     tag = "issuewild" if request.wildcard and "issuewild" in tags else "issue"
     governing = [r for r in records if r.tag.lower() == tag]
     if not governing:
-        return Decision(True, "no CAA record restricts it" if not records else f"no {tag}")
+        reason = f"no {tag} record" if records else "no CAA record restricts it"
+        return Decision(allowed=True, reason=reason)
     refusals = []
     for record in governing:
         why = _refusal(record, request)
         if why is None:
-            return Decision(True, f"{record} allows it")
+            return Decision(allowed=True, reason=f"{record} allows it")
         refusals.append(why)
-    return Decision(False, "; ".join(refusals))
+    return Decision(allowed=False, reason="; ".join(refusals))
 
 
 def _refusal(record: Caa, request: Request) -> str | None:

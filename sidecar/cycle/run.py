@@ -12,6 +12,7 @@ from loguru import logger
 
 from sidecar.certbot.argv import certonly, renew, renew_runs
 from sidecar.certbot.failures import classify, only_parse_failures
+from sidecar.cycle.names import NamesSpec
 from sidecar.cycle.plan import changed_lineages, expected_renewals, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
@@ -50,6 +51,7 @@ class CycleSetup:
     flags: Flags
     targets: TargetsSpec
     verify: VerifySpec
+    names: NamesSpec = field(default_factory=NamesSpec)
 
 
 def run_cycle(

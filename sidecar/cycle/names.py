@@ -69,6 +69,12 @@ class Verdict:
     def ok(self) -> bool:
         return not self.failures
 
+    def summary(self) -> str:
+        """What `status` shows: the failures, else ok with the warnings."""
+        if self.failures:
+            return "; ".join(self.failures)
+        return "; ".join(("ok", *self.warnings))
+
     def line(self) -> str:
         """The one line of a failed lineage."""
         return f"{self.lineage}: not renewed: {'; '.join(self.failures)}"

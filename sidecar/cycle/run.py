@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sidecar.certbot.argv import Flags, Run
     from sidecar.certbot.runner import CertbotResult
     from sidecar.cycle.gate import Preflight
+    from sidecar.cycle.names import Verdict
     from sidecar.cycle.plan import Plan
     from sidecar.cycle.verify import VerifySpec
     from sidecar.shutdown import StopRequest
@@ -84,7 +85,11 @@ def run_cycle(
         except SidecarError as error:
             cycle.problems.append(Problem(type(error).__name__, None, str(error)))
         result = CycleResult(
-            changed, tuple(cycle.problems), time.monotonic() - began, stopped=stop.requested()
+            changed,
+            tuple(cycle.problems),
+            time.monotonic() - began,
+            stopped=stop.requested(),
+            preflight=cycle.verdicts,
         )
         if not dry_run:
             result = _verify(setup, control, result)
@@ -106,6 +111,7 @@ class _Cycle:
     force: bool = False
     dry_run: bool = False
     preflight: Preflight | None = None
+    verdicts: tuple[Verdict, ...] = ()
     problems: list[Problem] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)  # for certbot's config file
 
@@ -168,7 +174,10 @@ class _Cycle:
         if no_room := room_problems(self.preflight):
             self.problems += no_room
             return None
-        failed = refusals(self.preflight.names(due))
+        self.verdicts = self.preflight.names(due)
+        failed = refusals(self.verdicts)
+        for problem in failed:  # before anything stops (`renew --force` tells what it skips)
+            logger.error("skipping {}", problem.message, certificate=problem.lineage)
         self.problems += failed
         return frozenset(p.lineage for p in failed if p.lineage)
 

@@ -70,6 +70,21 @@ class Live:
         return tuple(check(dns, s, base, account_uri(config_dir, server, s.name)) for s in specs)
 
 
+def described(verdicts: Sequence[Verdict]) -> str:
+    """The dry run's `names` step: what passed with its warnings; SidecarError with every
+    failure when a lineage fails."""
+    if failed := [v.line() for v in verdicts if not v.ok]:
+        raise SidecarError("; ".join(failed))
+    notes = [f"{v.lineage}: {w}" for v in verdicts for w in v.warnings]
+    notes += [
+        f"{v.lineage}: no DNS answer in time for {', '.join(v.unknown)}"
+        for v in verdicts
+        if v.unknown
+    ]
+    head = f"the names of {len(verdicts)} certificate(s) resolve and CAA allows the CA"
+    return "; warning: ".join((head, *notes))
+
+
 def room_problems(preflight: Preflight) -> list[Problem]:
     """No room: one problem per directory (the cycle then stops nothing and orders nothing)."""
     return [Problem(NO_ROOM, None, f"not renewing: {line}") for line in preflight.room()]

@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import pytest
+
 from sidecar import shutdown
 from sidecar.cycle import run as cycle
-from sidecar.cycle.gate import NAMES, NO_ROOM, refusals
+from sidecar.cycle.gate import NAMES, NO_ROOM, described, refusals
 from sidecar.cycle.names import Verdict
+from sidecar.errors import SidecarError
 from tests.unit.helpers import FakeCertbot, FakeControl, container, install_cert, make_pem
 from tests.unit.helpers import make_settings as settings
 
@@ -131,3 +134,22 @@ def test_all_passing_keeps_one_run_for_all(tmp_path: Path) -> None:
 def test_warnings_are_logged_not_failed() -> None:
     """A verdict with only warnings makes no problem."""
     assert refusals([Verdict("a", (), ("a.example has an AAAA record ...",))]) == []
+
+
+def test_the_dry_run_names_step_fails_with_each_refused_lineage() -> None:
+    """`names` FAILED: one line per refused lineage, naming the record."""
+    verdicts = [Verdict("a.example"), Verdict("b.example", (CAA_LINE,))]
+    with pytest.raises(SidecarError, match=r"^b\.example: not renewed: CAA forbids b\.example"):
+        described(verdicts)
+
+
+def test_the_dry_run_names_step_passes_with_its_warnings() -> None:
+    """`names` ok: the count, then each warning and each name DNS did not answer for."""
+    verdicts = [
+        Verdict("a.example", (), ("a.example has an AAAA record",)),
+        Verdict("b.example", unknown=("b.example",)),
+    ]
+    text = described(verdicts)
+    assert text.startswith("the names of 2 certificate(s) resolve and CAA allows the CA")
+    assert "warning: a.example: a.example has an AAAA record" in text
+    assert "b.example: no DNS answer in time for b.example" in text

@@ -15,7 +15,7 @@ import requests
 from sidecar.cycle.caa import Caa, relevant_set
 from sidecar.cycle.names import Answer, Context, NamesSpec, Verdict, host_has_ipv6, judge
 from sidecar.errors import SidecarError
-from sidecar.volume.accounts import server_path
+from sidecar.volume.accounts import for_server, server_path
 from sidecar.volume.ca import SERVER_ALIASES
 from sidecar.volume.confs import PARAMS, load_conf
 
@@ -109,13 +109,16 @@ def identities(ca: AcmeCA, spec: NamesSpec, timeout: float = 15.0) -> frozenset[
 
 
 def account_uri(config_dir: Path, server: str, lineage: str) -> str | None:
-    """The URI of the account the lineage's conf names (None: none yet, or unreadable)."""
+    """The URI of the account the lineage's conf names, or for a new lineage the one account
+    certbot would use (None: none yet, several, or unreadable)."""
+    conf = config_dir / "renewal" / f"{lineage}.conf"
     try:
-        conf = load_conf(config_dir / "renewal" / f"{lineage}.conf")
-        params = conf[PARAMS]
-        account = params.get("account")
-        where = server_path(params.get("server") or server)
-        regr = config_dir / "accounts" / where / str(account) / "regr.json"
+        if conf.exists():
+            params = load_conf(conf)[PARAMS]
+            account, server = str(params.get("account")), params.get("server") or server
+        else:
+            (account,) = for_server(config_dir, server).listed
+        regr = config_dir / "accounts" / server_path(server) / account / "regr.json"
         uri = json.loads(regr.read_text(encoding="utf-8")).get("uri")
     except (OSError, ValueError, SidecarError, AttributeError):
         return None

@@ -168,3 +168,40 @@ def _full_sidecar(stack: Stack, volume: str) -> tuple[int, str]:
     for container in (filler, sidecar):  # before the volume is removed
         container.remove(force=True)
     return code, logs
+
+
+def _dns_env(bed: DnsBed) -> dict[str, str]:
+    """CHALLENGE=dns for the wildcard and the apex, through the bed, the check on."""
+    return {
+        **_checked(bed, f"*.{ZONE},{ZONE}"),
+        "CHALLENGE": "dns",
+        "DNS_PLUGIN": "rfc2136",
+        "DNS_CREDENTIALS": bed.credentials,
+        "DNS_PROPAGATION": "0",
+    }
+
+
+def test_with_dns_01_caa_allowing_the_ca_and_the_challenge_zone_pass(stack: Stack):
+    """CHALLENGE=dns: no address needed for the wildcard; CAA for the CA; the zone answers."""
+    bed = _bed(stack, f'@ IN CAA 0 issue "{CA}"')
+
+    code, logs = stack.sidecar_once("renew", **_dns_env(bed))
+
+    assert code == 0, logs
+    assert disk_serial(stack.le_dir, ZONE)
+    assert "not renewed" not in logs
+
+
+def test_with_dns_01_an_issuewild_for_http_01_only_refuses_the_wildcard(stack: Stack):
+    """`issuewild "pebble.example; validationmethods=http-01"`: the wildcard by DNS-01 is
+    refused, the lineage not ordered."""
+    wild = f'@ IN CAA 0 issuewild "{CA}; validationmethods=http-01"'
+    bed = _bed(stack, f'@ IN CAA 0 issue "{CA}"', wild)
+
+    code, logs = stack.sidecar_once("renew", **_dns_env(bed))
+
+    assert code != 0, logs
+    assert "allows only http-01, not dns-01" in logs
+    assert f"CAA forbids *.{ZONE} at this CA" in logs
+    assert not (stack.le_dir / "live" / ZONE).exists()
+    assert f"*.{ZONE}" not in _pebble_log(stack)

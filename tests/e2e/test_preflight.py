@@ -178,16 +178,20 @@ def _dns_env(bed: DnsBed) -> dict[str, str]:
         "DNS_PLUGIN": "rfc2136",
         "DNS_CREDENTIALS": bed.credentials,
         "DNS_PROPAGATION": "0",
+        "RELOAD_SIGNAL": "SIGHUP",
     }
 
 
 def test_with_dns_01_caa_allowing_the_ca_and_the_challenge_zone_pass(stack: Stack):
     """CHALLENGE=dns: no address needed for the wildcard; CAA for the CA; the zone answers."""
     bed = _bed(stack, f'@ IN CAA 0 issue "{CA}"')
+    app = stack.start_app(env={"CERT_NAME": ZONE})
+    before = _started(stack, app)
 
     code, logs = stack.sidecar_once("renew", **_dns_env(bed))
 
     assert code == 0, logs
+    assert _started(stack, app) == before
     assert disk_serial(stack.le_dir, ZONE)
     assert "not renewed" not in logs
 
@@ -197,6 +201,7 @@ def test_with_dns_01_an_issuewild_for_http_01_only_refuses_the_wildcard(stack: S
     refused, the lineage not ordered."""
     wild = f'@ IN CAA 0 issuewild "{CA}; validationmethods=http-01"'
     bed = _bed(stack, f'@ IN CAA 0 issue "{CA}"', wild)
+    stack.start_app(env={"CERT_NAME": ZONE})
 
     code, logs = stack.sidecar_once("renew", **_dns_env(bed))
 

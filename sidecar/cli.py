@@ -23,7 +23,15 @@ from sidecar.loader import in_certbot, load
 from sidecar.report import metrics, outcome
 from sidecar.report.adoption import adoption_json, render, rewrite_text
 from sidecar.report.outcome import Recorder
-from sidecar.report.status import failing, health, rows, served_problems, table, with_served
+from sidecar.report.status import (
+    failing,
+    health,
+    preflight_lines,
+    rows,
+    served_problems,
+    table,
+    with_served,
+)
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
 from sidecar.targets.base import NoTargetError
@@ -231,6 +239,8 @@ def cmd_status(config: Config, *, as_json: bool) -> int:
         print(json.dumps({**report, **adoption_json(adoption)}, indent=2))
     else:
         print(table(items))
+        for line in preflight_lines(state):
+            print(line)
         if state.next_check_at:
             print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
         print(f"\nlineages:\n{render(adoption.decisions, adoption.findings)}")

@@ -8,6 +8,7 @@ from sidecar.cycle.names import Verdict
 from sidecar.cycle.result import CycleResult
 from sidecar.report.metrics import families
 from sidecar.report.outcome import recorded
+from sidecar.report.status import preflight_lines
 from sidecar.volume.journal import Checked, Journal, load, update
 from tests.unit.helpers import T0
 
@@ -45,3 +46,19 @@ def test_the_journal_keeps_the_preflight_across_a_write(tmp_path: Path) -> None:
     entry = {"b.example": Checked(ok=False, checked_at=T0, detail="no A or AAAA")}
     update(tmp_path, lambda _: Journal(preflight=entry))
     assert load(tmp_path).preflight == entry
+
+
+def test_status_shows_failed_and_warned_lineages_only() -> None:
+    """A plain ok is not repeated; a failure and a warning are, with their time."""
+    state = Journal(
+        preflight={
+            "a": Checked(ok=True, checked_at=T0, detail="ok"),
+            "b": Checked(ok=False, checked_at=T0, detail="b does not resolve"),
+            "c": Checked(ok=True, checked_at=T0, detail="ok; c has an AAAA record"),
+        }
+    )
+    lines = preflight_lines(state)
+    assert len(lines) == 2
+    assert lines[0].startswith("pre-flight b (")
+    assert lines[0].endswith("FAILED: b does not resolve")
+    assert lines[1].endswith("ok; c has an AAAA record")

@@ -71,8 +71,22 @@ def expected_renewals(
     force: bool,
 ) -> int:
     """How many lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
-    existing = [c for c in lineages.values() if c is not None]
-    return len(existing) if force else sum(is_due(c, now, renew_before) for c in existing)
+    return len(due_names(lineages, now, renew_before, force=force))
+
+
+def due_names(
+    lineages: Mapping[str, CertInfo | None],
+    now: datetime,
+    renew_before: timedelta | None,
+    *,
+    force: bool,
+) -> frozenset[str]:
+    """The lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
+    return frozenset(
+        name
+        for name, cert in lineages.items()
+        if cert is not None and (force or is_due(cert, now, renew_before))
+    )
 
 
 def due_specs(

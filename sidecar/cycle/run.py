@@ -14,7 +14,7 @@ from sidecar.certbot.argv import certonly, renew, renew_runs
 from sidecar.certbot.failures import classify, only_parse_failures
 from sidecar.cycle.gate import refusals, room_problems
 from sidecar.cycle.names import NamesSpec
-from sidecar.cycle.plan import changed_lineages, due_specs, expected_renewals, plan_cycle
+from sidecar.cycle.plan import changed_lineages, due_names, due_specs, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.verify import Served, current_certs, verify_served
@@ -207,9 +207,10 @@ class _Cycle:
         skipped = adopt.ignored(adoption.decisions)
         renewable = {n: c for n, c in before.items() if n not in skipped}
         renew_before = self.setup.tree.domains.renew_before
-        due = expected_renewals(renewable, now_utc(), renew_before, force=self.force)
-        if skip and due and due <= sum(n in skip for n in renewable if renewable[n] is not None):
-            return  # every due lineage refused: certbot is not started
+        due_now = due_names(renewable, now_utc(), renew_before, force=self.force)
+        if skip and due_now and due_now <= skip:
+            return  # every due lineage refused by the pre-flight: certbot is not started
+        due = len(due_now)
         base = renew(self.setup.flags, force=self.force, dry_run=self.dry_run)
         runs = renew_runs(base, adoption.decisions, due, skip)
         # confs certbot cannot load, outside DOMAINS: the adoption's report, not this cycle's

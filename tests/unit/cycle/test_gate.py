@@ -153,3 +153,13 @@ def test_the_dry_run_names_step_passes_with_its_warnings() -> None:
     assert text.startswith("the names of 2 certificate(s) resolve and CAA allows the CA")
     assert "warning: a.example: a.example has an AAAA record" in text
     assert "b.example: no DNS answer in time for b.example" in text
+
+
+def test_a_refused_change_of_names_does_not_hold_back_a_due_renewal(tmp_path: Path) -> None:
+    """a.example (fresh, its names changed) refused; b.example due: b is renewed all the same."""
+    config = settings(tmp_path / "le", DOMAINS="a.example,www.a.example;b.example")
+    install_cert(config.config_dir, "a.example", make_pem(("a.example",), datetime.now(UTC)))
+    _due(config, "b.example")
+    certbot = FakeCertbot()
+    _run(config, FakePreflight(failing={"a.example": "www.a.example does not resolve"}), certbot)
+    assert [(r.command, r.lineage) for r in certbot.runs] == [("renew", "b.example")]

@@ -29,7 +29,9 @@ IF_INET6 = Path("/proc/net/if_inet6")
 
 
 class _Late(Exception):  # noqa: N818 (internal: no answer in time)
-    pass
+    def __init__(self, *, timed_out: bool) -> None:
+        super().__init__()
+        self.timed_out = timed_out
 
 
 def resolver(spec: NamesSpec) -> dns.resolver.Resolver:
@@ -45,11 +47,14 @@ def resolver(spec: NamesSpec) -> dns.resolver.Resolver:
 
 
 def answer(dns_resolver: dns.resolver.Resolver, name: str, *, dns_mode: bool) -> Answer:
-    """What DNS says about `name` (None where it did not answer in time)."""
+    """What DNS says about `name` (None where it did not answer in time). A resolver that timed
+    out is not asked again for this name (each query would wait the whole timeout too)."""
     try:
         caa: tuple[Caa, ...] | None = relevant_set(name, lambda n: _caa(dns_resolver, n))
-    except _Late:
-        caa = None
+    except _Late as late:
+        if late.timed_out:
+            return Answer(name, addresses=None, caa=None, zone=None)
+        caa = None  # SERVFAIL or REFUSED: the CA would refuse, the check cannot tell why
     if dns_mode:
         return Answer(name, caa=caa, zone=_zone(dns_resolver, name))
     if name.startswith("*."):  # no address to look up (and HTTP-01 cannot validate it anyway)
@@ -67,8 +72,8 @@ def _caa(dns_resolver: dns.resolver.Resolver, name: str) -> tuple[Caa, ...]:
         found = dns_resolver.resolve(name, "CAA")
     except _NONE:
         return ()
-    except _LATE:
-        raise _Late from None
+    except _LATE as error:
+        raise _Late(timed_out=isinstance(error, dns.exception.Timeout)) from None
     owner = str(found.rrset.name).rstrip(".") if found.rrset is not None else name
     return tuple(
         Caa(r.flags, r.tag.decode("ascii", "replace"), r.value.decode("utf-8", "replace"), owner)

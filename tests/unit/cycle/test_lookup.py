@@ -89,3 +89,18 @@ def test_the_account_uri_comes_from_the_lineages_conf_or_the_only_account(tmp_pa
     assert account_uri(tmp_path, server, "a.example") == "https://ca.example/acct/7"
     (tmp_path / "renewal" / "b.example.conf").write_text("[renewalparams]\naccount = zzz\n")
     assert account_uri(tmp_path, server, "b.example") is None
+
+
+def test_a_resolver_that_times_out_is_not_asked_again_for_the_name() -> None:
+    """After the CAA query timed out, no A or AAAA query waits the timeout again."""
+    stub = _Resolver({}, late="slow.example.com")
+    asked: list[str] = []
+
+    def resolve(name: str, kind: str) -> _Answer:
+        asked.append(kind)
+        return _Resolver.resolve(stub, name, kind)
+
+    stub.resolve = resolve  # type: ignore[method-assign]
+    found = answer(cast("dns.resolver.Resolver", stub), "slow.example.com", dns_mode=False)
+    assert (found.addresses, found.caa) == (None, None)
+    assert asked == ["CAA"]

@@ -210,3 +210,23 @@ def test_with_dns_01_an_issuewild_for_http_01_only_refuses_the_wildcard(stack: S
     assert f"CAA forbids *.{ZONE} at this CA" in logs
     assert not (stack.le_dir / "live" / ZONE).exists()
     assert f"*.{ZONE}" not in _pebble_log(stack)
+
+
+def test_the_dry_run_names_step_reports_the_caa_record_and_stops_nothing(stack: Stack):
+    """`renew --dry-run`: `names` FAILED with the lineage and its record; the cycle is not run."""
+    bed = _bed(stack, 'other IN CAA 0 issue "other-ca.example"')
+    app = stack.start_app(env={"CERT_NAME": GOOD})
+    before = _started(stack, app)
+
+    code, logs = stack.sidecar_once("renew", "--dry-run", **_checked(bed, f"{GOOD};{OTHER}"))
+
+    assert code != 0, logs
+    report = logs[logs.index("dry-run report:") :]
+    names = next(line.split() for line in report.splitlines() if " names " in line)
+    assert names[:4] == ["FAILED", "names", f"{OTHER}:", "not"], report
+    assert 'CAA 0 issue "other-ca.example" allows only other-ca.example' in report
+    assert next(line.split()[:2] for line in report.splitlines() if " challenge " in line) == [
+        "skipped",
+        "challenge",
+    ]
+    assert _started(stack, app) == before

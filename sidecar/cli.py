@@ -15,7 +15,7 @@ from loguru import logger
 from sidecar import __version__, logs, shutdown
 from sidecar.certbot import inside
 from sidecar.certbot.runner import CertbotRunner
-from sidecar.cycle import CycleResult, dryrun, preflight, run_cycle
+from sidecar.cycle import CycleResult, dryrun, gate, preflight, run_cycle
 from sidecar.cycle.run import served_now
 from sidecar.errors import ConfigError, DockerError, SidecarError
 from sidecar.loader import control as control_for
@@ -23,7 +23,15 @@ from sidecar.loader import in_certbot, load
 from sidecar.report import metrics, outcome
 from sidecar.report.adoption import adoption_json, render, rewrite_text
 from sidecar.report.outcome import Recorder
-from sidecar.report.status import failing, health, rows, served_problems, table, with_served
+from sidecar.report.status import (
+    failing,
+    health,
+    preflight_lines,
+    rows,
+    served_problems,
+    table,
+    with_served,
+)
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
 from sidecar.targets.base import NoTargetError
@@ -137,6 +145,7 @@ def _run_cycle(
         stopping,
         force=force,
         precheck=lambda: preflight.check_acme(config.ca),
+        preflight=gate.Live(config.paths, config.ca, config.cycle.names, config.challenge),
         after=lambda result, began: outcome.record(recorder, control, result, began),
     )
 
@@ -230,6 +239,8 @@ def cmd_status(config: Config, *, as_json: bool) -> int:
         print(json.dumps({**report, **adoption_json(adoption)}, indent=2))
     else:
         print(table(items))
+        for line in preflight_lines(state):
+            print(line)
         if state.next_check_at:
             print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
         print(f"\nlineages:\n{render(adoption.decisions, adoption.findings)}")

@@ -4,6 +4,7 @@ or asks the system (the loader does that, once, after the fields are valid)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import signal
 from pathlib import Path
@@ -23,6 +24,7 @@ _LINEAGE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S")
 _HTTP_URL = re.compile(r"^https?://[^/\s]+")
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
 def parse_duration(raw: object) -> float:
@@ -149,6 +151,35 @@ def _urls(*, webhook: bool) -> Callable[[object], SecretStr | None]:
     return urls
 
 
+def _identities(raw: object) -> tuple[str, ...]:
+    """CAA_IDENTITIES: comma-separated CA domains (`letsencrypt.org`)."""
+    names = tuple(n.lower() for n in csv(raw))
+    for name in names:
+        if not _DOMAIN.match(name):
+            raise ValueError(f"{name!r} is not a domain name (a CA's CAA identity)")
+    return names
+
+
+def _resolvers(raw: object) -> tuple[tuple[str, int], ...]:
+    """DNS_RESOLVER: comma-separated `ADDRESS`, `ADDRESS:PORT` or `[IPV6]:PORT`."""
+    found = []
+    for item in csv(raw):
+        host, port = item, "53"
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":") or "53"
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        try:
+            address = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address (with an optional :PORT)") from None
+        if not port.isdigit() or not 1 <= int(port) <= 65535:  # noqa: PLR2004
+            raise ValueError(f"{item!r} has no valid port")
+        found.append((address, int(port)))
+    return tuple(found)
+
+
 def _lower(raw: object) -> object:
     return raw.lower() if isinstance(raw, str) else raw
 
@@ -180,6 +211,8 @@ SignalName = Annotated[str | None, AfterValidator(_signal)]
 PluginName = Annotated[str | None, AfterValidator(_plugin_name)]
 WebhookUrl = Annotated[SecretStr | None, BeforeValidator(_urls(webhook=True))]
 AlertUrls = Annotated[SecretStr | None, BeforeValidator(_urls(webhook=False))]
+CaaIdentities = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_identities)]
+Resolvers = Annotated[tuple[tuple[str, int], ...], NoDecode, BeforeValidator(_resolvers)]
 Lower = BeforeValidator(_lower)
 Upper = BeforeValidator(_upper)
 IntText = BeforeValidator(_int)

@@ -39,7 +39,7 @@ JOURNAL_FIELDS = frozenset(  # volume.journal.Journal's
     (
         *("last_cycle_at", "last_result", "last_success_at", "failures", "next_check_at"),
         *("renewed", "cycles", "cycle_failures", "renewals", "downtime", "downtime_at"),
-        *("served", "restarted_for", "alerts"),
+        *("served", "restarted_for", "alerts", "preflight"),
     )
 )
 PARAMS = "renewalparams"
@@ -210,6 +210,8 @@ def _other_fields(data: dict[str, Any]) -> None:
     tuple(data.get("renewed", ()))
     [int(v) for v in (data.get("renewals") or {}).values()]
     (data.get("restarted_for") or {}).items()
+    for item in (data.get("preflight") or {}).values():
+        _when(item["checked_at"])
 
 
 def read_conf(path: str) -> Conf:

@@ -34,6 +34,7 @@ from sidecar.certbot.challenges import (
     dns_plugin_problem,
 )
 from sidecar.certbot.inside import InCertbot
+from sidecar.cycle.names import NamesSpec
 from sidecar.cycle.run import CycleSetup
 from sidecar.cycle.verify import Endpoint, VerifySpec, parse_endpoints
 from sidecar.errors import ConfigError
@@ -124,6 +125,9 @@ class Settings(BaseSettings):
     webhook_url: fields.WebhookUrl = None
     alert_urls: fields.AlertUrls = None
     alert_on_success: bool = False
+    check_names: bool = True
+    caa_identities: fields.CaaIdentities = ()
+    dns_resolver: fields.Resolvers = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +327,18 @@ def _challenge(raw: Settings, paths: Paths, files: _Files) -> Challenge:
     return Standalone()
 
 
+def _targets(raw: Settings) -> TargetsSpec:
+    return TargetsSpec(
+        raw.app_containers,
+        raw.app_services,
+        raw.app_label,
+        raw.cert_delivery,
+        raw.stop_timeout,
+        raw.start_timeout,
+        raw.reload_signal,
+    )
+
+
 def _views(raw: Settings, files: _Files, plugins: frozenset[str]) -> Config:
     paths = Paths(raw.config_dir, raw.work_dir, raw.logs_dir)
     domains = Domains(raw.domains, raw.ignore_lineages, raw.renew_before_expiry)
@@ -345,16 +361,9 @@ def _views(raw: Settings, files: _Files, plugins: frozenset[str]) -> Config:
         plugins=plugins,
         plugin_problem=partial(dns_plugin_problem, installed=plugins),
     )
-    targets = TargetsSpec(
-        raw.app_containers,
-        raw.app_services,
-        raw.app_label,
-        raw.cert_delivery,
-        raw.stop_timeout,
-        raw.start_timeout,
-        raw.reload_signal,
-    )
+    targets = _targets(raw)
     verify = VerifySpec(raw.verify, raw.verify_wait)
+    names = NamesSpec(raw.check_names, raw.caa_identities, raw.dns_resolver)
     return Config(
         paths=paths,
         domains=domains,
@@ -363,7 +372,7 @@ def _views(raw: Settings, files: _Files, plugins: frozenset[str]) -> Config:
         flags=flags,
         policy=policy,
         tree=tree,
-        cycle=CycleSetup(tree, flags, targets, verify),
+        cycle=CycleSetup(tree, flags, targets, verify, names),
         targets=targets,
         schedule=Schedule(raw.check_interval, raw.check_jitter),
         verify=verify,

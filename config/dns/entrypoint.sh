@@ -17,6 +17,8 @@ set -euo pipefail
 : "${DNS_CREDENTIALS_NAME:=rfc2136.ini}"
 : "${DNS_STATE_DIR:=/var/lib/dns-bed}" # named.conf, zone files, journals, the generated secret
 : "${DNS_QUERYLOG:=0}"                 # 1: log every query too
+: "${DNS_WILDCARD:=1}"                 # 0: no `*` A record (only the names DNS_RECORDS adds)
+: "${DNS_RECORDS:=}"                   # more zone-file lines (relative names), separated by `|`
 
 listen_host=${DNS_LISTEN%:*} listen_port=${DNS_LISTEN##*:}
 listen_host=${listen_host#[} listen_host=${listen_host%]}
@@ -87,8 +89,9 @@ EOF
 @    IN NS  ns1.$zone.
 @    IN A   $DNS_ANSWER_A
 ns1  IN A   $DNS_ANSWER_A
-*    IN A   $DNS_ANSWER_A
 EOF
+    [[ "$DNS_WILDCARD" == 1 ]] && echo "*    IN A   $DNS_ANSWER_A" >>"$DNS_STATE_DIR/$zone.zone"
+    [[ -n "$DNS_RECORDS" ]] && tr '|' '\n' <<<"$DNS_RECORDS" >>"$DNS_STATE_DIR/$zone.zone"
     cat <<EOF
 zone "$zone" {
   type primary;

@@ -17,7 +17,7 @@ from sidecar.volume.confs import INSTALLER, POST_HOOK
 from sidecar.volume.specs import is_ip
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from sidecar.certbot.challenges import Challenge
     from sidecar.volume.adopt import Decision
@@ -159,7 +159,9 @@ def needs_own_flags(decisions: Sequence[Decision]) -> bool:
     return any(d.action == "own" or (d.renewable and d.pinned_account) for d in decisions)
 
 
-def renew_runs(base: Run, decisions: Sequence[Decision], due: int = 0) -> list[Run]:
+def renew_runs(
+    base: Run, decisions: Sequence[Decision], due: int = 0, skip: Collection[str] = ()
+) -> list[Run]:
     """The `certbot renew` runs of a cycle (`base`: the renew run with the sidecar's flags;
     `due`: the renewals expected, by certbot's default rule).
 
@@ -177,18 +179,22 @@ def renew_runs(base: Run, decisions: Sequence[Decision], due: int = 0) -> list[R
     - `--force-renewal` renews even lineages whose conf says `autorenew = False`, so a forced
       renewal with IGNORE_LINEAGES in effect renews the others one by one.
 
-    In standalone mode that costs one app outage per lineage, on a manual command only.
+    - lineages the pre-flight refused (`skip`: CAA forbids the CA, a name does not resolve)
+      are left out, so the others renew one by one.
+
+    In standalone mode that costs one app outage per lineage, on a manual command (or while a
+    lineage is refused) only.
     """
     forced = base.force and any(d.action == "ignore" for d in decisions)
-    if not (forced or needs_own_flags(decisions)):
+    if not (forced or skip or needs_own_flags(decisions)):
         runs = [base]
-    elif not (forced or base.dry_run or base.flags.challenge.per_lineage):
+    elif not (forced or skip or base.dry_run or base.flags.challenge.per_lineage):
         runs = [dataclasses.replace(base, lineage_flags=False)]
     else:
         runs = [
             _lineage_run(base, d)
             for d in decisions
-            if d.action != "ignore" and (d.renewable or not base.dry_run)
+            if d.action != "ignore" and d.name not in skip and (d.renewable or not base.dry_run)
         ]
     expected = due if len(runs) == 1 else 1  # the plugin starts the app after as many
     return [dataclasses.replace(run, expected=expected) for run in runs]

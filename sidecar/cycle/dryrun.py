@@ -17,10 +17,12 @@ from loguru import logger
 from sidecar.certbot.challenges import Dns
 from sidecar.certbot.failures import PORT_BUSY
 from sidecar.cycle import preflight, verify
+from sidecar.cycle.gate import Live, described
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.run import run_cycle, served_now
 from sidecar.errors import SidecarError
+from sidecar.volume.room import check_room
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -170,6 +172,7 @@ STEPS = (
     "volume",
     "tree",
     "acme",
+    "names",
     "docker",
     "targets",
     "stop",
@@ -228,7 +231,9 @@ def _before(setup: CycleSetup, steps: list[Step]) -> bool:
 
     def writable() -> str:
         preflight.check_writable(paths, setup.flags.challenge)
-        return f"{paths.config_dir} is writable"
+        if short := check_room(paths):
+            raise SidecarError("; ".join(short))
+        return f"{paths.config_dir} is writable, with room for a renewal"
 
     def tree() -> str:
         preflight.check_lineages(paths.config_dir, setup.tree.domains)
@@ -239,7 +244,16 @@ def _before(setup: CycleSetup, steps: list[Step]) -> bool:
         return f"the ACME directory {ca.directory} answers"
 
     fine = all([_gate(steps, "volume", writable), _gate(steps, "tree", tree)])
-    return _gate(steps, "acme", acme) and fine
+    return _gate(steps, "acme", acme) and _names_step(setup, steps) and fine
+
+
+def _names_step(setup: CycleSetup, steps: list[Step]) -> bool:
+    """Each certificate's names as the CA will judge them (CHECK_NAMES)."""
+    if not setup.names.on:
+        steps.append(Step("names", SKIPPED, "CHECK_NAMES=false"))
+        return True
+    live = Live(setup.tree.paths, setup.flags.ca, setup.names, setup.flags.challenge)
+    return _gate(steps, "names", lambda: described(live.names(setup.tree.domains.specs)))
 
 
 def _targets(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sidecar.volume.certs import is_due
+from sidecar.volume.certs import is_due, now_utc
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -71,5 +71,41 @@ def expected_renewals(
     force: bool,
 ) -> int:
     """How many lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
-    existing = [c for c in lineages.values() if c is not None]
-    return len(existing) if force else sum(is_due(c, now, renew_before) for c in existing)
+    return len(due_names(lineages, now, renew_before, force=force))
+
+
+def due_names(
+    lineages: Mapping[str, CertInfo | None],
+    now: datetime,
+    renew_before: timedelta | None,
+    *,
+    force: bool,
+) -> frozenset[str]:
+    """The lineages `certbot renew` should renew now, by certbot's default rule (no ARI)."""
+    return frozenset(
+        name
+        for name, cert in lineages.items()
+        if cert is not None and (force or is_due(cert, now, renew_before))
+    )
+
+
+def due_specs(
+    specs: tuple[CertSpec, ...],
+    plan: Plan,
+    lineages: Mapping[str, CertInfo | None],
+    ignored: Collection[str],
+    renew_before: timedelta | None,
+    *,
+    force: bool,
+) -> tuple[CertSpec, ...]:
+    """The DOMAINS certificates this cycle will order: those to issue, and those due for renewal
+    by certbot's default rule (all when forced), but not an ignored lineage."""
+    now = now_utc()
+    due = [
+        spec
+        for spec in specs
+        if spec.name not in ignored
+        and (cert := lineages.get(spec.name)) is not None
+        and (force or is_due(cert, now, renew_before))
+    ]
+    return tuple(dict.fromkeys((*plan.issue, *due)))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sidecar.cycle.names import Verdict
     from sidecar.cycle.problem import Problem
     from sidecar.cycle.verify import Check
 
@@ -22,6 +23,7 @@ class CycleResult:
     restarted: tuple[str, ...] = ()  # targets restarted because they served an old certificate
     restarted_for: dict[str, str] | None = None  # certificate -> serial restarted for (VERIFY)
     stopped: bool = False  # cut short by the stop request (SIGTERM/SIGINT)
+    preflight: tuple[Verdict, ...] = ()  # the due lineages' names checked before any stop
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -12,7 +12,9 @@ from loguru import logger
 
 from sidecar.certbot.argv import certonly, renew, renew_runs
 from sidecar.certbot.failures import classify, only_parse_failures
-from sidecar.cycle.plan import changed_lineages, expected_renewals, plan_cycle
+from sidecar.cycle.gate import refusals, room_problems
+from sidecar.cycle.names import NamesSpec
+from sidecar.cycle.plan import changed_lineages, due_names, due_specs, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.cycle.verify import Served, current_certs, verify_served
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
     from sidecar.certbot.argv import Flags, Run
     from sidecar.certbot.runner import CertbotResult
+    from sidecar.cycle.gate import Preflight
+    from sidecar.cycle.names import Verdict
     from sidecar.cycle.plan import Plan
     from sidecar.cycle.verify import VerifySpec
     from sidecar.shutdown import StopRequest
@@ -50,6 +54,7 @@ class CycleSetup:
     flags: Flags
     targets: TargetsSpec
     verify: VerifySpec
+    names: NamesSpec = field(default_factory=NamesSpec)
 
 
 def run_cycle(
@@ -61,16 +66,18 @@ def run_cycle(
     force: bool = False,
     dry_run: bool = False,
     precheck: Callable[[], None] = lambda: None,
+    preflight: Preflight | None = None,
     after: Callable[[CycleResult, datetime], CycleResult] | None = None,
 ) -> CycleResult:
     """Run one cycle under the lock; `after` (the outcome: counters, alerts, the journal) runs
     under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server).
     Whatever happens, what the record names is started before the lock is released; once
-    `stop` is requested no further certbot run starts."""
+    `stop` is requested no further certbot run starts. `preflight` (room on the volume, the
+    names of each due lineage) decides, before any stop, what is not ordered."""
     began = time.monotonic()
     began_at = now_utc()
     with outage.cycle_lock(setup.tree.paths.state_dir, control):
-        cycle = _Cycle(setup, certbot, control, stop, force=force, dry_run=dry_run)
+        cycle = _Cycle(setup, certbot, control, stop, force, dry_run, preflight)
         changed: tuple[str, ...] = ()
         try:
             precheck()
@@ -78,7 +85,11 @@ def run_cycle(
         except SidecarError as error:
             cycle.problems.append(Problem(type(error).__name__, None, str(error)))
         result = CycleResult(
-            changed, tuple(cycle.problems), time.monotonic() - began, stopped=stop.requested()
+            changed,
+            tuple(cycle.problems),
+            time.monotonic() - began,
+            stopped=stop.requested(),
+            preflight=cycle.verdicts,
         )
         if not dry_run:
             result = _verify(setup, control, result)
@@ -99,6 +110,8 @@ class _Cycle:
     stop: StopRequest
     force: bool = False
     dry_run: bool = False
+    preflight: Preflight | None = None
+    verdicts: tuple[Verdict, ...] = ()
     problems: list[Problem] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)  # for certbot's config file
 
@@ -113,9 +126,11 @@ class _Cycle:
         before, broken = self._read(names)
         plan = plan_cycle(spec.domains.specs, before, broken, _held(adoption))
         self.problems += _refused(plan, adoption)
+        skip = self._gate(plan, before, adopt.ignored(adoption.decisions))
         try:
-            self._issue(plan)
-            self._renew(plan, adoption, before)
+            if skip is not None:
+                self._issue(plan, skip)
+                self._renew(plan, adoption, before, skip)
         finally:
             _start_again(spec, control, dry_run=self.dry_run)
         if self.dry_run:
@@ -143,9 +158,34 @@ class _Cycle:
         broken = frozenset(name for name, item in current.items() if item.problem)
         return {name: item.cert for name, item in current.items()}, broken
 
-    def _issue(self, plan: Plan) -> None:
+    def _gate(
+        self, plan: Plan, before: Mapping[str, CertInfo | None], ignored: frozenset[str]
+    ) -> frozenset[str] | None:
+        """The pre-flight of what is due: the lineages not to order (None: none at all, the
+        volume has no room)."""
+        if self.preflight is None:
+            return frozenset()
+        domains = self.setup.tree.domains
+        due = due_specs(
+            domains.specs, plan, before, ignored, domains.renew_before, force=self.force
+        )
+        if not due:
+            return frozenset()
+        if no_room := room_problems(self.preflight):
+            self.problems += no_room
+            return None
+        self.verdicts = self.preflight.names(due)
+        failed = refusals(self.verdicts)
+        for problem in failed:  # before anything stops (`renew --force` tells what it skips)
+            logger.error("skipping {}", problem.message, certificate=problem.lineage)
+        self.problems += failed
+        return frozenset(p.lineage for p in failed if p.lineage)
+
+    def _issue(self, plan: Plan, skip: frozenset[str] = frozenset()) -> None:
         flags = self.setup.flags
         for spec in plan.issue:
+            if spec.name in skip:
+                continue
             if self.stop.requested():
                 return  # no further certbot run: each could stop the app again
             logger.info(
@@ -153,16 +193,26 @@ class _Cycle:
             )
             self._certbot(certonly(flags, spec, dry_run=self.dry_run))
 
-    def _renew(self, plan: Plan, adoption: Adoption, before: Mapping[str, CertInfo | None]) -> None:
-        """One `certbot renew` for every lineage (certbot decides what is due)."""
+    def _renew(
+        self,
+        plan: Plan,
+        adoption: Adoption,
+        before: Mapping[str, CertInfo | None],
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
+        """One `certbot renew` for every lineage (certbot decides what is due); with lineages
+        refused by the pre-flight, one per other lineage, and none when every due one is."""
         if not plan.renew or (self.force and len(plan.issue) == len(before)):
             return
         skipped = adopt.ignored(adoption.decisions)
         renewable = {n: c for n, c in before.items() if n not in skipped}
         renew_before = self.setup.tree.domains.renew_before
-        due = expected_renewals(renewable, now_utc(), renew_before, force=self.force)
+        due_now = due_names(renewable, now_utc(), renew_before, force=self.force)
+        if skip and due_now and due_now <= skip:
+            return  # every due lineage refused by the pre-flight: certbot is not started
+        due = len(due_now)
         base = renew(self.setup.flags, force=self.force, dry_run=self.dry_run)
-        runs = renew_runs(base, adoption.decisions, due)
+        runs = renew_runs(base, adoption.decisions, due, skip)
         # confs certbot cannot load, outside DOMAINS: the adoption's report, not this cycle's
         unloadable = sum(d.parse_failure and not d.in_domains for d in adoption.decisions)
         for run in runs:  # one, unless per lineage (a dry run, dns mode, forced with ignored)

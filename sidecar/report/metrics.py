@@ -36,7 +36,7 @@ def families(
     state: Journal,
 ) -> list[Metric]:
     """Pure: the metric families for what is on the volume."""
-    return [*_certificates(certs, state), *_cycles(state), _served(state)]
+    return [*_certificates(certs, state), *_cycles(state), _served(state), _preflight(state)]
 
 
 def _certificates(certs: Mapping[str, CertInfo | None], state: Journal) -> list[Metric]:
@@ -111,6 +111,17 @@ def _served(state: Journal) -> Metric:
     for name, served in sorted(state.served.items()):
         match.add_metric([name], 1.0 if served.match else 0.0)
     return match
+
+
+def _preflight(state: Journal) -> Metric:
+    passed = GaugeMetricFamily(
+        PREFIX + "preflight",
+        "1 when the lineage's last pre-flight passed (its names resolve, CAA allows the CA).",
+        labels=["lineage"],
+    )
+    for name, checked in sorted(state.preflight.items()):
+        passed.add_metric([name], 1.0 if checked.ok else 0.0)
+    return passed
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from sidecar.errors import SidecarError
 from sidecar.report import alerts
 from sidecar.volume import journal
 from sidecar.volume.certs import now_utc
-from sidecar.volume.journal import Journal, Served
+from sidecar.volume.journal import Checked, Journal, Served
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -90,6 +90,10 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
         downtime=result.downtime if result.downtime is not None else before.downtime,
         downtime_at=now if result.downtime is not None else before.downtime_at,
         served=_served(before, result, verify=verify, now=now),
+        preflight={
+            **before.preflight,
+            **{v.lineage: Checked(v.ok, now, v.summary()) for v in result.preflight},
+        },
         restarted_for=(
             before.restarted_for if result.restarted_for is None else result.restarted_for
         ),

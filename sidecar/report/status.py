@@ -86,6 +86,17 @@ def rows(
     return out
 
 
+def preflight_lines(state: Journal) -> list[str]:
+    """The last pre-flight of each lineage that failed it or passed with warnings."""
+    return [
+        f"pre-flight {name} ({checked.checked_at.isoformat(timespec='seconds')}): "
+        + ("" if checked.ok else "FAILED: ")
+        + checked.detail
+        for name, checked in sorted(state.preflight.items())
+        if not checked.ok or checked.detail != "ok"
+    ]
+
+
 def table(items: list[Row]) -> str:
     head = (
         "CERTIFICATE",

@@ -9,10 +9,10 @@ versions (`state.json`, `observe.json`): they are read once, by the first update
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from loguru import logger
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from sidecar.errors import ConfigError
 from sidecar.volume.certs import now_utc
@@ -31,6 +31,16 @@ class Served:
     """The last verification of one certificate (VERIFY)."""
 
     match: bool
+    checked_at: Stamp
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The last pre-flight of one lineage (its names: resolution, CAA): passed or not, and
+    the failures or warnings in one line."""
+
+    ok: bool
     checked_at: Stamp
     detail: str = ""
 
@@ -59,6 +69,11 @@ class Journal:
     served: dict[str, Served] = field(default_factory=dict)
     restarted_for: dict[str, str] = field(default_factory=dict)  # certificate -> serial
     alerts: AlertMemory = field(default_factory=AlertMemory)
+    # lineage -> its last pre-flight; not written while empty (a journal of before reads and
+    # writes back the same)
+    preflight: Annotated[dict[str, Checked], Field(exclude_if=lambda v: not v)] = field(
+        default_factory=dict
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The journal as its file holds it (and `status --json` shows it)."""

@@ -235,10 +235,11 @@ def test_dry_run_reports_every_step_ok_and_saves_nothing(stack: Stack):
     assert code == 0, out
     report = report_of(out)
     assert list(report) == [
-        *("volume", "tree", "acme", "docker", "targets", "stop", "port", "challenge"),
+        *("volume", "tree", "acme", "names", "docker", "targets", "stop", "port", "challenge"),
         *("start", "answering"),
     ]
-    assert {step: outcome for step, (outcome, _) in report.items()} == dict.fromkeys(report, "ok")
+    outcomes = {step: outcome for step, (outcome, _) in report.items()}
+    assert outcomes == {**dict.fromkeys(report, "ok"), "names": "skipped"}
     assert app.name in report["targets"][1]
     assert "dry run: ok" in out
     assert disk_serial(stack.le_dir, stack.domain) == serial

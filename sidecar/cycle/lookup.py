@@ -18,6 +18,7 @@ from sidecar.errors import SidecarError
 from sidecar.volume.accounts import for_server, server_path
 from sidecar.volume.ca import SERVER_ALIASES
 from sidecar.volume.confs import PARAMS, load_conf
+from sidecar.volume.specs import is_ip
 
 if TYPE_CHECKING:
     from sidecar.volume.ca import AcmeCA
@@ -143,7 +144,8 @@ def context(ca: AcmeCA, ids: frozenset[str], *, dns_mode: bool) -> Context:
 def check(
     dns_resolver: dns.resolver.Resolver, spec: CertSpec, base: Context, uri: str | None
 ) -> Verdict:
-    """One lineage's names, judged."""
-    answers = tuple(answer(dns_resolver, n, dns_mode=base.dns) for n in spec.domains)
+    """One lineage's names, judged (its IP addresses have no DNS records and no CAA to check)."""
+    names = [n for n in spec.domains if not is_ip(n)]
+    answers = tuple(answer(dns_resolver, n, dns_mode=base.dns) for n in names)
     own = Context(base.identities, uri, base.dns, base.ipv6, base.public_ca)
     return judge(spec.name, answers, own)

@@ -14,7 +14,9 @@ import dns.resolver
 import dns.rrset
 
 from sidecar.cycle.caa import Caa
-from sidecar.cycle.lookup import account_uri, answer
+from sidecar.cycle.lookup import account_uri, answer, check
+from sidecar.cycle.names import Context
+from sidecar.volume.specs import CertSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -104,3 +106,22 @@ def test_a_resolver_that_times_out_is_not_asked_again_for_the_name() -> None:
     found = answer(cast("dns.resolver.Resolver", stub), "slow.example.com", dns_mode=False)
     assert (found.addresses, found.caa) == (None, None)
     assert asked == ["CAA"]
+
+
+def test_ip_addresses_are_not_looked_up_and_pass() -> None:
+    """An IP-address certificate has no DNS records or CAA to check: only its names are asked."""
+    stub = _Resolver({("app.example.com", "A"): ["127.0.0.1"]})
+    asked: list[str] = []
+
+    def resolve(name: str, kind: str) -> _Answer:
+        asked.append(name)
+        return _Resolver.resolve(stub, name, kind)
+
+    stub.resolve = resolve  # type: ignore[method-assign]
+    spec = CertSpec("app.example.com", ("app.example.com", "127.0.0.1", "2001:db8::7"))
+    verdict = check(cast("dns.resolver.Resolver", stub), spec, Context(frozenset()), None)
+    assert verdict.ok
+    assert "app.example.com" in asked
+    assert not [n for n in asked if ":" in n or n[0].isdigit()]
+    only_ip = CertSpec("127.0.0.1", ("127.0.0.1",))
+    assert check(cast("dns.resolver.Resolver", stub), only_ip, Context(frozenset()), None).ok

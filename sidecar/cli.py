@@ -23,7 +23,15 @@ from sidecar.loader import in_certbot, load
 from sidecar.report import metrics, outcome
 from sidecar.report.adoption import adoption_json, render, rewrite_text
 from sidecar.report.outcome import Recorder
-from sidecar.report.status import failing, health, rows, served_problems, table, with_served
+from sidecar.report.status import (
+    failing,
+    health,
+    replacing,
+    rows,
+    served_problems,
+    table,
+    with_served,
+)
 from sidecar.scheduler import Scheduler
 from sidecar.targets import outage
 from sidecar.targets.base import NoTargetError
@@ -231,7 +239,8 @@ def cmd_status(config: Config, *, as_json: bool) -> int:
     else:
         print(table(items))
         if state.next_check_at:
-            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
+            by = f" ({state.next_check_by})" if state.next_check_by else ""
+            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}{by}")
         print(f"\nlineages:\n{render(adoption.decisions, adoption.findings)}")
     return 0
 
@@ -253,6 +262,8 @@ def cmd_health(config: Config) -> int:
         print(f"unhealthy: {problem}")
     if warning := failing(state):
         print(f"warning: {warning}")
+    for line in replacing(state, now_utc()):
+        print(f"warning: {line}")
     if not problems:
         print("healthy")
     return 1 if problems else 0

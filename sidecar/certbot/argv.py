@@ -16,7 +16,7 @@ from sidecar.volume.ca import choose_ca
 from sidecar.volume.confs import INSTALLER, POST_HOOK
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from sidecar.certbot.challenges import Challenge
     from sidecar.volume.adopt import Decision
@@ -186,6 +186,19 @@ def renew_runs(base: Run, decisions: Sequence[Decision], due: int = 0) -> list[R
         ]
     expected = due if len(runs) == 1 else 1  # the plugin starts the app after as many
     return [dataclasses.replace(run, expected=expected) for run in runs]
+
+
+def replacement_runs(
+    flags: Flags, decisions: Sequence[Decision], names: Collection[str]
+) -> list[Run]:
+    """`renew --force-renewal --cert-name NAME` for each lineage the CA wants replaced now (its
+    ARI window has come): one run each, so only those lineages are renewed early."""
+    base = renew(flags, force=True)
+    return [
+        dataclasses.replace(_lineage_run(base, d), expected=1)
+        for d in decisions
+        if d.name in names and d.renewable
+    ]
 
 
 def _lineage_run(base: Run, decision: Decision) -> Run:

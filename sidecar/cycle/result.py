@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
     from sidecar.cycle.problem import Problem
     from sidecar.cycle.verify import Check
+    from sidecar.volume.journal import Ari
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class CycleResult:
     restarted: tuple[str, ...] = ()  # targets restarted because they served an old certificate
     restarted_for: dict[str, str] | None = None  # certificate -> serial restarted for (VERIFY)
     stopped: bool = False  # cut short by the stop request (SIGTERM/SIGINT)
+    ari: dict[str, Ari] = field(default_factory=dict)  # the CA's answers (ARI) in this cycle
+    requested: dict[str, Ari] = field(default_factory=dict)  # windows over: replace now
 
     @property
     def errors(self) -> tuple[str, ...]:

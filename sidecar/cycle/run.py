@@ -4,14 +4,16 @@ again, reload what serves an old certificate, verify. The app is never left down
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar.certbot.argv import certonly, renew, renew_runs
+from sidecar.certbot.argv import certonly, renew, renew_runs, replacement_runs
 from sidecar.certbot.failures import classify, only_parse_failures
+from sidecar.cycle.ari import due, fetch
 from sidecar.cycle.plan import changed_lineages, expected_renewals, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from sidecar.targets.base import TargetControl
     from sidecar.targets.spec import TargetsSpec
     from sidecar.volume.found import TreeSpec
+    from sidecar.volume.journal import Ari
     from sidecar.volume.tree import Adoption
 
 
@@ -78,7 +81,12 @@ def run_cycle(
         except SidecarError as error:
             cycle.problems.append(Problem(type(error).__name__, None, str(error)))
         result = CycleResult(
-            changed, tuple(cycle.problems), time.monotonic() - began, stopped=stop.requested()
+            changed,
+            tuple(cycle.problems),
+            time.monotonic() - began,
+            stopped=stop.requested(),
+            ari=cycle.answers,
+            requested={n: a for n, a in cycle.asked.items() if a.ended(began_at)},
         )
         if not dry_run:
             result = _verify(setup, control, result)
@@ -101,6 +109,9 @@ class _Cycle:
     dry_run: bool = False
     problems: list[Problem] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)  # for certbot's config file
+    asked: dict[str, Ari] = field(default_factory=dict)  # the CA's ARI answers before renewing
+    answers: dict[str, Ari] = field(default_factory=dict)  # and for the new certificates
+    rng: random.Random = field(default_factory=random.Random)
 
     def steps(self) -> tuple[str, ...]:
         """The lineages with a new certificate."""
@@ -113,9 +124,11 @@ class _Cycle:
         before, broken = self._read(names)
         plan = plan_cycle(spec.domains.specs, before, broken, _held(adoption))
         self.problems += _refused(plan, adoption)
+        urgent = self._ask_ari(before, plan)
         try:
             self._issue(plan)
-            self._renew(plan, adoption, before)
+            self._replace(adoption, urgent)
+            self._renew(plan, adoption, before, urgent)
         finally:
             _start_again(spec, control, dry_run=self.dry_run)
         if self.dry_run:
@@ -123,6 +136,7 @@ class _Cycle:
         # read the names again: a lineage certbot made in this cycle is a new certificate too
         after = lineages.certs(config_dir, {*names, *lineages.names(config_dir)})
         changed = changed_lineages(before, after)
+        self.answers.update(self._fetch_ari({n: after.get(n) for n in changed}))
         self.problems += _deliver(self.setup, control)
         self.problems += _reload_stale(self.setup, control, changed)
         return changed
@@ -143,6 +157,44 @@ class _Cycle:
         broken = frozenset(name for name, item in current.items() if item.problem)
         return {name: item.cert for name, item in current.items()}, broken
 
+    def _fetch_ari(self, certs: Mapping[str, CertInfo | None]) -> dict[str, Ari]:
+        """The CA's renewal information for the DOMAINS lineages among `certs` (none on a dry
+        run: it renews every lineage anyway)."""
+        if self.dry_run:
+            return {}
+        spec = self.setup.tree
+        known = journal.load(spec.paths.state_dir).ari
+        wanted = {n: c for n, c in certs.items() if n in spec.domains.names}
+        return fetch(spec.ca, wanted, known, now_utc(), self.rng)
+
+    def _ask_ari(self, before: Mapping[str, CertInfo | None], plan: Plan) -> tuple[str, ...]:
+        """Ask the CA (ARI); the lineages it wants renewed now, but not those issued anew."""
+        self.asked = self._fetch_ari(before)
+        self.answers = dict(self.asked)
+        issued = {s.name for s in plan.issue}
+        urgent = [n for n in due(self.asked, before, now_utc()) if n not in issued]
+        for name in urgent:
+            why = self.asked[name]
+            logger.warning(
+                "{}: the CA asks for a new certificate {} (ARI window {} to {}){}",
+                name,
+                "now: its window is over" if why.ended(now_utc()) else "from now on",
+                why.start.isoformat(timespec="minutes"),
+                why.end.isoformat(timespec="minutes"),
+                f"; see {why.explanation}" if why.explanation else "",
+                certificate=name,
+            )
+        return tuple(urgent)
+
+    def _replace(self, adoption: Adoption, urgent: tuple[str, ...]) -> None:
+        """Renew, each on its own and at once, the lineages the CA wants replaced now."""
+        if self.force or not urgent:
+            return  # a forced renewal renews them anyway
+        for run in replacement_runs(self.setup.flags, adoption.decisions, urgent):
+            if self.stop.requested():
+                return
+            self._certbot(run)
+
     def _issue(self, plan: Plan) -> None:
         flags = self.setup.flags
         for spec in plan.issue:
@@ -153,11 +205,18 @@ class _Cycle:
             )
             self._certbot(certonly(flags, spec, dry_run=self.dry_run))
 
-    def _renew(self, plan: Plan, adoption: Adoption, before: Mapping[str, CertInfo | None]) -> None:
-        """One `certbot renew` for every lineage (certbot decides what is due)."""
+    def _renew(
+        self,
+        plan: Plan,
+        adoption: Adoption,
+        before: Mapping[str, CertInfo | None],
+        urgent: tuple[str, ...] = (),
+    ) -> None:
+        """One `certbot renew` for every lineage (certbot decides what is due; those replaced
+        just before are not due any more)."""
         if not plan.renew or (self.force and len(plan.issue) == len(before)):
             return
-        skipped = adopt.ignored(adoption.decisions)
+        skipped = adopt.ignored(adoption.decisions) | (set() if self.force else set(urgent))
         renewable = {n: c for n, c in before.items() if n not in skipped}
         renew_before = self.setup.tree.domains.renew_before
         due = expected_renewals(renewable, now_utc(), renew_before, force=self.force)

@@ -15,7 +15,7 @@ from loguru import logger
 from sidecar import __version__, logs, shutdown
 from sidecar.certbot import inside
 from sidecar.certbot.runner import CertbotRunner
-from sidecar.cycle import CycleResult, dryrun, preflight, run_cycle
+from sidecar.cycle import CycleResult, ari, dryrun, preflight, run_cycle
 from sidecar.cycle.run import served_now
 from sidecar.errors import ConfigError, DockerError, SidecarError
 from sidecar.loader import control as control_for
@@ -146,6 +146,7 @@ def _run_cycle(
         force=force,
         precheck=lambda: preflight.check_acme(config.ca),
         after=lambda result, began: outcome.record(recorder, control, result, began),
+        ask_ari=ari.fetch,
     )
 
 

@@ -13,7 +13,7 @@ from loguru import logger
 
 from sidecar.certbot.argv import certonly, renew, renew_runs, replacement_runs
 from sidecar.certbot.failures import classify, only_parse_failures
-from sidecar.cycle.ari import due, fetch
+from sidecar.cycle.ari import due
 from sidecar.cycle.plan import changed_lineages, expected_renewals, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from sidecar.certbot.argv import Flags, Run
     from sidecar.certbot.runner import CertbotResult
+    from sidecar.cycle.ari import Ask
     from sidecar.cycle.plan import Plan
     from sidecar.cycle.verify import VerifySpec
     from sidecar.shutdown import StopRequest
@@ -65,15 +66,17 @@ def run_cycle(
     dry_run: bool = False,
     precheck: Callable[[], None] = lambda: None,
     after: Callable[[CycleResult, datetime], CycleResult] | None = None,
+    ask_ari: Ask | None = None,
 ) -> CycleResult:
     """Run one cycle under the lock; `after` (the outcome: counters, alerts, the journal) runs
-    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server).
+    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server);
+    `ask_ari` asks the CA for its renewal windows (`ari.fetch`; None: not asked).
     Whatever happens, what the record names is started before the lock is released; once
     `stop` is requested no further certbot run starts."""
     began = time.monotonic()
     began_at = now_utc()
     with outage.cycle_lock(setup.tree.paths.state_dir, control):
-        cycle = _Cycle(setup, certbot, control, stop, force=force, dry_run=dry_run)
+        cycle = _Cycle(setup, certbot, control, stop, force=force, dry_run=dry_run, ask=ask_ari)
         changed: tuple[str, ...] = ()
         try:
             precheck()
@@ -107,6 +110,7 @@ class _Cycle:
     stop: StopRequest
     force: bool = False
     dry_run: bool = False
+    ask: Ask | None = None
     problems: list[Problem] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)  # for certbot's config file
     asked: dict[str, Ari] = field(default_factory=dict)  # the CA's ARI answers before renewing
@@ -160,12 +164,12 @@ class _Cycle:
     def _fetch_ari(self, certs: Mapping[str, CertInfo | None]) -> dict[str, Ari]:
         """The CA's renewal information for the DOMAINS lineages among `certs` (none on a dry
         run: it renews every lineage anyway)."""
-        if self.dry_run:
+        if self.dry_run or self.ask is None:
             return {}
         spec = self.setup.tree
         known = journal.load(spec.paths.state_dir).ari
         wanted = {n: c for n, c in certs.items() if n in spec.domains.names}
-        return fetch(spec.ca, wanted, known, now_utc(), self.rng)
+        return self.ask(spec.ca, wanted, known, now_utc(), self.rng)
 
     def _ask_ari(self, before: Mapping[str, CertInfo | None], plan: Plan) -> tuple[str, ...]:
         """Ask the CA (ARI); the lineages it wants renewed now, but not those issued anew."""

@@ -69,7 +69,7 @@ def test_a_revoked_certificate_is_replaced_at_the_next_check_with_one_alert(
     )
     first, kept = disk_serial(stack.le_dir, revoked), disk_serial(stack.le_dir, other)
     window = journal(stack)["ari"][revoked]  # type: ignore[index]
-    assert window["end"] > window["start"]  # a window ahead, for a fresh certificate
+    assert window["start"] > window["checked_at"]  # a window ahead, for a fresh certificate
 
     revoke(stack, sidecar, revoked)
 
@@ -84,7 +84,10 @@ def test_a_revoked_certificate_is_replaced_at_the_next_check_with_one_alert(
     assert events.count(REPLACEMENT) == 1, events
     assert disk_serial(stack.le_dir, other) == kept, "the other lineage must not be renewed early"
     logs = sidecar.logs().decode(errors="replace")
-    assert f"--cert-name {revoked}" in logs or revoked in logs
+    assert f"{revoked}: the CA asks for a new certificate now: its window is over" in logs
+    forced = [line for line in logs.splitlines() if "running" in line and "--force-renewal" in line]
+    assert len(forced) == 1, forced
+    assert forced[0].endswith(f"--cert-name {revoked}")
     state = journal(stack)
     assert state["ari"][revoked]["serial"] == f"{disk_serial(stack.le_dir, revoked):x}"  # type: ignore[index]
-    assert "replacement" in state["alerts"]  # type: ignore[operator]
+    assert state["alerts"]["replacement"] == {revoked: f"{first:x}"}  # type: ignore[index]

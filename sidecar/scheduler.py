@@ -226,7 +226,9 @@ class Scheduler:
         else:
             kind = "next check"
         wake = Wake(delay, "backoff" if kind.startswith("retry") else "CHECK_INTERVAL")
-        if result is None or result.not_before is None:  # never before a time the CA named
+        if result is not None and result.not_before is not None:  # never before the CA's time
+            wake = Wake(delay, "the retry time the CA named")
+        else:
             wake = next_wake(delay, wake.reason, state.ari, now)
         at = now + timedelta(seconds=wake.delay)
         self._save(lambda j: dataclasses.replace(j, next_check_at=at, next_check_by=wake.reason))

@@ -280,7 +280,7 @@ def test_a_ca_that_does_not_answer_gives_no_windows_and_no_error():
 
 def test_a_directory_without_renewal_info_gives_no_windows(ca_answering):
     """A CA without ARI: nothing asked beyond the directory."""
-    ca_answering.server.RequestHandlerClass.do_GET = _directory_only  # type: ignore[attr-defined]
+    ca_answering.server.RequestHandlerClass.do_GET = _directory_only
     certs = {"a": dataclass_with(cert_info(("a.example",), datetime.now(UTC)), "aa.01")}
     assert (
         fetch(AcmeCA(ca_answering.directory), certs, {}, datetime.now(UTC), random.Random()) == {}

@@ -22,7 +22,7 @@ import pytest
 from sidecar import __main__ as entry
 from sidecar import cli, healthcheck
 from sidecar.volume import adopt, certs, confs, journal
-from sidecar.volume.journal import Journal, Served
+from sidecar.volume.journal import Ari, Journal, Served
 from tests.unit.helpers import install_cert, make_pem
 
 if TYPE_CHECKING:
@@ -197,6 +197,17 @@ def several_lineages(env):
     journal_of(env, failing(timedelta(hours=2)))
 
 
+def replacement_requested(env: dict[str, str]) -> None:
+    """The CA's window for the current certificate is over and it is not replaced yet: a
+    warning (the container stays healthy: a restart would not help)."""
+    cert(env, 60 * DAY)
+    now = datetime.now(UTC)
+    end = now - timedelta(hours=1)
+    over = Ari("c0ffee", end - timedelta(hours=1), end, end, now, None, "https://ca.example/why")
+    ahead = Ari("b0b", now + DAY, now + 2 * DAY, now + DAY, now)
+    journal_of(env, Journal(last_result="ok", ari={NAME: over, "b.example": ahead}))
+
+
 def expiring_after_2049(env):
     """GeneralizedTime instead of UTCTime."""
     pem = make_pem((NAME,), datetime(2049, 1, 1, tzinfo=UTC), datetime(2051, 1, 1, tzinfo=UTC))
@@ -225,6 +236,7 @@ DECIDED: list[Callable[..., None]] = [
     domains_written_loosely,
     several_lineages,
     expiring_after_2049,
+    replacement_requested,
 ]
 
 # --- states it hands to the full check ----------------------------------------------------------
@@ -468,3 +480,17 @@ def test_the_comments_above_autorenew_are_configobjs(tmp_path):
         parsed["renewalparams"].comments["autorenew"]
     )
     assert healthcheck.read_conf(str(path)).top == {"cert": "/a"}
+
+
+def test_a_replacement_requested_by_the_ca_is_a_warning_naming_it(env, capsys):
+    """`sidecar health` says which certificate the CA wants replaced, and why, if it said."""
+    replacement_requested(env)
+    full, light = run_both(capsys)
+    assert light == full
+    assert full[1] == 0
+    assert (
+        f"warning: replacement requested: the CA asks to replace {NAME} now (its renewal window "
+        "ended "
+    ) in full[0]
+    assert "; see https://ca.example/why" in full[0]
+    assert "b.example" not in full[0]

@@ -15,7 +15,7 @@ from loguru import logger
 from sidecar import __version__, logs, shutdown
 from sidecar.certbot import inside
 from sidecar.certbot.runner import CertbotRunner
-from sidecar.cycle import CycleResult, ari, dryrun, preflight, run_cycle
+from sidecar.cycle import CycleResult, ari, dryrun, preflight, ratelimit, run_cycle
 from sidecar.cycle.run import served_now
 from sidecar.errors import ConfigError, DockerError, SidecarError
 from sidecar.loader import control as control_for
@@ -208,10 +208,23 @@ def cmd_run(
 def cmd_renew(config: Config, process: Process, *, force: bool, dry_run: bool) -> int:
     if dry_run:
         return cmd_dry_run(config, process)
+    if force:
+        _check_rate_limit(config)
     ready = _preflight(config, process)
     runner = CertbotRunner(config.certbot_timeout, process.stopping)
     result = _run_cycle(config, runner, ready, process.stopping, force=force)
     return _interrupted(process.stopping) or (0 if result.ok else EXIT_FAILED)
+
+
+def _check_rate_limit(config: Config) -> None:
+    """A forced renewal that would spend the CA's last certificate of the week for a set of
+    names is refused, before anything is touched."""
+    state = journal.load(config.paths.state_dir)
+    ignored = adopt.ignored(tree.inspect(config.tree).decisions)  # not renewed, forced or not
+    certs = _certs(_current(config, ignored))
+    lines = ratelimit.refusals(state.issued, certs, now_utc(), config.ca.directory)
+    if lines:
+        raise SidecarError("; ".join(lines))
 
 
 def _interrupted(stopping: StopRequest) -> int:

@@ -39,7 +39,7 @@ JOURNAL_FIELDS = frozenset(  # volume.journal.Journal's
     (
         *("last_cycle_at", "last_result", "last_success_at", "failures", "next_check_at"),
         *("renewed", "cycles", "cycle_failures", "renewals", "downtime", "downtime_at"),
-        *("served", "restarted_for", "alerts", "next_check_by", "ari"),
+        *("served", "restarted_for", "alerts", "next_check_by", "ari", "issued"),
     )
 )
 PARAMS = "renewalparams"

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from sidecar.cycle import ratelimit
 from sidecar.cycle.verify import current_certs
 from sidecar.errors import ConfigError
 from sidecar.volume import journal
@@ -39,8 +40,22 @@ def families(
     now: datetime | None = None,
 ) -> list[Metric]:
     """Pure: the metric families for what is on the volume (`now`: for the CA's windows)."""
+    now = now or now_utc()
     out = [*_certificates(certs, state), *_cycles(state), _served(state)]
-    return [*out, _replacement(state, now or now_utc())]
+    return [*out, _replacement(state, now), _issued(certs, state, now)]
+
+
+def _issued(certs: Mapping[str, CertInfo | None], state: Journal, now: datetime) -> Metric:
+    issued = GaugeMetricFamily(
+        PREFIX + "issued_7d",
+        "New certificates for the lineage's set of names in the last 7 days (Let's Encrypt "
+        "allows 5; a forced renewal that would be the 5th is refused).",
+        labels=["lineage"],
+    )
+    for name, cert in sorted(certs.items()):
+        if cert is not None:
+            issued.add_metric([name], float(ratelimit.count(state.issued, cert, now)))
+    return issued
 
 
 def _replacement(state: Journal, now: datetime) -> Metric:

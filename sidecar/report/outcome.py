@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from sidecar.cycle import ratelimit
 from sidecar.cycle.ari import current
 from sidecar.cycle.verify import current_certs
 from sidecar.errors import SidecarError
@@ -72,6 +73,18 @@ def _ari(
     return answers if certs is None else current(answers, certs)
 
 
+def _issued(
+    before: Journal,
+    result: CycleResult,
+    certs: Mapping[str, CertInfo | None] | None,
+    now: datetime,
+) -> dict[str, list[datetime]]:
+    """The new certificates of the last 7 days per set of names (the CA's rate limit)."""
+    if certs is None:
+        return before.issued
+    return ratelimit.counted(before.issued, certs, result.changed, now)
+
+
 def recorded(
     before: Journal,
     result: CycleResult,
@@ -96,6 +109,7 @@ def recorded(
             downtime=result.downtime if result.downtime is not None else before.downtime,
             downtime_at=now if result.downtime is not None else before.downtime_at,
             ari=_ari(before, result, certs),
+            issued=_issued(before, result, certs, now),
         )
     return dataclasses.replace(
         before,
@@ -114,6 +128,7 @@ def recorded(
             before.restarted_for if result.restarted_for is None else result.restarted_for
         ),
         ari=_ari(before, result, certs),
+        issued=_issued(before, result, certs, now),
     )
 
 

@@ -83,6 +83,7 @@ class Journal:
     restarted_for: dict[str, str] = field(default_factory=dict)  # certificate -> serial
     alerts: AlertMemory = field(default_factory=AlertMemory)
     ari: dict[str, Ari] = field(default_factory=dict)  # certificate -> its CA's last answer
+    issued: dict[str, list[Stamp]] = field(default_factory=dict)  # names -> last 7 days' saves
 
     def to_json(self) -> dict[str, Any]:
         """The journal as its file holds it (and `status --json` shows it)."""

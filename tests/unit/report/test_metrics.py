@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.errors import ConfigError
 from sidecar.report import metrics
+from sidecar.volume.certs import parse_cert
 from sidecar.volume.journal import Ari, Journal, Served
 from tests.unit.helpers import DAY, T0, install_cert, make_pem, make_settings, save_journal
 
@@ -73,6 +74,7 @@ def test_page_has_every_documented_metric(config):
         "certbot_sidecar_last_success_timestamp_seconds": T0.timestamp(),
         "certbot_sidecar_app_downtime_seconds": 1.25,
         "certbot_sidecar_served_certificate_match{certificate=a.example}": 0.0,
+        "certbot_sidecar_issued_7d{lineage=a.example}": 0.0,
     }
 
 
@@ -160,3 +162,14 @@ class _Registry:
 
     def collect(self) -> list[Metric]:
         return self._families
+
+
+def test_issued_7d_counts_the_new_certificates_of_each_lineages_names_this_week():
+    """Per lineage with a certificate: its set of names' count in the last 7 days."""
+    now = T0 + 30 * DAY
+    cert = parse_cert(make_pem(("a.example",), now - DAY))
+    state = Journal(issued={"a.example": [now - 8 * DAY, now - 3 * DAY, now - DAY]})
+    page = samples(
+        generate_latest(_Registry(metrics.families({"a.example": cert}, state, now))).decode()
+    )
+    assert page["certbot_sidecar_issued_7d{lineage=a.example}"] == 2.0

@@ -181,3 +181,14 @@ def test_the_cas_answers_are_kept_only_for_the_current_certificates():
     assert after.ari == {"a.example": new, "b.example": other}
     gone = outcome.recorded(before, CycleResult((), (), 1.0), verify=False, now=T0, certs=certs)
     assert gone.ari == {"b.example": other}
+
+
+def test_each_new_certificate_is_counted_for_its_set_of_names_for_a_week():
+    """The rate limit's count: a cycle that saved one adds its time; a week later it is gone."""
+    result = CycleResult(("a.example",), (), 1.0)
+    certs = {"a.example": CURRENT}
+    after = outcome.recorded(Journal(), result, verify=False, now=T0, certs=certs)
+    assert after.issued == {"a.example": [T0]}
+    quiet = CycleResult((), (), 1.0)
+    later = outcome.recorded(after, quiet, verify=False, now=T0 + 8 * 24 * 3600 * SEC, certs=certs)
+    assert later.issued == {}

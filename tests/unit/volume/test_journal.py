@@ -138,7 +138,11 @@ WRITTEN_BEFORE = """{
 }"""
 
 
-ADDED_SINCE = {"next_check_by": "", "ari": {}}  # fields a later version added, at their defaults
+ADDED_SINCE = {
+    "next_check_by": "",
+    "ari": {},
+    "issued": {},
+}  # fields a later version added, at their defaults
 
 
 def test_a_journal_written_by_the_previous_version_reads_back_and_is_written_the_same(tmp_path):

@@ -233,6 +233,7 @@ def _other_fields(data: dict[str, Any]) -> None:
     tuple(data.get("renewed", ()))
     [int(v) for v in (data.get("renewals") or {}).values()]
     (data.get("restarted_for") or {}).items()
+    [datetime.fromisoformat(t) for times in (data.get("issued") or {}).values() for t in times]
 
 
 def read_conf(path: str) -> Conf:

@@ -268,6 +268,25 @@ def journal_with_a_bad_field(env):
     path.write_text(json.dumps({**data, "renewals": ["not", "a", "map"]}), encoding="utf-8")
 
 
+def journal_with_a_bad_count(env: dict[str, str]) -> None:
+    """A rate-limit count that is no time: the full check reads an empty journal (with a
+    warning), so the light one does not decide."""
+    cert(env, 60 * DAY)
+    journal_of(env, Journal())
+    path = le(env) / "sidecar" / journal.JOURNAL
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**data, "issued": {NAME: ["soon"]}}), encoding="utf-8")
+
+
+def journal_with_an_ari_answer_without_its_end(env: dict[str, str]) -> None:
+    cert(env, 60 * DAY)
+    journal_of(env, Journal())
+    path = le(env) / "sidecar" / journal.JOURNAL
+    data = json.loads(path.read_text(encoding="utf-8"))
+    broken = {NAME: {"serial": "c0ffee", "start": "2026-01-01T00:00:00+00:00"}}
+    path.write_text(json.dumps({**data, "ari": broken}), encoding="utf-8")
+
+
 def journal_with_a_field_of_a_later_version(env):
     """A field the light check does not know yet: it might matter."""
     cert(env, 60 * DAY)
@@ -330,6 +349,8 @@ HANDED_OVER: list[Callable[..., None]] = [
     unreadable_journal,
     journal_with_a_bad_field,
     journal_with_a_field_of_a_later_version,
+    journal_with_a_bad_count,
+    journal_with_an_ari_answer_without_its_end,
     journal_of_an_earlier_version,
     conf_with_quotes,
     conf_with_interpolation,

@@ -167,3 +167,40 @@ def current(answers: Mapping[str, Ari], certs: Mapping[str, CertInfo | None]) ->
         for name, ari in answers.items()
         if (cert := certs.get(name)) is not None and ari.serial == cert.serial_hex
     }
+
+
+def ask_safely(
+    ask: Ask,
+    ca: AcmeCA,
+    certs: Mapping[str, CertInfo | None],
+    known: Mapping[str, Ari],
+    rng: random.Random,
+) -> dict[str, Ari]:
+    """`ask` (`fetch`), never raising: ARI never fails a cycle (certbot's own rule stays)."""
+    try:
+        return ask(ca, certs, known, datetime.now(UTC), rng)
+    except Exception as error:  # noqa: BLE001 (a bug here is logged; the renewal goes on)
+        logger.opt(exception=error).warning("ARI: asking the CA failed: {}", error)
+        return {}
+
+
+def wanted_now(
+    answers: Mapping[str, Ari], certs: Mapping[str, CertInfo | None], now: datetime
+) -> tuple[str, ...]:
+    """`due`, each said in the log: a warning when the window is over (the CA wants the
+    certificate replaced now), a line otherwise (its time in the window has come)."""
+    names = due(answers, certs, now)
+    for name in names:
+        why = answers[name]
+        over = why.ended(now)
+        logger.log(
+            "WARNING" if over else "INFO",
+            "{}: the CA asks for a new certificate {} (ARI window {} to {}){}",
+            name,
+            "now: its window is over" if over else "from now on",
+            why.start.isoformat(timespec="minutes"),
+            why.end.isoformat(timespec="minutes"),
+            f"; see {why.explanation}" if why.explanation else "",
+            certificate=name,
+        )
+    return names

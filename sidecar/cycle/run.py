@@ -13,7 +13,7 @@ from loguru import logger
 
 from sidecar.certbot.argv import certonly, renew, renew_runs, replacement_runs
 from sidecar.certbot.failures import classify, only_parse_failures
-from sidecar.cycle.ari import due
+from sidecar.cycle.ari import ask_safely, wanted_now
 from sidecar.cycle.plan import changed_lineages, expected_renewals, plan_cycle
 from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
@@ -169,26 +169,14 @@ class _Cycle:
         spec = self.setup.tree
         known = journal.load(spec.paths.state_dir).ari
         wanted = {n: c for n, c in certs.items() if n in spec.domains.names}
-        return self.ask(spec.ca, wanted, known, now_utc(), self.rng)
+        return ask_safely(self.ask, spec.ca, wanted, known, self.rng)
 
     def _ask_ari(self, before: Mapping[str, CertInfo | None], plan: Plan) -> tuple[str, ...]:
         """Ask the CA (ARI); the lineages it wants renewed now, but not those issued anew."""
         self.asked = self._fetch_ari(before)
         self.answers = dict(self.asked)
         issued = {s.name for s in plan.issue}
-        urgent = [n for n in due(self.asked, before, now_utc()) if n not in issued]
-        for name in urgent:
-            why = self.asked[name]
-            logger.warning(
-                "{}: the CA asks for a new certificate {} (ARI window {} to {}){}",
-                name,
-                "now: its window is over" if why.ended(now_utc()) else "from now on",
-                why.start.isoformat(timespec="minutes"),
-                why.end.isoformat(timespec="minutes"),
-                f"; see {why.explanation}" if why.explanation else "",
-                certificate=name,
-            )
-        return tuple(urgent)
+        return tuple(n for n in wanted_now(self.asked, before, now_utc()) if n not in issued)
 
     def _replace(self, adoption: Adoption, urgent: tuple[str, ...]) -> None:
         """Renew, each on its own and at once, the lineages the CA wants replaced now."""

@@ -18,11 +18,20 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sidecar.cycle.ari import DEFAULT_RETRY, AriError, answer, current, due, fetch, retry_time
+from sidecar.cycle.ari import (
+    DEFAULT_RETRY,
+    AriError,
+    answer,
+    ask_safely,
+    current,
+    due,
+    fetch,
+    retry_time,
+)
 from sidecar.volume.ca import AcmeCA
 from sidecar.volume.certs import ari_id, parse_cert
 from sidecar.volume.journal import Ari
-from tests.unit.helpers import T0, cert_info
+from tests.unit.helpers import T0, cert_info, logged
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -293,3 +302,15 @@ def _directory_only(self: Any) -> None:
 
 def dataclass_with(cert: CertInfo, ident: str) -> CertInfo:
     return dataclasses.replace(cert, ari_id=ident)
+
+
+def test_an_asker_that_raises_gives_no_windows_and_a_warning():
+    """Even a bug in asking the CA leaves the cycle to certbot's own rule."""
+
+    def broken(*_: object) -> dict[str, Ari]:
+        raise KeyError("renewalInfo")
+
+    with logged() as lines:
+        found = ask_safely(broken, AcmeCA("https://ca.test/dir"), {}, {}, random.Random(0))
+    assert found == {}
+    assert any("ARI: asking the CA failed" in line for line in lines)

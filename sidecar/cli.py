@@ -15,7 +15,7 @@ from loguru import logger
 from sidecar import __version__, logs, shutdown
 from sidecar.certbot import inside
 from sidecar.certbot.runner import CertbotRunner
-from sidecar.cycle import CycleResult, dryrun, gate, preflight, run_cycle
+from sidecar.cycle import CycleResult, ari, dryrun, gate, preflight, ratelimit, run_cycle
 from sidecar.cycle.run import served_now
 from sidecar.errors import ConfigError, DockerError, SidecarError
 from sidecar.loader import control as control_for
@@ -27,6 +27,7 @@ from sidecar.report.status import (
     failing,
     health,
     preflight_lines,
+    replacing,
     rows,
     served_problems,
     table,
@@ -147,6 +148,7 @@ def _run_cycle(
         precheck=lambda: preflight.check_acme(config.ca),
         preflight=gate.Live(config.paths, config.ca, config.cycle.names, config.challenge),
         after=lambda result, began: outcome.record(recorder, control, result, began),
+        ask_ari=ari.fetch,
     )
 
 
@@ -208,10 +210,23 @@ def cmd_run(
 def cmd_renew(config: Config, process: Process, *, force: bool, dry_run: bool) -> int:
     if dry_run:
         return cmd_dry_run(config, process)
+    if force:
+        _check_rate_limit(config)
     ready = _preflight(config, process)
     runner = CertbotRunner(config.certbot_timeout, process.stopping)
     result = _run_cycle(config, runner, ready, process.stopping, force=force)
     return _interrupted(process.stopping) or (0 if result.ok else EXIT_FAILED)
+
+
+def _check_rate_limit(config: Config) -> None:
+    """A forced renewal that would spend the CA's last certificate of the week for a set of
+    names is refused, before anything is touched."""
+    state = journal.load(config.paths.state_dir)
+    ignored = adopt.ignored(tree.inspect(config.tree).decisions)  # not renewed, forced or not
+    certs = _certs(_current(config, ignored))
+    lines = ratelimit.refusals(state.issued, certs, now_utc(), config.ca.directory)
+    if lines:
+        raise SidecarError("; ".join(lines))
 
 
 def _interrupted(stopping: StopRequest) -> int:
@@ -242,7 +257,8 @@ def cmd_status(config: Config, *, as_json: bool) -> int:
         for line in preflight_lines(state):
             print(line)
         if state.next_check_at:
-            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}")
+            by = f" ({state.next_check_by})" if state.next_check_by else ""
+            print(f"next check: {state.next_check_at.isoformat(timespec='seconds')}{by}")
         print(f"\nlineages:\n{render(adoption.decisions, adoption.findings)}")
     return 0
 
@@ -264,6 +280,8 @@ def cmd_health(config: Config) -> int:
         print(f"unhealthy: {problem}")
     if warning := failing(state):
         print(f"warning: {warning}")
+    for line in replacing(state, now_utc()):
+        print(f"warning: {line}")
     if not problems:
         print("healthy")
     return 1 if problems else 0

@@ -40,6 +40,7 @@ JOURNAL_FIELDS = frozenset(  # volume.journal.Journal's
         *("last_cycle_at", "last_result", "last_success_at", "failures", "next_check_at"),
         *("renewed", "cycles", "cycle_failures", "renewals", "downtime", "downtime_at"),
         *("served", "restarted_for", "alerts", "preflight"),
+        *("next_check_by", "ari", "issued"),
     )
 )
 PARAMS = "renewalparams"
@@ -73,6 +74,14 @@ class Served(NamedTuple):
     detail: str
 
 
+class Replacing(NamedTuple):
+    """A certificate whose ARI window is over (the CA wants it replaced now)."""
+
+    certificate: str
+    end: datetime
+    explanation: str
+
+
 class Facts(NamedTuple):
     """What the check needs of the journal."""
 
@@ -80,6 +89,7 @@ class Facts(NamedTuple):
     next_check_at: datetime | None
     last_result: str
     served: tuple[Served, ...]
+    ari: tuple[Replacing, ...] = ()
 
 
 class Conf(NamedTuple):
@@ -182,6 +192,7 @@ def journal(state_dir: str) -> Facts:
         next_check_at=_when(data.get("next_check_at")),
         last_result=str(data.get("last_result", "never run")),
         served=_served(data.get("served")),
+        ari=_ari(data.get("ari")),
     )
 
 
@@ -194,6 +205,19 @@ def _served(data: Any) -> tuple[Served, ...]:  # noqa: ANN401 (JSON)
     for name, item in (data or {}).items():
         if isinstance(item, dict) and (at := _when(item.get("checked_at"))) is not None:
             out.append(Served(str(name), bool(item.get("match")), at, str(item.get("detail", ""))))
+    return tuple(sorted(out))
+
+
+def _ari(data: Any) -> tuple[Replacing, ...]:  # noqa: ANN401 (JSON)
+    """The CA's windows (every time read: one the full check cannot read is no plain journal)."""
+    out = []
+    for name, item in (data or {}).items():
+        for key in ("start", "renew_at", "checked_at", "retry_after"):
+            _when(item.get(key))
+        end = _when(item["end"])
+        if end is None or not isinstance(item["serial"], str):
+            raise NotPlainError(f"the journal's ARI answer for {name} is incomplete")
+        out.append(Replacing(str(name), end, str(item.get("explanation", ""))))
     return tuple(sorted(out))
 
 
@@ -212,6 +236,7 @@ def _other_fields(data: dict[str, Any]) -> None:
     (data.get("restarted_for") or {}).items()
     for item in (data.get("preflight") or {}).values():
         _when(item["checked_at"])
+    [datetime.fromisoformat(t) for times in (data.get("issued") or {}).values() for t in times]
 
 
 def read_conf(path: str) -> Conf:
@@ -342,6 +367,13 @@ def verdict(
             f"{at.isoformat(timespec='seconds') if at else 'soon'}; "
             f"last: {facts.last_result[:200]}"
         )
+    lines += [  # report.status.replacing
+        f"warning: replacement requested: the CA asks to replace {r.certificate} now (its "
+        f"renewal window ended {r.end.isoformat(timespec='minutes')})"
+        + (f"; see {r.explanation}" if r.explanation else "")
+        for r in facts.ari
+        if r.end <= now
+    ]
     if not problems:
         lines.append("healthy")
     return lines, 1 if problems else 0

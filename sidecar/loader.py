@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     rsa_key_size: Annotated[Literal[2048, 3072, 4096], fields.IntText] = 2048
     acme_profile: str | None = None
-    check_interval: fields.PositiveDuration = 12 * 3600.0
+    check_interval: fields.PositiveDuration = 6 * 3600.0
     check_jitter: fields.Duration = 3600.0
     renew_before_expiry: fields.OptionalPositiveDuration = None
     certbot_timeout: fields.PositiveDuration = 900.0

@@ -1,5 +1,6 @@
-"""The daemon loop: a cycle at start, then every CHECK_INTERVAL plus jitter; backoff on failure.
-Between cycles a record of stopped targets that no cycle holds is acted on within seconds."""
+"""The daemon loop: a cycle at start, then every CHECK_INTERVAL plus jitter, or earlier when the
+CA's renewal information (ARI) names an earlier time; backoff on failure. Between cycles a record
+of stopped targets that no cycle holds is acted on within seconds."""
 
 from __future__ import annotations
 
@@ -18,24 +19,49 @@ from sidecar.volume.certs import now_utc
 from sidecar.volume.watch import WATCH_EVERY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from sidecar.cycle.result import CycleResult
     from sidecar.shutdown import StopRequest
-    from sidecar.volume.journal import Journal
+    from sidecar.volume.journal import Ari, Journal
 
 RETRY_BASE = 600.0
 RESTORE_RETRY = 5.0
 DUE_SLACK = 1.0  # a wake this close to the planned time is the planned one
+ARI_FLOOR = 60.0  # an ARI time sooner than this is taken as this (a Retry-After of 0 is no loop)
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """CHECK_INTERVAL and CHECK_JITTER, in seconds."""
 
-    interval: float = 12 * 3600.0
+    interval: float = 6 * 3600.0
     jitter: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """When the next cycle runs (seconds from now), and why then (for the log and `status`)."""
+
+    delay: float
+    reason: str
+
+
+def next_wake(delay: float, reason: str, answers: Mapping[str, Ari], now: datetime) -> Wake:
+    """Pure: the earliest of `delay` (the interval plus jitter, or a retry's backoff, for
+    `reason`) and, per certificate, the CA's times still ahead: the point drawn in its ARI
+    window (RFC 9773 §4.2) and its Retry-After, when to ask again. Times already past were
+    acted on by the cycle that just ran (it renewed, or its failure backs off)."""
+    wake = Wake(delay, reason)
+    for name, ari in sorted(answers.items()):
+        for at, why in ((ari.renew_at, "ARI window"), (ari.retry_after, "ARI Retry-After")):
+            if at is None or at <= now:
+                continue
+            seconds = max(ARI_FLOOR, (at - now).total_seconds())
+            if seconds < wake.delay:
+                wake = Wake(seconds, f"{why} of {name}")
+    return wake
 
 
 def next_delay(
@@ -193,16 +219,27 @@ class Scheduler:
         state = journal.load(self._state_dir)
         now = now_utc()
         delay = delay_after(result, state.failures, self._times, self._rng, now)
-        at = now + timedelta(seconds=delay)
-        self._save(lambda j: dataclasses.replace(j, next_check_at=at))
         if result is not None and result.permanent:
             kind = "needs attention; next try"
         elif state.failures:
             kind = f"retry after {state.failures} failure(s)"
         else:
             kind = "next check"
-        logger.info("{} at {} (in {:.0f}s)", kind, at.isoformat(timespec="seconds"), delay)
-        return delay
+        wake = Wake(delay, "backoff" if kind.startswith("retry") else "CHECK_INTERVAL")
+        if result is not None and result.not_before is not None:  # never before the CA's time
+            wake = Wake(delay, "the retry time the CA named")
+        else:
+            wake = next_wake(delay, wake.reason, state.ari, now)
+        at = now + timedelta(seconds=wake.delay)
+        self._save(lambda j: dataclasses.replace(j, next_check_at=at, next_check_by=wake.reason))
+        logger.info(
+            "{} at {} (in {:.0f}s; {})",
+            kind,
+            at.isoformat(timespec="seconds"),
+            wake.delay,
+            wake.reason,
+        )
+        return wake.delay
 
     def _save(self, change: Callable[[Journal], Journal]) -> None:
         """A journal update that cannot end the daemon (the volume failing is the next cycle's

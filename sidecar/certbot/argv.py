@@ -200,6 +200,19 @@ def renew_runs(
     return [dataclasses.replace(run, expected=expected) for run in runs]
 
 
+def replacement_runs(
+    flags: Flags, decisions: Sequence[Decision], names: Collection[str]
+) -> list[Run]:
+    """`renew --force-renewal --cert-name NAME` for each lineage the CA wants replaced now (its
+    ARI window has come): one run each, so only those lineages are renewed early."""
+    base = renew(flags, force=True)
+    return [
+        dataclasses.replace(_lineage_run(base, d), expected=1)
+        for d in decisions
+        if d.name in names and d.renewable
+    ]
+
+
 def _lineage_run(base: Run, decision: Decision) -> Run:
     """One lineage's run: the sidecar's flags for its own lineages, none for the others (their
     conf names them), but on a dry run the lineage's CA and pinned account."""

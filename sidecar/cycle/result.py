@@ -1,9 +1,12 @@
-"""What one cycle did: the new certificates, the problems, and what the app served afterwards."""
+"""What one cycle did: the new certificates, the problems, and what the app served afterwards;
+and its closing log line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from loguru import logger
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -11,6 +14,8 @@ if TYPE_CHECKING:
     from sidecar.cycle.names import Verdict
     from sidecar.cycle.problem import Problem
     from sidecar.cycle.verify import Check
+    from sidecar.shutdown import StopRequest
+    from sidecar.volume.journal import Ari
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,8 @@ class CycleResult:
     restarted_for: dict[str, str] | None = None  # certificate -> serial restarted for (VERIFY)
     stopped: bool = False  # cut short by the stop request (SIGTERM/SIGINT)
     preflight: tuple[Verdict, ...] = ()  # the due lineages' names checked before any stop
+    ari: dict[str, Ari] = field(default_factory=dict)  # the CA's answers (ARI) in this cycle
+    requested: dict[str, Ari] = field(default_factory=dict)  # windows over: replace now
 
     @property
     def errors(self) -> tuple[str, ...]:
@@ -43,3 +50,41 @@ class CycleResult:
     def not_before(self) -> datetime | None:
         """The latest retry time a CA gave (rate limits)."""
         return max((p.not_before for p in self.problems if p.not_before), default=None)
+
+
+def log_result(result: CycleResult, stopping: StopRequest, *, dry_run: bool) -> None:
+    """The cycle's one closing line: cut short, failed (a line per error), renewed or ok."""
+    label = "dry run" if dry_run else "cycle"
+    fields = {"event": label.replace(" ", "-"), "duration": round(result.duration, 3)}
+    if result.stopped:
+        logger.info(
+            "{} cut short after {:.1f}s: {} received{}",
+            label,
+            result.duration,
+            stopping.name,
+            f"; new certificate for {', '.join(result.changed)}" if result.changed else "",
+            outcome="stopped",
+            **fields,
+        )
+        return
+    if not result.ok:
+        for error in result.errors:
+            logger.error("{} failed: {}", label, error, outcome="failed", **fields)
+    elif result.changed:
+        logger.success(
+            "{} done in {:.1f}s: new certificate for {}",
+            label,
+            result.duration,
+            ", ".join(result.changed),
+            outcome="renewed",
+            **fields,
+        )
+    else:
+        logger.info(
+            "{} done in {:.1f}s: {}",
+            label,
+            result.duration,
+            "nothing was saved" if dry_run else "nothing was due",
+            outcome="ok",
+            **fields,
+        )

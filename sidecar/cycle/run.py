@@ -4,19 +4,21 @@ again, reload what serves an old certificate, verify. The app is never left down
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
-from sidecar.certbot.argv import certonly, renew, renew_runs
+from sidecar.certbot.argv import certonly, renew, renew_runs, replacement_runs
 from sidecar.certbot.failures import classify, only_parse_failures
+from sidecar.cycle.ari import ask_safely, wanted_now
 from sidecar.cycle.gate import refusals, room_problems
 from sidecar.cycle.names import NamesSpec
 from sidecar.cycle.plan import changed_lineages, due_names, due_specs, plan_cycle
 from sidecar.cycle.problem import Problem
-from sidecar.cycle.result import CycleResult
+from sidecar.cycle.result import CycleResult, log_result
 from sidecar.cycle.verify import Served, current_certs, verify_served
 from sidecar.errors import SidecarError
 from sidecar.targets import outage
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from sidecar.certbot.argv import Flags, Run
     from sidecar.certbot.runner import CertbotResult
+    from sidecar.cycle.ari import Ask
     from sidecar.cycle.gate import Preflight
     from sidecar.cycle.names import Verdict
     from sidecar.cycle.plan import Plan
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from sidecar.targets.base import TargetControl
     from sidecar.targets.spec import TargetsSpec
     from sidecar.volume.found import TreeSpec
+    from sidecar.volume.journal import Ari
     from sidecar.volume.tree import Adoption
 
 
@@ -68,16 +72,20 @@ def run_cycle(
     precheck: Callable[[], None] = lambda: None,
     preflight: Preflight | None = None,
     after: Callable[[CycleResult, datetime], CycleResult] | None = None,
+    ask_ari: Ask | None = None,
 ) -> CycleResult:
     """Run one cycle under the lock; `after` (the outcome: counters, alerts, the journal) runs
-    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server).
+    under it too. `precheck` runs before anything is stopped (the CLI checks the ACME server);
+    `ask_ari` asks the CA for its renewal windows (`ari.fetch`; None: not asked).
     Whatever happens, what the record names is started before the lock is released; once
     `stop` is requested no further certbot run starts. `preflight` (room on the volume, the
     names of each due lineage) decides, before any stop, what is not ordered."""
     began = time.monotonic()
     began_at = now_utc()
     with outage.cycle_lock(setup.tree.paths.state_dir, control):
-        cycle = _Cycle(setup, certbot, control, stop, force, dry_run, preflight)
+        cycle = _Cycle(
+            setup, certbot, control, stop, force, dry_run, preflight=preflight, ask=ask_ari
+        )
         changed: tuple[str, ...] = ()
         try:
             precheck()
@@ -90,12 +98,14 @@ def run_cycle(
             time.monotonic() - began,
             stopped=stop.requested(),
             preflight=cycle.verdicts,
+            ari=cycle.answers,
+            requested={n: a for n, a in cycle.asked.items() if a.ended(began_at)},
         )
         if not dry_run:
             result = _verify(setup, control, result)
             if after is not None:
                 result = after(result, began_at)
-    _log(result, stop, dry_run=dry_run)
+    log_result(result, stop, dry_run=dry_run)
     return result
 
 
@@ -112,8 +122,12 @@ class _Cycle:
     dry_run: bool = False
     preflight: Preflight | None = None
     verdicts: tuple[Verdict, ...] = ()
+    ask: Ask | None = None
     problems: list[Problem] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)  # for certbot's config file
+    asked: dict[str, Ari] = field(default_factory=dict)  # the CA's ARI answers before renewing
+    answers: dict[str, Ari] = field(default_factory=dict)  # and for the new certificates
+    rng: random.Random = field(default_factory=random.Random)
 
     def steps(self) -> tuple[str, ...]:
         """The lineages with a new certificate."""
@@ -126,11 +140,13 @@ class _Cycle:
         before, broken = self._read(names)
         plan = plan_cycle(spec.domains.specs, before, broken, _held(adoption))
         self.problems += _refused(plan, adoption)
-        skip = self._gate(plan, before, adopt.ignored(adoption.decisions))
+        urgent = self._ask_ari(before, plan)
+        skip = self._gate(plan, before, adopt.ignored(adoption.decisions), urgent)
         try:
             if skip is not None:
                 self._issue(plan, skip)
-                self._renew(plan, adoption, before, skip)
+                self._replace(adoption, tuple(n for n in urgent if n not in skip))
+                self._renew(plan, adoption, before, urgent, skip)
         finally:
             _start_again(spec, control, dry_run=self.dry_run)
         if self.dry_run:
@@ -138,6 +154,7 @@ class _Cycle:
         # read the names again: a lineage certbot made in this cycle is a new certificate too
         after = lineages.certs(config_dir, {*names, *lineages.names(config_dir)})
         changed = changed_lineages(before, after)
+        self.answers.update(self._fetch_ari({n: after.get(n) for n in changed}))
         self.problems += _deliver(self.setup, control)
         self.problems += _reload_stale(self.setup, control, changed)
         return changed
@@ -158,17 +175,48 @@ class _Cycle:
         broken = frozenset(name for name, item in current.items() if item.problem)
         return {name: item.cert for name, item in current.items()}, broken
 
+    def _fetch_ari(self, certs: Mapping[str, CertInfo | None]) -> dict[str, Ari]:
+        """The CA's renewal information for the DOMAINS lineages among `certs` (none on a dry
+        run: it renews every lineage anyway)."""
+        if self.dry_run or self.ask is None:
+            return {}
+        spec = self.setup.tree
+        known = journal.load(spec.paths.state_dir).ari
+        wanted = {n: c for n, c in certs.items() if n in spec.domains.names}
+        return ask_safely(self.ask, spec.ca, wanted, known, self.rng)
+
+    def _ask_ari(self, before: Mapping[str, CertInfo | None], plan: Plan) -> tuple[str, ...]:
+        """Ask the CA (ARI); the lineages it wants renewed now, but not those issued anew."""
+        self.asked = self._fetch_ari(before)
+        self.answers = dict(self.asked)
+        issued = {s.name for s in plan.issue}
+        return tuple(n for n in wanted_now(self.asked, before, now_utc()) if n not in issued)
+
+    def _replace(self, adoption: Adoption, urgent: tuple[str, ...]) -> None:
+        """Renew, each on its own and at once, the lineages the CA wants replaced now."""
+        if self.force or not urgent:
+            return  # a forced renewal renews them anyway
+        for run in replacement_runs(self.setup.flags, adoption.decisions, urgent):
+            if self.stop.requested():
+                return
+            self._certbot(run)
+
     def _gate(
-        self, plan: Plan, before: Mapping[str, CertInfo | None], ignored: frozenset[str]
+        self,
+        plan: Plan,
+        before: Mapping[str, CertInfo | None],
+        ignored: frozenset[str],
+        urgent: tuple[str, ...],
     ) -> frozenset[str] | None:
-        """The pre-flight of what is due: the lineages not to order (None: none at all, the
-        volume has no room)."""
+        """The pre-flight of what is due (and of what the CA wants replaced now): the lineages
+        not to order (None: none at all, the volume has no room)."""
         if self.preflight is None:
             return frozenset()
         domains = self.setup.tree.domains
         due = due_specs(
             domains.specs, plan, before, ignored, domains.renew_before, force=self.force
         )
+        due += tuple(s for s in domains.specs if s.name in urgent and s not in due)
         if not due:
             return frozenset()
         if no_room := room_problems(self.preflight):
@@ -198,13 +246,15 @@ class _Cycle:
         plan: Plan,
         adoption: Adoption,
         before: Mapping[str, CertInfo | None],
+        urgent: tuple[str, ...] = (),
         skip: frozenset[str] = frozenset(),
     ) -> None:
-        """One `certbot renew` for every lineage (certbot decides what is due); with lineages
-        refused by the pre-flight, one per other lineage, and none when every due one is."""
+        """One `certbot renew` for every lineage (certbot decides what is due; those replaced
+        just before are not due any more); with lineages refused by the pre-flight, one per
+        other lineage, and none when every due one is."""
         if not plan.renew or (self.force and len(plan.issue) == len(before)):
             return
-        skipped = adopt.ignored(adoption.decisions)
+        skipped = adopt.ignored(adoption.decisions) | (set() if self.force else set(urgent))
         renewable = {n: c for n, c in before.items() if n not in skipped}
         renew_before = self.setup.tree.domains.renew_before
         due_now = due_names(renewable, now_utc(), renew_before, force=self.force)
@@ -335,40 +385,3 @@ def served_now(setup: CycleSetup) -> Served:
     """What verification compares now: VERIFY's endpoints and the current certificates."""
     specs = setup.tree.domains.specs
     return Served(setup.verify, specs, current_certs(setup.tree.paths.config_dir, specs))
-
-
-def _log(result: CycleResult, stopping: StopRequest, *, dry_run: bool) -> None:
-    label = "dry run" if dry_run else "cycle"
-    fields = {"event": label.replace(" ", "-"), "duration": round(result.duration, 3)}
-    if result.stopped:
-        logger.info(
-            "{} cut short after {:.1f}s: {} received{}",
-            label,
-            result.duration,
-            stopping.name,
-            f"; new certificate for {', '.join(result.changed)}" if result.changed else "",
-            outcome="stopped",
-            **fields,
-        )
-        return
-    if not result.ok:
-        for error in result.errors:
-            logger.error("{} failed: {}", label, error, outcome="failed", **fields)
-    elif result.changed:
-        logger.success(
-            "{} done in {:.1f}s: new certificate for {}",
-            label,
-            result.duration,
-            ", ".join(result.changed),
-            outcome="renewed",
-            **fields,
-        )
-    else:
-        logger.info(
-            "{} done in {:.1f}s: {}",
-            label,
-            result.duration,
-            "nothing was saved" if dry_run else "nothing was due",
-            outcome="ok",
-            **fields,
-        )

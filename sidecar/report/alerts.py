@@ -31,11 +31,13 @@ if TYPE_CHECKING:
     from sidecar.cycle.problem import Problem
     from sidecar.logs import Secrets
     from sidecar.volume.certs import CertInfo
+    from sidecar.volume.journal import Ari
 
 TIMEOUT = 10.0
 ATTEMPTS = 2
 RETRY_DELAY = 2.0
 FAILED, RECOVERED, DANGER, RENEWED = "renewal-failed", "recovered", "danger-zone", "renewed"
+REPLACEMENT = "replacement-requested"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +90,47 @@ def decide(
     certs: Mapping[str, CertInfo | None],
     now: datetime,
     on_success: bool,
+    requested: Mapping[str, Ari] | None = None,
 ) -> tuple[list[Alert], AlertMemory]:
-    """Pure: the alerts one cycle's outcome calls for, and what is remembered afterwards."""
+    """Pure: the alerts one cycle's outcome calls for, and what is remembered afterwards.
+    `requested`: the CA's answers (ARI) whose window was over when the cycle asked."""
     alerts, failure = _failure(memory.failure, problems)
     danger, expiring = _danger(memory.danger, certs, now)
     alerts += expiring
+    replacement, asked = _replacement(memory.replacement, requested or {}, certs, changed)
+    alerts += asked
     if changed and on_success and not problems:
         alerts.append(_renewed(changed, certs))
-    return alerts, AlertMemory(failure, danger)
+    return alerts, AlertMemory(failure, danger, replacement)
+
+
+def _replacement(
+    alerted: Mapping[str, str],
+    requested: Mapping[str, Ari],
+    certs: Mapping[str, CertInfo | None],
+    changed: Sequence[str],
+) -> tuple[dict[str, str], list[Alert]]:
+    """One warning per certificate the CA wants replaced now (once per serial, whether or not
+    this cycle replaced it); the certificates remembered as alerted, until they are replaced."""
+    memory = {k: v for k, v in alerted.items() if k in certs}
+    alerts = []
+    for name, ari in sorted(requested.items()):
+        if memory.get(name) == ari.serial:
+            continue
+        memory[name] = ari.serial
+        done = "it was replaced in this cycle" if name in changed else "it is being replaced"
+        see = f" The CA explains why at {ari.explanation}." if ari.explanation else ""
+        alerts.append(
+            Alert(
+                REPLACEMENT,
+                "warning",
+                f"certbot-sidecar: the CA asks to replace {name} now",
+                f"The CA's renewal window for {name} (serial {ari.serial}) ended "
+                f"{ari.end.isoformat(timespec='minutes')}: {done}.{see}",
+                certificates=(name,),
+            )
+        )
+    return memory, alerts
 
 
 def _failure(alerted: str | None, problems: Sequence[Problem]) -> tuple[list[Alert], str | None]:

@@ -14,12 +14,15 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from sidecar.cycle import ratelimit
 from sidecar.cycle.verify import current_certs
 from sidecar.errors import ConfigError
 from sidecar.volume import journal
+from sidecar.volume.certs import now_utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from datetime import datetime
 
     from prometheus_client.metrics_core import Metric
 
@@ -34,9 +37,37 @@ PREFIX = "certbot_sidecar_"
 def families(
     certs: Mapping[str, CertInfo | None],
     state: Journal,
+    now: datetime | None = None,
 ) -> list[Metric]:
-    """Pure: the metric families for what is on the volume."""
-    return [*_certificates(certs, state), *_cycles(state), _served(state), _preflight(state)]
+    """Pure: the metric families for what is on the volume (`now`: for the CA's windows)."""
+    now = now or now_utc()
+    out = [*_certificates(certs, state), *_cycles(state), _served(state)]
+    return [*out, _preflight(state), _replacement(state, now), _issued(certs, state, now)]
+
+
+def _issued(certs: Mapping[str, CertInfo | None], state: Journal, now: datetime) -> Metric:
+    issued = GaugeMetricFamily(
+        PREFIX + "issued_7d",
+        "New certificates for the lineage's set of names in the last 7 days (Let's Encrypt "
+        "allows 5; a forced renewal that would be the 5th is refused).",
+        labels=["lineage"],
+    )
+    for name, cert in sorted(certs.items()):
+        if cert is not None:
+            issued.add_metric([name], float(ratelimit.count(state.issued, cert, now)))
+    return issued
+
+
+def _replacement(state: Journal, now: datetime) -> Metric:
+    requested = GaugeMetricFamily(
+        PREFIX + "replacement_requested",
+        "1 while the CA asks for the lineage's certificate to be replaced now (its ARI renewal "
+        "window is over: a revocation, an incident) and it is not replaced yet.",
+        labels=["lineage"],
+    )
+    for name, ari in sorted(state.ari.items()):
+        requested.add_metric([name], 1.0 if ari.ended(now) else 0.0)
+    return requested
 
 
 def _certificates(certs: Mapping[str, CertInfo | None], state: Journal) -> list[Metric]:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from sidecar.cycle import ratelimit
+from sidecar.cycle.ari import current
 from sidecar.cycle.verify import current_certs
 from sidecar.errors import SidecarError
 from sidecar.report import alerts
@@ -17,7 +19,7 @@ from sidecar.volume.certs import now_utc
 from sidecar.volume.journal import Checked, Journal, Served
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from sidecar.cycle.result import CycleResult
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from sidecar.cycle.verify import Check, VerifySpec
     from sidecar.logs import Secrets
     from sidecar.targets.base import Target, TargetControl
+    from sidecar.volume.certs import CertInfo
+    from sidecar.volume.journal import Ari
 
 
 def downtime(targets: Sequence[Target], since: datetime, now: datetime) -> dict[str, float]:
@@ -61,8 +65,36 @@ def _served(
     return summarize(result.checks, now) if result.checks else dict(before.served)
 
 
-def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetime) -> Journal:
-    """Pure: the journal after a cycle with `result` (the alert memory is set by the caller)."""
+def _ari(
+    before: Journal, result: CycleResult, certs: Mapping[str, CertInfo | None] | None
+) -> dict[str, Ari]:
+    """The CA's last answers (ARI), kept while they are about the current certificate."""
+    answers = {**before.ari, **result.ari}
+    return answers if certs is None else current(answers, certs)
+
+
+def _issued(
+    before: Journal,
+    result: CycleResult,
+    certs: Mapping[str, CertInfo | None] | None,
+    now: datetime,
+) -> dict[str, list[datetime]]:
+    """The new certificates of the last 7 days per set of names (the CA's rate limit)."""
+    if certs is None:
+        return before.issued
+    return ratelimit.counted(before.issued, certs, result.changed, now)
+
+
+def recorded(
+    before: Journal,
+    result: CycleResult,
+    *,
+    verify: bool,
+    now: datetime,
+    certs: Mapping[str, CertInfo | None] | None = None,
+) -> Journal:
+    """Pure: the journal after a cycle with `result` (the alert memory is set by the caller);
+    `certs`: the current certificates, which the CA's answers kept must be about."""
     renewals = dict(before.renewals)
     for name in result.changed:
         renewals[name] = renewals.get(name, 0) + 1
@@ -76,6 +108,8 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
             renewals=renewals,
             downtime=result.downtime if result.downtime is not None else before.downtime,
             downtime_at=now if result.downtime is not None else before.downtime_at,
+            ari=_ari(before, result, certs),
+            issued=_issued(before, result, certs, now),
         )
     return dataclasses.replace(
         before,
@@ -97,6 +131,8 @@ def recorded(before: Journal, result: CycleResult, *, verify: bool, now: datetim
         restarted_for=(
             before.restarted_for if result.restarted_for is None else result.restarted_for
         ),
+        ari=_ari(before, result, certs),
+        issued=_issued(before, result, certs, now),
     )
 
 
@@ -161,19 +197,22 @@ def record(
     tree, verifying = recorder.setup.tree, recorder.setup.verify.on
     due: list[alerts.Alert] = []
 
+    certs = current_certs(tree.paths.config_dir, tree.domains.specs)
+
     def change(before: Journal) -> Journal:
         if result.stopped:  # no alert for a run that was asked to stop
-            return recorded(before, result, verify=verifying, now=now)
+            return recorded(before, result, verify=verifying, now=now, certs=certs)
         found, memory = alerts.decide(
             before.alerts,
             problems=result.problems,
             changed=result.changed,
-            certs=current_certs(tree.paths.config_dir, tree.domains.specs),
+            certs=certs,
             now=now,
             on_success=recorder.alerting.on_success,
+            requested=result.requested,
         )
         due.extend(found)
-        after = recorded(before, result, verify=verifying, now=now)
+        after = recorded(before, result, verify=verifying, now=now, certs=certs)
         return dataclasses.replace(after, alerts=memory)
 
     journal.update(tree.paths.state_dir, change)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from sidecar.cycle import verify
     from sidecar.cycle.verify import VerifySpec
-    from sidecar.volume.journal import Journal
+    from sidecar.volume.journal import Ari, Journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Row:
     next_check: datetime | None = None
     served: bool | None = None  # the app serves this certificate (None: not checked, no VERIFY)
     served_detail: str = ""
+    ari: Ari | None = None  # the CA's last renewal information for this certificate
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,7 +43,27 @@ class Row:
             "issuer": self.issuer or None,
             "next_check": self.next_check.isoformat() if self.next_check else None,
             "served": {"match": self.served, "detail": self.served_detail or None},
+            "ari": _ari_json(self.ari),
         }
+
+
+def _ari_json(ari: Ari | None) -> dict[str, Any] | None:
+    if ari is None:
+        return None
+    return {
+        "window_start": ari.start.isoformat(),
+        "window_end": ari.end.isoformat(),
+        "renew_at": ari.renew_at.isoformat(),
+        "retry_after": ari.retry_after.isoformat() if ari.retry_after else None,
+        "explanation": ari.explanation or None,
+    }
+
+
+def window_text(ari: Ari | None) -> str:
+    """The CA's renewal window, as the table shows it."""
+    if ari is None:
+        return "-"
+    return f"{ari.start:%m-%d %H:%M}..{ari.end:%m-%d %H:%M}"
 
 
 def short_issuer(issuer: str) -> str:
@@ -71,16 +92,20 @@ def rows(
         if cert is None:
             out.append(Row(name, (), None, None, None, state.last_result))
             continue
+        ari = state.ari.get(name)
+        ari = ari if ari is not None and ari.serial == cert.serial_hex else None
+        due = renewal_time(cert, renew_before)
         out.append(
             Row(
                 name,
                 cert.names,
                 cert.not_after,
                 (cert.not_after - now) / timedelta(days=1),
-                max(now, renewal_time(cert, renew_before)),
+                max(now, min(due, ari.renew_at) if ari else due),
                 "renewed" if name in state.renewed and not state.failures else state.last_result,
                 issuer=cert.issuer,
                 next_check=state.next_check_at,
+                ari=ari,
             )
         )
     return out
@@ -105,6 +130,7 @@ def table(items: list[Row]) -> str:
         "NOT AFTER",
         "DAYS LEFT",
         "NEXT CHECK",
+        "ARI WINDOW",
         "NEXT RENEWAL",
         "SERVED",
         "LAST RESULT",
@@ -117,6 +143,7 @@ def table(items: list[Row]) -> str:
             r.not_after.strftime("%Y-%m-%d %H:%M") if r.not_after else "no certificate yet",
             f"{r.days_left:.1f}" if r.days_left is not None else "-",
             r.next_check.strftime("%Y-%m-%d %H:%M") if r.next_check else "-",
+            window_text(r.ari),
             r.next_renewal.strftime("%Y-%m-%d %H:%M") if r.next_renewal else "at next check",
             served_text(r),
             r.last_result[:60],
@@ -163,6 +190,18 @@ def failing(state: Journal) -> str | None:
         f"renewal failing: {state.failures} failure(s) in a row, next attempt {when}; "
         f"last: {state.last_result[:200]}"
     )
+
+
+def replacing(state: Journal, now: datetime) -> list[str]:
+    """Warnings on certificates the CA wants replaced now (their ARI window is over) that are
+    not replaced yet (a cycle that replaces one drops the CA's answer about it)."""
+    return [
+        f"replacement requested: the CA asks to replace {name} now (its renewal window ended "
+        f"{ari.end.isoformat(timespec='minutes')})"
+        + (f"; see {ari.explanation}" if ari.explanation else "")
+        for name, ari in sorted(state.ari.items())
+        if ari.ended(now)
+    ]
 
 
 def served_problems(verifying: VerifySpec, state: Journal) -> list[str]:

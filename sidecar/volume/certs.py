@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ class CertInfo:
     not_before: datetime
     not_after: datetime
     key_type: str
+    ari_id: str = ""  # the certificate's ARI identifier (RFC 9773 §4.1); "" without an AKI
 
     @property
     def lifetime(self) -> timedelta:
@@ -54,7 +56,26 @@ def parse_cert(pem: bytes) -> CertInfo:
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         key_type=key_type,
+        ari_id=ari_id(cert),
     )
+
+
+def ari_id(cert: x509.Certificate) -> str:
+    """RFC 9773 §4.1: base64url(the AKI's keyIdentifier) "." base64url(the serial's DER content
+    octets, two's complement, so a leading 0x00 when the high bit is set); "" without an AKI."""
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return ""
+    if aki.key_identifier is None:
+        return ""
+    serial = cert.serial_number
+    octets = serial.to_bytes(serial.bit_length() // 8 + 1, "big", signed=True)
+    return f"{_b64url(aki.key_identifier)}.{_b64url(octets)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 def renewal_time(cert: CertInfo, renew_before_expiry: timedelta | None = None) -> datetime:

@@ -20,6 +20,7 @@ from sidecar.volume.files import Stamp, exclusive_lock, read_json, read_store, w
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
     from pathlib import Path
 
 JOURNAL = "journal.json"
@@ -51,6 +52,27 @@ class AlertMemory:
 
     failure: str | None = None  # the kinds and lineages last alerted (alerts.failure_key)
     danger: dict[str, str] = field(default_factory=dict)  # certificate -> serial alerted
+    replacement: dict[str, str] = field(default_factory=dict)  # certificate -> serial alerted
+
+
+@dataclass(frozen=True, slots=True)
+class Ari:
+    """The CA's renewal information for a lineage's current certificate (RFC 9773): its window,
+    the point in it the sidecar drew to renew at (§4.2, kept while the window stays), when the
+    CA asks to be asked again (Retry-After), and its explanation URL, if any."""
+
+    serial: str  # hex, of the certificate the answer is for
+    start: Stamp
+    end: Stamp
+    renew_at: Stamp
+    checked_at: Stamp
+    retry_after: Stamp | None = None
+    explanation: str = ""
+
+    def ended(self, now: datetime) -> bool:
+        """The window is over: the CA wants the certificate replaced now (a revocation, an
+        incident), not at a time of the client's choosing."""
+        return self.end <= now
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +82,7 @@ class Journal:
     last_success_at: Stamp | None = None
     failures: int = 0  # failed cycles in a row
     next_check_at: Stamp | None = None
+    next_check_by: str = ""  # what set that time: CHECK_INTERVAL, backoff, an ARI time
     renewed: tuple[str, ...] = ()  # what the last cycle that renewed something renewed
     cycles: int = 0
     cycle_failures: int = 0
@@ -74,6 +97,8 @@ class Journal:
     preflight: Annotated[dict[str, Checked], Field(exclude_if=lambda v: not v)] = field(
         default_factory=dict
     )
+    ari: dict[str, Ari] = field(default_factory=dict)  # certificate -> its CA's last answer
+    issued: dict[str, list[Stamp]] = field(default_factory=dict)  # names -> last 7 days' saves
 
     def to_json(self) -> dict[str, Any]:
         """The journal as its file holds it (and `status --json` shows it)."""

@@ -129,7 +129,7 @@ def test_app_serving_an_old_certificate_is_detected_and_fixed_by_one_restart(sta
     header, line = lines[at : at + 2]
     assert header.split() == [
         *("CERTIFICATE", "NAMES", "ISSUER", "NOT", "AFTER", "DAYS", "LEFT", "NEXT", "CHECK"),
-        *("NEXT", "RENEWAL", "SERVED", "LAST", "RESULT"),
+        *("ARI", "WINDOW", "NEXT", "RENEWAL", "SERVED", "LAST", "RESULT"),
     ]
     assert line.split()[0] == stack.domain
     assert line[header.index("SERVED") :].startswith("yes")

@@ -14,7 +14,8 @@ from sidecar.cycle import preflight
 from sidecar.errors import ConfigError
 from sidecar.report import outcome
 from sidecar.targets.outage import RECORD, read_record, stop_targets
-from tests.unit.helpers import FakeControl, container, install_cert, make_pem, noting
+from sidecar.volume.journal import Journal
+from tests.unit.helpers import FakeControl, container, install_cert, make_pem, noting, save_journal
 
 
 def certificate(env: dict[str, str], left: timedelta) -> None:
@@ -213,3 +214,23 @@ def test_the_idle_daemon_sleeps_watching_the_state_dir_and_knows_its_planned_tim
     assert daemon[1:] == ["-m", "sidecar", "run", "--resume", "--until", "560.000"]
     args = cli._parser().parse_args(daemon[3:])
     assert (args.resume, args.until) == (True, 560.0)
+
+
+def test_a_forced_renewal_that_would_be_the_fifth_of_the_week_is_refused_before_docker(
+    env, monkeypatch, capsys
+):
+    """At Let's Encrypt, with 4 certificates for the names in the journal's last 7 days:
+    `renew --force` is one line saying when the next is possible, exit 1, Docker never asked
+    (DOCKER_HOST answers nothing here: reaching it would say so instead)."""
+    monkeypatch.setenv("ACME_SERVER", "letsencrypt")
+    certificate(env, timedelta(days=60))
+    now = datetime.now(UTC)
+    week = [now - timedelta(days=d) for d in (5, 4, 2, 1)]
+    save_journal(Path(env["CONFIG_DIR"]) / "sidecar", Journal(issued={"example.com": week}))
+    assert cli.main(["renew", "--force"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "not forcing a renewal of example.com: 4 certificates" in err
+    assert "cannot reach the Docker engine" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert cli.main(["renew"]) == cli.EXIT_FAILED  # unforced: not refused (Docker is next)
+    assert "cannot reach the Docker engine" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import pytest
 from sidecar import __main__ as entry
 from sidecar import cli, healthcheck
 from sidecar.volume import adopt, certs, confs, journal
-from sidecar.volume.journal import Journal, Served
+from sidecar.volume.journal import Ari, Journal, Served
 from tests.unit.helpers import install_cert, make_pem
 
 if TYPE_CHECKING:
@@ -197,6 +197,17 @@ def several_lineages(env):
     journal_of(env, failing(timedelta(hours=2)))
 
 
+def replacement_requested(env: dict[str, str]) -> None:
+    """The CA's window for the current certificate is over and it is not replaced yet: a
+    warning (the container stays healthy: a restart would not help)."""
+    cert(env, 60 * DAY)
+    now = datetime.now(UTC)
+    end = now - timedelta(hours=1)
+    over = Ari("c0ffee", end - timedelta(hours=1), end, end, now, None, "https://ca.example/why")
+    ahead = Ari("b0b", now + DAY, now + 2 * DAY, now + DAY, now)
+    journal_of(env, Journal(last_result="ok", ari={NAME: over, "b.example": ahead}))
+
+
 def expiring_after_2049(env):
     """GeneralizedTime instead of UTCTime."""
     pem = make_pem((NAME,), datetime(2049, 1, 1, tzinfo=UTC), datetime(2051, 1, 1, tzinfo=UTC))
@@ -225,6 +236,7 @@ DECIDED: list[Callable[..., None]] = [
     domains_written_loosely,
     several_lineages,
     expiring_after_2049,
+    replacement_requested,
 ]
 
 # --- states it hands to the full check ----------------------------------------------------------
@@ -254,6 +266,25 @@ def journal_with_a_bad_field(env):
     path = le(env) / "sidecar" / journal.JOURNAL
     data = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**data, "renewals": ["not", "a", "map"]}), encoding="utf-8")
+
+
+def journal_with_a_bad_count(env: dict[str, str]) -> None:
+    """A rate-limit count that is no time: the full check reads an empty journal (with a
+    warning), so the light one does not decide."""
+    cert(env, 60 * DAY)
+    journal_of(env, Journal())
+    path = le(env) / "sidecar" / journal.JOURNAL
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**data, "issued": {NAME: ["soon"]}}), encoding="utf-8")
+
+
+def journal_with_an_ari_answer_without_its_end(env: dict[str, str]) -> None:
+    cert(env, 60 * DAY)
+    journal_of(env, Journal())
+    path = le(env) / "sidecar" / journal.JOURNAL
+    data = json.loads(path.read_text(encoding="utf-8"))
+    broken = {NAME: {"serial": "c0ffee", "start": "2026-01-01T00:00:00+00:00"}}
+    path.write_text(json.dumps({**data, "ari": broken}), encoding="utf-8")
 
 
 def journal_with_a_field_of_a_later_version(env):
@@ -318,6 +349,8 @@ HANDED_OVER: list[Callable[..., None]] = [
     unreadable_journal,
     journal_with_a_bad_field,
     journal_with_a_field_of_a_later_version,
+    journal_with_a_bad_count,
+    journal_with_an_ari_answer_without_its_end,
     journal_of_an_earlier_version,
     conf_with_quotes,
     conf_with_interpolation,
@@ -468,3 +501,17 @@ def test_the_comments_above_autorenew_are_configobjs(tmp_path):
         parsed["renewalparams"].comments["autorenew"]
     )
     assert healthcheck.read_conf(str(path)).top == {"cert": "/a"}
+
+
+def test_a_replacement_requested_by_the_ca_is_a_warning_naming_it(env, capsys):
+    """`sidecar health` says which certificate the CA wants replaced, and why, if it said."""
+    replacement_requested(env)
+    full, light = run_both(capsys)
+    assert light == full
+    assert full[1] == 0
+    assert (
+        f"warning: replacement requested: the CA asks to replace {NAME} now (its renewal window "
+        "ended "
+    ) in full[0]
+    assert "; see https://ca.example/why" in full[0]
+    assert "b.example" not in full[0]

@@ -158,7 +158,7 @@ def test_minimal_environment_gets_the_documented_defaults():
     assert config.key_type == "ecdsa"
     assert config.elliptic_curve == "secp256r1"
     assert config.rsa_key_size == 2048
-    assert config.check_interval == 12 * 3600.0
+    assert config.check_interval == 6 * 3600.0
     assert config.check_jitter == 3600.0
     assert config.renew_before_expiry is None
     assert config.certbot_timeout == 900.0

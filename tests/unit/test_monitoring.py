@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.report import metrics
-from sidecar.volume.journal import Journal, Served
+from sidecar.volume.journal import Ari, Journal, Served
 from tests.unit.helpers import T0, install_cert, make_pem, make_settings, save_journal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,13 @@ def exported(tmp_path: Path) -> set[str]:
     served = {"example.com": Served(match=True, checked_at=T0, detail="ok")}
     save_journal(
         config.paths.state_dir,
-        Journal(last_success_at=T0, downtime=1.0, renewals={"example.com": 1}, served=served),
+        Journal(
+            last_success_at=T0,
+            downtime=1.0,
+            renewals={"example.com": 1},
+            served=served,
+            ari={"example.com": Ari("1", T0, T0, T0, T0)},
+        ),
     )
     text = generate_latest(metrics.registry_for(config.paths, config.domains.specs)).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}

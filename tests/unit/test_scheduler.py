@@ -13,6 +13,7 @@ from sidecar.cycle.problem import Problem
 from sidecar.cycle.result import CycleResult
 from sidecar.errors import LockedError
 from sidecar.scheduler import (
+    ARI_FLOOR,
     DUE_SLACK,
     RESTORE_RETRY,
     RETRY_BASE,
@@ -20,8 +21,9 @@ from sidecar.scheduler import (
     crashed,
     delay_after,
     next_delay,
+    next_wake,
 )
-from sidecar.volume.journal import Journal, load
+from sidecar.volume.journal import Ari, Journal, load
 from tests.unit.helpers import T0, logged, make_settings, noting, save_journal
 
 if TYPE_CHECKING:
@@ -460,3 +462,90 @@ def test_the_wait_in_this_process_acts_on_a_record_no_cycle_holds(tmp_path, fake
     )
     scheduler.run()
     assert restores == [1000.0, looks[2]]
+
+
+# next_wake: the next check follows the CA (ARI)
+
+
+def window(renew_in: float, retry_in: float | None = None, *, serial: str = "c0ffee") -> Ari:
+    """The CA's answer: the point drawn in its window `renew_in` seconds from T0, Retry-After
+    `retry_in` seconds from T0."""
+    at = T0 + timedelta(seconds=renew_in)
+    retry = T0 + timedelta(seconds=retry_in) if retry_in is not None else None
+    return Ari(serial, at - timedelta(hours=1), at + timedelta(hours=1), at, T0, retry)
+
+
+def test_without_answers_the_wake_is_the_interval_plus_jitter():
+    """No CA answer (no ARI, or it failed): CHECK_INTERVAL plus jitter, as before."""
+    for seed in range(50):
+        delay = next_delay(6 * HOUR, JITTER, 0, rng(seed))
+        wake = next_wake(delay, "CHECK_INTERVAL", {}, T0)
+        assert wake.delay == delay
+        assert 6 * HOUR <= wake.delay <= 7 * HOUR
+        assert wake.reason == "CHECK_INTERVAL"
+
+
+def test_a_window_point_before_the_interval_wakes_the_daemon_then():
+    """The point drawn in a certificate's window comes first: the check is then, named for it."""
+    wake = next_wake(6 * HOUR, "CHECK_INTERVAL", {"a.example": window(2 * HOUR, 7 * HOUR)}, T0)
+    assert (wake.delay, wake.reason) == (2 * HOUR, "ARI window of a.example")
+
+
+def test_the_ca_retry_after_wakes_the_daemon_to_ask_again():
+    """Retry-After before the interval and the window: the CA is asked again then."""
+    answers = {"a.example": window(30 * 86400, 3 * HOUR), "b.example": window(40 * 86400, 4 * HOUR)}
+    wake = next_wake(6 * HOUR, "CHECK_INTERVAL", answers, T0)
+    assert (wake.delay, wake.reason) == (3 * HOUR, "ARI Retry-After of a.example")
+
+
+def test_the_earliest_of_several_certificates_wins():
+    """Each lineage's times count; the earliest ahead is the next check."""
+    answers = {"a.example": window(5 * HOUR, 6 * HOUR), "b.example": window(HOUR, 6 * HOUR)}
+    assert next_wake(12 * HOUR, "CHECK_INTERVAL", answers, T0).reason == "ARI window of b.example"
+
+
+def test_times_later_than_the_interval_leave_it():
+    """A window a month ahead and the usual 6-hour Retry-After: the interval (with its jitter)
+    stays the next check."""
+    answers = {"a.example": window(30 * 86400, 6 * HOUR + 1)}
+    assert next_wake(6 * HOUR, "CHECK_INTERVAL", answers, T0).reason == "CHECK_INTERVAL"
+
+
+def test_a_past_window_does_not_wake_the_daemon_again():
+    """A point already past was acted on by the cycle that just ran (renewed, or its failure
+    backs off): no loop of immediate checks."""
+    answers = {"a.example": window(-HOUR, -60)}
+    assert next_wake(600.0, "backoff", answers, T0) == next_wake(600.0, "backoff", {}, T0)
+
+
+def test_an_ari_time_seconds_away_is_taken_at_the_floor():
+    """A Retry-After of a second is no busy loop: at least ARI_FLOOR."""
+    wake = next_wake(6 * HOUR, "CHECK_INTERVAL", {"a.example": window(86400, 1)}, T0)
+    assert wake.delay == ARI_FLOOR
+
+
+def test_the_daemon_records_when_and_why_it_checks_next(tmp_path):
+    """The journal (status) gets the time and its reason: the CA's window here."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="6h", CHECK_JITTER="0")
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    ari = Ari("c0ffee", soon - timedelta(hours=1), soon + timedelta(hours=1), soon, soon)
+    save_journal(config.state_dir, Journal(ari={"a.example": ari}))
+    scheduler = Scheduler(config.schedule, config.state_dir, ok, rng(), stopping=shutdown.REQUEST)
+    delay = scheduler._schedule(ok())
+    assert 2 * HOUR - 60 < delay <= 2 * HOUR
+    state = load(config.state_dir)
+    assert state.next_check_by == "ARI window of a.example"
+    assert state.next_check_at is not None
+
+
+def test_a_rate_limit_is_never_cut_short_by_an_ari_time(tmp_path):
+    """The CA named a time (rateLimited): an earlier window point does not wake the daemon."""
+    config = make_settings(tmp_path, CHECK_INTERVAL="6h", CHECK_JITTER="0")
+    soon = datetime.now(UTC) + timedelta(minutes=30)
+    ari = Ari("c0ffee", soon - timedelta(hours=1), soon + timedelta(hours=1), soon, soon)
+    save_journal(config.state_dir, Journal(failures=1, ari={"a.example": ari}))
+    later = datetime.now(UTC) + timedelta(hours=3)
+    scheduler = Scheduler(config.schedule, config.state_dir, ok, rng(), stopping=shutdown.REQUEST)
+    delay = scheduler._schedule(failed(Failure("rateLimited", "limit", not_before=later)))
+    assert delay >= 3 * HOUR - 60
+    assert load(config.state_dir).next_check_by == "the retry time the CA named"

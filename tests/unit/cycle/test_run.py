@@ -16,10 +16,11 @@ from sidecar.report.alerts import Notifier
 from sidecar.targets.outage import RECORD, restore, stop_targets
 from sidecar.volume import access
 from sidecar.volume.files import exclusive_lock, write_json
-from sidecar.volume.journal import Journal, load
+from sidecar.volume.journal import Ari, Journal, load
 from sidecar.volume.lineages import names as lineage_names
 from sidecar.volume.lineages import read
 from sidecar.volume.lineages import read_strict as read_lineage_cert
+from tests.unit.cycle.test_gate import CAA_LINE, FakePreflight
 from tests.unit.helpers import (
     T0,
     FakeCertbot,
@@ -646,3 +647,111 @@ def test_a_lineage_certbot_makes_during_the_cycle_is_a_new_certificate(tmp_path,
 
     result = run_cycle(config, FakeCertbot(action), control)
     assert result.changed == ("a.example-0001",)
+
+
+# the CA's renewal information (ARI)
+
+
+def asking(answers: dict[str, tuple[timedelta, timedelta]]) -> Callable[..., dict[str, Ari]]:
+    """An ARI asker whose CA answers, per lineage, with a window from..to relative to now
+    (the point to renew at: its start), for the certificate it is asked about."""
+
+    def ask(ca, certs, known, now, rng) -> dict[str, Ari]:
+        del ca, known, rng
+        return {
+            name: Ari(
+                cert.serial_hex,
+                now + answers[name][0],
+                now + answers[name][1],
+                now + answers[name][0],
+                now,
+            )
+            for name, cert in certs.items()
+            if cert is not None and name in answers
+        }
+
+    return ask
+
+
+def test_a_lineage_the_ca_wants_replaced_is_renewed_alone_and_at_once(tmp_path, control):
+    """Its window is over: `renew --force-renewal --cert-name` for it only, then the usual
+    `renew` for the rest (nothing else due); the answer about the new certificate is kept."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example;b.example")
+    existing(config, "a.example", ("a.example",))
+    existing(config, "b.example", ("b.example",))
+    hour = timedelta(hours=1)
+    windows = {"a.example": (-2 * hour, -hour), "b.example": (50 * 24 * hour, 52 * 24 * hour)}
+    renewed: list[str] = []
+
+    def action(args: list[str]) -> CertbotResult:
+        if "--force-renewal" in args:
+            name = value_after(args, "--cert-name")
+            renewed.append(name)
+            pem = make_pem((name,), datetime.now(UTC) - timedelta(minutes=1))
+            install_cert(config.config_dir, name, pem)
+        return OK
+
+    fake = FakeCertbot(action)
+    result = cycle.run_cycle(config.cycle, fake, control, shutdown.REQUEST, ask_ari=asking(windows))
+    assert renewed == ["a.example"]
+    assert [args[0] for args in fake.calls] == ["renew", "renew"]
+    assert fake.runs[0].expected == 1
+    assert "--cert-name" not in fake.calls[1]
+    assert result.changed == ("a.example",)
+    assert set(result.requested) == {"a.example"}
+    new = read_lineage_cert(config.config_dir, "a.example")
+    assert new is not None
+    assert result.ari["a.example"].serial == new.serial_hex  # asked again about the new one
+
+
+def test_a_window_ahead_renews_nothing_early(config, control):
+    """The CA's window is a month away: only the usual `renew`, nothing forced."""
+    existing(config)
+    day = timedelta(days=1)
+    fake = certbot(config, control, challenge=False, writes=False)
+    result = cycle.run_cycle(
+        config.cycle,
+        fake,
+        control,
+        shutdown.REQUEST,
+        ask_ari=asking({"a.example": (30 * day, 32 * day)}),
+    )
+    assert fake.commands == ["renew"]
+    assert "--force-renewal" not in fake.calls[0]
+    assert result.requested == {}
+    assert set(result.ari) == {"a.example"}
+
+
+def test_a_forced_cycle_does_not_renew_a_requested_lineage_twice(config, control):
+    """`sidecar renew --force` renews every lineage anyway: no separate run for it."""
+    existing(config)
+    hour = timedelta(hours=1)
+    fake = certbot(config, control)
+    cycle.run_cycle(
+        config.cycle,
+        fake,
+        control,
+        shutdown.REQUEST,
+        force=True,
+        ask_ari=asking({"a.example": (-2 * hour, -hour)}),
+    )
+    assert fake.commands == ["renew"]
+    assert "--cert-name" not in fake.calls[0]
+
+
+def test_a_lineage_the_ca_wants_replaced_passes_the_pre_flight_first(tmp_path, control):
+    """The CA wants a.example replaced now but its CAA forbids the CA: the pre-flight is asked
+    about it (it is not due by certbot's rule), it is not renewed, and nothing stops for it."""
+    config = make_settings(tmp_path / "le", DOMAINS="a.example;b.example")
+    existing(config, "a.example", ("a.example",))
+    existing(config, "b.example", ("b.example",))
+    hour = timedelta(hours=1)
+    windows = {"a.example": (-2 * hour, -hour), "b.example": (50 * 24 * hour, 52 * 24 * hour)}
+    pre = FakePreflight(failing={"a.example": CAA_LINE})
+    fake = FakeCertbot()
+    result = cycle.run_cycle(
+        config.cycle, fake, control, shutdown.REQUEST, preflight=pre, ask_ari=asking(windows)
+    )
+    assert pre.asked == [("a.example",)]
+    assert not [args for args in fake.calls if "--force-renewal" in args]
+    assert [p.lineage for p in result.problems] == ["a.example"]

@@ -18,6 +18,7 @@ from sidecar.report.alerts import (
     FAILED,
     RECOVERED,
     RENEWED,
+    REPLACEMENT,
     Alert,
     Notifier,
     decide,
@@ -25,7 +26,7 @@ from sidecar.report.alerts import (
     failure_key,
 )
 from sidecar.volume.certs import in_danger_zone
-from sidecar.volume.journal import AlertMemory
+from sidecar.volume.journal import AlertMemory, Ari
 from tests.receiver import Receiver
 from tests.unit.helpers import DAY, T0, cert_info, make_settings
 
@@ -325,3 +326,47 @@ def test_alert_urls_without_apprise_name_the_extra_to_build_with(monkeypatch):
     monkeypatch.setitem(sys.modules, "apprise.utils.parse", None)
     with pytest.raises(ConfigError, match="--build-arg EXTRAS=alerts"):
         Notifier(None, "json://127.0.0.1:9/x", logs.Secrets())
+
+
+# replacement-requested: the CA wants a certificate replaced now
+
+
+def over(serial: str = "a1", explanation: str = "") -> Ari:
+    """The CA's answer for `serial`: a window that ended an hour before FRESH."""
+    end = FRESH - timedelta(hours=1)
+    return Ari(serial, end - timedelta(hours=1), end, end, FRESH, explanation=explanation)
+
+
+def test_a_window_that_is_over_alerts_once_naming_the_certificate_and_the_explanation():
+    """One warning, with the certificate and the CA's explanation URL."""
+    requested = {"a.example": over(explanation="https://ca.example/incident/7")}
+    found, memory = run(requested=requested, changed=("a.example",))
+    (alert,) = [a for a in found if a.event == REPLACEMENT]
+    assert alert.severity == "warning"
+    assert alert.certificates == ("a.example",)
+    assert "https://ca.example/incident/7" in alert.message
+    assert "serial a1" in alert.message
+    assert "replaced in this cycle" in alert.message
+    assert memory.replacement == {"a.example": "a1"}
+
+
+def test_the_same_certificate_is_not_alerted_again_while_its_replacement_fails():
+    """The next cycle finds the same window over for the same serial: no second alert."""
+    _, memory = run(requested={"a.example": over()})
+    found, again = run(memory, requested={"a.example": over()})
+    assert [a for a in found if a.event == REPLACEMENT] == []
+    assert again.replacement == {"a.example": "a1"}
+
+
+def test_a_later_certificate_revoked_too_is_alerted_again():
+    """Another serial is another request."""
+    _, memory = run(requested={"a.example": over("a1")})
+    found, _ = run(memory, requested={"a.example": over("b2")})
+    assert [a.event for a in found] == [REPLACEMENT]
+
+
+def test_no_replacement_alert_without_a_window_that_is_over():
+    """Nothing requested: nothing said, nothing remembered."""
+    found, memory = run()
+    assert found == []
+    assert memory.replacement == {}

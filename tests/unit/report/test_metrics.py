@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,11 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.errors import ConfigError
 from sidecar.report import metrics
-from sidecar.volume.journal import Journal, Served
+from sidecar.volume.certs import parse_cert
+from sidecar.volume.journal import Ari, Journal, Served
 from tests.unit.helpers import DAY, T0, install_cert, make_pem, make_settings, save_journal
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from prometheus_client.metrics_core import Metric
 
     from sidecar.loader import Config
 
@@ -70,6 +74,7 @@ def test_page_has_every_documented_metric(config):
         "certbot_sidecar_last_success_timestamp_seconds": T0.timestamp(),
         "certbot_sidecar_app_downtime_seconds": 1.25,
         "certbot_sidecar_served_certificate_match{certificate=a.example}": 0.0,
+        "certbot_sidecar_issued_7d{lineage=a.example}": 0.0,
     }
 
 
@@ -134,3 +139,37 @@ def test_metrics_port_is_validated(tmp_path: Path):
     with pytest.raises(ConfigError, match="METRICS_PORT"):
         make_settings(tmp_path, METRICS_PORT="70000")
     assert make_settings(tmp_path, METRICS_PORT="").metrics.port is None
+
+
+def test_replacement_requested_is_1_while_the_window_is_over_and_0_otherwise():
+    """Per lineage the CA answered for: 1 until the certificate is replaced (the cycle that
+    replaces it drops the answer), 0 for a window ahead."""
+    now = T0 + 30 * DAY
+    hour = timedelta(hours=1)
+    over = Ari("a1", now - 2 * hour, now - hour, now - hour, now)
+    ahead = Ari("b2", now + 29 * DAY, now + 31 * DAY, now + 30 * DAY, now)
+    state = Journal(ari={"a.example": over, "b.example": ahead})
+    page = samples(generate_latest(_Registry(metrics.families({}, state, now))).decode())
+    assert page["certbot_sidecar_replacement_requested{lineage=a.example}"] == 1.0
+    assert page["certbot_sidecar_replacement_requested{lineage=b.example}"] == 0.0
+
+
+class _Registry:
+    """A registry for fixed metric families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def test_issued_7d_counts_the_new_certificates_of_each_lineages_names_this_week():
+    """Per lineage with a certificate: its set of names' count in the last 7 days."""
+    now = T0 + 30 * DAY
+    cert = parse_cert(make_pem(("a.example",), now - DAY))
+    state = Journal(issued={"a.example": [now - 8 * DAY, now - 3 * DAY, now - DAY]})
+    page = samples(
+        generate_latest(_Registry(metrics.families({"a.example": cert}, state, now))).decode()
+    )
+    assert page["certbot_sidecar_issued_7d{lineage=a.example}"] == 2.0

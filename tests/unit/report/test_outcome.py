@@ -15,7 +15,7 @@ from sidecar.report import outcome
 from sidecar.report.alerts import Notifier
 from sidecar.report.status import Row, served_problems, with_served
 from sidecar.volume import journal
-from sidecar.volume.journal import Journal, Served
+from sidecar.volume.journal import Ari, Journal, Served
 from tests.unit.helpers import (
     T0,
     FakeCertbot,
@@ -165,3 +165,30 @@ def test_a_cycle_that_could_not_probe_keeps_the_last_served_result():
     failed = CycleResult((), (Problem("error", None, "ACME server unreachable"),), 1.0)
     assert outcome.recorded(before, failed, verify=True, now=T0).served == mismatch
     assert outcome.recorded(before, failed, verify=False, now=T0).served == {}
+
+
+def test_the_cas_answers_are_kept_only_for_the_current_certificates():
+    """An answer about a certificate since replaced is dropped (with it the replacement request
+    that health and the metric show); this cycle's answers replace the earlier ones."""
+    hour = timedelta(hours=1)
+    old = Ari("bad", T0 - 2 * hour, T0 - hour, T0 - hour, T0)
+    new = Ari("c0ffee", T0 + 59 * 24 * hour, T0 + 61 * 24 * hour, T0 + 60 * 24 * hour, T0)
+    other = Ari("b0b", T0 + hour, T0 + 2 * hour, T0 + hour, T0)
+    before = Journal(ari={"a.example": old, "b.example": other})
+    result = CycleResult(("a.example",), (), 1.0, ari={"a.example": new})
+    certs = {"a.example": CURRENT, "b.example": cert_info(("b.example",), serial=0xB0B)}
+    after = outcome.recorded(before, result, verify=False, now=T0, certs=certs)
+    assert after.ari == {"a.example": new, "b.example": other}
+    gone = outcome.recorded(before, CycleResult((), (), 1.0), verify=False, now=T0, certs=certs)
+    assert gone.ari == {"b.example": other}
+
+
+def test_each_new_certificate_is_counted_for_its_set_of_names_for_a_week():
+    """The rate limit's count: a cycle that saved one adds its time; a week later it is gone."""
+    result = CycleResult(("a.example",), (), 1.0)
+    certs = {"a.example": CURRENT}
+    after = outcome.recorded(Journal(), result, verify=False, now=T0, certs=certs)
+    assert after.issued == {"a.example": [T0]}
+    quiet = CycleResult((), (), 1.0)
+    later = outcome.recorded(after, quiet, verify=False, now=T0 + 8 * 24 * 3600 * SEC, certs=certs)
+    assert later.issued == {}

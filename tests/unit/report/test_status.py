@@ -80,6 +80,7 @@ def test_row_json_has_iso_times_and_rounded_days():
         "issuer": "CN=Sidecar Test CA,O=certbot-sidecar tests",
         "next_check": None,
         "served": {"match": None, "detail": None},
+        "ari": None,
     }
 
 
@@ -96,6 +97,7 @@ def test_row_json_without_a_certificate_uses_nulls():
         "issuer": None,
         "next_check": None,
         "served": {"match": None, "detail": None},
+        "ari": None,
     }
 
 
@@ -107,17 +109,17 @@ def test_table_has_a_header_and_aligned_columns_without_trailing_spaces():
     items = rows({"a.example": A, "b.example": None}, Journal(last_result="ok"), NOW, None)
     header = (
         "CERTIFICATE  NAMES                    ISSUER           NOT AFTER           DAYS LEFT  "
-        "NEXT CHECK  NEXT RENEWAL      SERVED  LAST RESULT"
+        "NEXT CHECK  ARI WINDOW  NEXT RENEWAL      SERVED  LAST RESULT"
     )
     assert table(items).splitlines() == [
         header,
         (
             "a.example    a.example,www.a.example  Sidecar Test CA  2025-06-10 00:00    60.0       "
-            "-           2025-05-11 00:00  -       ok"
+            "-           -           2025-05-11 00:00  -       ok"
         ),
         (
             "b.example    -                        -                no certificate yet  -          "
-            "-           at next check     -       ok"
+            "-           -           at next check     -       ok"
         ),
     ]
 
@@ -132,7 +134,8 @@ def test_table_cuts_long_results():
 def test_empty_table_is_just_the_header():
     """No certificates configured: the header alone."""
     assert table([]) == (
-        "CERTIFICATE  NAMES  ISSUER  NOT AFTER  DAYS LEFT  NEXT CHECK  NEXT RENEWAL  SERVED  "
+        "CERTIFICATE  NAMES  ISSUER  NOT AFTER  DAYS LEFT  NEXT CHECK  ARI WINDOW  NEXT RENEWAL  "
+        "SERVED  "
         "LAST RESULT"
     )
 

@@ -48,7 +48,7 @@ def test_the_file_is_plain_json_with_iso_times(tmp_path):
     data = read_json(tmp_path / JOURNAL)
     assert data["last_cycle_at"] == "2025-03-12T08:30:00+00:00"
     assert data["renewed"] == ["a.example"]
-    assert data["alerts"] == {"failure": None, "danger": {}}
+    assert data["alerts"] == {"failure": None, "danger": {}, "replacement": {}}
 
 
 def test_the_two_files_of_earlier_versions_are_read_once_and_removed(tmp_path):
@@ -138,10 +138,20 @@ WRITTEN_BEFORE = """{
 }"""
 
 
+ADDED_SINCE = {
+    "next_check_by": "",
+    "ari": {},
+    "issued": {},
+}  # fields a later version added, at their defaults
+
+
 def test_a_journal_written_by_the_previous_version_reads_back_and_is_written_the_same(tmp_path):
     """Upgrading keeps the journal: its file reads as the same facts, and an update that changes
-    nothing writes the same bytes again."""
+    nothing writes the same facts again, with the fields added since at their defaults."""
     (tmp_path / JOURNAL).write_text(WRITTEN_BEFORE)
     assert load(tmp_path) == FULL
     update(tmp_path, lambda j: j)
-    assert (tmp_path / JOURNAL).read_text() == WRITTEN_BEFORE
+    written = json.loads((tmp_path / JOURNAL).read_text())
+    before = json.loads(WRITTEN_BEFORE)
+    before["alerts"]["replacement"] = {}
+    assert written == {**before, **ADDED_SINCE}

@@ -12,6 +12,10 @@ from sidecar import shutdown
 
 def main(argv: list[str] | None = None) -> int:
     shutdown.install()
+    if (sys.argv[1:] if argv is None else argv) == ["guard"]:
+        from sidecar.guard import daemon  # noqa: PLC0415 (the guard imports the standard library only)
+
+        return daemon.main(shutdown.REQUEST)
     if (sys.argv[1:] if argv is None else argv) == ["health"]:
         from sidecar import healthcheck  # noqa: PLC0415 (the light path imports little)
 

@@ -1,4 +1,5 @@
-"""`sidecar guard`: read the settings, serve the filtered socket until a stop signal."""
+"""`sidecar guard`: read the settings, serve the filtered socket until a stop signal;
+`sidecar guard check`: its healthcheck."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from sidecar.errors import ConfigError
 from sidecar.guard import config
 from sidecar.guard.server import GuardServer, log
-from sidecar.guard.upstream import EngineLook
+from sidecar.guard.upstream import EngineLook, pings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,6 +44,17 @@ def main(stopping: StopRequest) -> int:
     _remove(spec.listen)
     log(f"stopped ({stopping.name})")
     return 0
+
+
+def check() -> int:
+    """`sidecar guard check` (the guard's healthcheck): 0 when its socket answers a ping
+    through to the engine, 1 when not, 2 on bad settings."""
+    try:
+        spec = config.read(os.environ)
+    except ConfigError as error:
+        log(f"invalid configuration: {error}")
+        return EXIT_CONFIG
+    return 0 if pings(spec.listen) else 1
 
 
 def _listen(spec: config.GuardSpec) -> GuardServer:

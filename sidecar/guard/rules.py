@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 from sidecar.targets.marks import (
+    LINEAGE_LABEL,
+    PART_LABEL,
+    SERIAL_LABEL,
     SERVICE_ID,
     STOPPED_AT,
     TASK_ID,
     container_selected,
     service_selected,
 )
-from sidecar.targets.secrets import LINEAGE_LABEL, PART_LABEL, SERIAL_LABEL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

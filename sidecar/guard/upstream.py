@@ -70,6 +70,18 @@ def send(
     return conn.getresponse()
 
 
+def pings(path: Path, timeout: float = 10.0) -> bool:
+    """`GET /_ping` on the socket at `path` answers 200 (the guard's health: it and the engine)."""
+    conn = EngineConnection(path, timeout)
+    try:
+        conn.request("GET", "/_ping", headers={"Host": "docker"})
+        return conn.getresponse().status == http.client.OK
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
 class EngineLook:
     """The engine's current view of a container, a service or a secret (None on 404), each
     read on a connection of its own (`rules.Look`)."""

@@ -16,6 +16,10 @@ TASK_ID = "com.docker.swarm.task.id"  # on every container a swarm task runs in
 TASK_SERVICE = "com.docker.swarm.service.name"
 SERVICE_ID = "com.docker.swarm.service.id"  # on a task's container
 STOPPED_AT = "certbot-sidecar.stopped-at"  # service label: when the sidecar scaled it to 0
+# on the secrets the sidecar makes (CERT_DELIVERY=secret; `targets.secrets`)
+LINEAGE_LABEL = "certbot-sidecar.lineage"
+PART_LABEL = "certbot-sidecar.part"
+SERIAL_LABEL = "certbot-sidecar.serial"
 
 
 def label_matches(labels: Mapping[str, str], selector: str) -> bool:

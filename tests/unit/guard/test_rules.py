@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 from sidecar.guard.rules import Call, beyond, decide
-from sidecar.targets.marks import SERVICE_ID, STOPPED_AT, TASK_ID
-from sidecar.targets.secrets import LINEAGE_LABEL, PART_LABEL, SERIAL_LABEL
+from sidecar.targets.marks import (
+    LINEAGE_LABEL,
+    PART_LABEL,
+    SERIAL_LABEL,
+    SERVICE_ID,
+    STOPPED_AT,
+    TASK_ID,
+)
 from sidecar.targets.spec import TargetsSpec
 
 LABEL = "certbot-sidecar.app=shop"

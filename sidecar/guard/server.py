@@ -109,8 +109,10 @@ class Handler(BaseHTTPRequestHandler):
         call = rules.Call(self.command, self.path, body)
         try:
             refused = rules.decide(call, spec.targets, self.server.look)
-        except (DockerError, ValueError) as error:
-            refused = f"cannot check {call.line}: {error}"
+        except (DockerError, ValueError) as error:  # the engine down, or an answer not JSON
+            log(f"cannot check {call.line}: {error}")
+            self._answer(502, f"cannot check {call.line}: {error}")
+            return
         if refused is not None:
             log(f"refused {call.line}: {refused}")
             self._answer(403, refused)

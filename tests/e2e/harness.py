@@ -140,6 +140,8 @@ class Stack:
     # True: every sidecar given the socket reaches it through `sidecar guard` (started with the
     # sidecar's targets); E2E_GUARD=1 makes that the default of a whole run
     guarded: bool = field(default_factory=lambda: os.environ.get("E2E_GUARD") == "1")
+    guards: list[Container] = field(default_factory=list)
+    refusing: bool = False  # True: the test makes its guard refuse calls (else none may be)
 
     @property
     def domain(self) -> str:
@@ -280,7 +282,7 @@ class Stack:
         directory (mount it at GUARD_DIR and set DOCKER_HOST=GUARDED_HOST)."""
         where = self.tmp / f"guard-{len(self.containers)}"
         where.mkdir(parents=True)
-        self._run(
+        guard = self._run(
             SIDECAR_IMAGE,
             f"guard-{len(self.containers)}",
             command=["guard"],
@@ -288,8 +290,16 @@ class Stack:
             network_mode="none",
             volumes={SOCKET: {"bind": SOCKET, "mode": "rw"}, str(where): {"bind": GUARD_DIR}},
         )
+        self.guards.append(guard)
         wait_for("the guard's socket", (where / "docker.sock").is_socket, timeout=30)
         return where
+
+    def refusals(self) -> list[str]:
+        """Every call the guards of this world refused (their log lines)."""
+        lines = (g.logs().decode(errors="replace").splitlines() for g in self.guards)
+        if self.refusing:
+            return []
+        return [line for logged in lines for line in logged if ": refused " in line]
 
     def engine_access(
         self, socket: bool, guard: bool | None, env: dict[str, str]

@@ -66,7 +66,7 @@ def attempts(sidecar: Container, *args: str) -> dict[str, list[Any]]:
 
 
 def guard_log(stack: Stack) -> str:
-    (guard,) = [c for c in stack.containers if "-guard-" in (c.name or "")]
+    (guard,) = stack.guards
     return guard.logs().decode(errors="replace")
 
 
@@ -79,6 +79,7 @@ def test_the_sidecar_renews_through_the_guard_and_cannot_touch_other_containers(
     """The app stopped and started for the challenge through the guard; from inside the
     sidecar another container's stop, a container's creation and an exec are refused (403, the
     rule named, one log line each); reads of any container pass; the other container runs."""
+    stack.refusing = True
     stack.start_pebble()
     app = stack.start_app()
     other = stack._run(APP_IMAGE, "other", environment={"CERT_NAME": stack.domain})
@@ -115,6 +116,7 @@ def test_a_swarm_service_gets_its_secrets_through_the_guard_and_nothing_else(
     inside the sidecar an update changing the service's image and a secret without the
     sidecar's labels are refused (403, the rule named, logged)."""
     stack = swarm_stack
+    stack.refusing = True
     stack.start_pebble()
     app = stack.app_service(secrets=[])
     stack.wait_running(app, 1)

@@ -271,3 +271,22 @@ def test_any_request_bytes_get_an_http_answer_or_a_close_and_the_guard_keeps_ser
     answer = bed.raw(data)
     assert answer == b"" or answer.startswith(b"HTTP/1.")
     assert bed.raw(b"GET /_ping HTTP/1.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+
+
+def test_an_engine_that_does_not_answer_gets_502_for_reads_and_checks(tmp_path):
+    """No engine behind the guard: a read and a change it must check both get 502, not 403."""
+    targets = TargetsSpec(containers=("web",))
+    spec = GuardSpec(tmp_path / "guard.sock", tmp_path / "gone.sock", targets)
+    guard = GuardServer(spec, EngineLook(spec.engine))
+    serve(guard)
+    try:
+        conn = EngineConnection(spec.listen, timeout=10)
+        for method, path in (("GET", "/_ping"), ("POST", "/v1.41/containers/web/stop")):
+            conn.request(method, path)
+            response = conn.getresponse()
+            assert response.status == 502
+            assert json.loads(response.read())["message"].startswith("certbot-sidecar guard: ")
+        conn.close()
+    finally:
+        guard.shutdown()
+        guard.server_close()

@@ -12,7 +12,15 @@ from sidecar import shutdown
 
 def main(argv: list[str] | None = None) -> int:
     shutdown.install()
-    if (sys.argv[1:] if argv is None else argv) == ["health"]:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["guard"] and args[1:] in ([], ["check"]):
+        # the guard needs no TLS: http.client then leaves out ssl (OpenSSL, 4 MB of the guard's
+        # memory); anything else asking for ssl in this process fails loudly
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+        from sidecar.guard import daemon  # noqa: PLC0415 (standard library only, as the guard)
+
+        return daemon.check() if args[1:] else daemon.main(shutdown.REQUEST)
+    if args == ["health"]:
         from sidecar import healthcheck  # noqa: PLC0415 (the light path imports little)
 
         if (code := healthcheck.main()) is not None:

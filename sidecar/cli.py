@@ -18,6 +18,7 @@ from sidecar.certbot.runner import CertbotRunner
 from sidecar.cycle import CycleResult, ari, dryrun, gate, preflight, ratelimit, run_cycle
 from sidecar.cycle.run import served_now
 from sidecar.errors import ConfigError, DockerError, SidecarError
+from sidecar.guard import daemon
 from sidecar.loader import control as control_for
 from sidecar.loader import in_certbot, load
 from sidecar.report import metrics, outcome
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="certificates, expiry, next renewal, last result")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("health", help="exit 0 when healthy (the image's HEALTHCHECK)")
+    guard = sub.add_parser("guard", help="serve the Docker socket's guard (README: Privileges)")
+    guard.add_argument("check", nargs="?", choices=["check"], help="its healthcheck")
     hook = sub.add_parser("hook", help="called by certbot")
     hook.add_argument("which", choices=["post"])
     adopt = sub.add_parser(
@@ -317,6 +320,8 @@ def dispatch(args: argparse.Namespace, config: Config, process: Process) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "guard":  # its own settings, standard library only
+        return daemon.check() if args.check else daemon.main(shutdown.REQUEST)
     process = Process(shutdown.REQUEST, logs.Secrets())  # handed down from here
     level, fmt = os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text")
     logs.setup(level, fmt, process.secrets)

@@ -133,11 +133,6 @@ class Backend(Protocol[K]):
     def deliver(self, targets: Sequence[K]) -> list[str]: ...
 
 
-def label_matches(labels: Mapping[str, str], selector: str) -> bool:
-    key, sep, value = selector.partition("=")
-    return key in labels and (not sep or labels[key] == value)
-
-
 def each(fn: Callable[[T], None], targets: Iterable[T]) -> list[str]:
     """Apply `fn` to all targets at once; every one is tried, whatever another one raised (a
     bug too: an app is never left down because of another target's exception); the errors."""

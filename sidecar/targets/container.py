@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING, ClassVar
 from loguru import logger
 
 from sidecar.targets.base import DEFAULT_STOP_TIMEOUT, EPOCH, Look
+from sidecar.targets.marks import ONE_OFF, TASK_ID, TASK_SERVICE
 from sidecar.volume.certs import now_utc
 from sidecar.volume.files import Stamp  # noqa: TC001 (pydantic reads the record's fields)
 
 if TYPE_CHECKING:
     from sidecar.targets.base import TargetControl
 
-ONE_OFF = "com.docker.compose.oneoff"
-TASK_ID = "com.docker.swarm.task.id"  # on every container a swarm task runs in
-TASK_SERVICE = "com.docker.swarm.service.name"
 STOP_MARGIN = 10.0  # beyond a container's stop timeout, before its stop counts as not done
 POLL = 0.2
 

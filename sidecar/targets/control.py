@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sidecar.targets.engine import DockerContainers, connect, self_id
+from sidecar.targets.marks import SERVICE_ID
 from sidecar.targets.secret_store import secret_store
 from sidecar.targets.select import select_targets
-from sidecar.targets.swarm import SERVICE_ID, SwarmServices
+from sidecar.targets.swarm import SwarmServices
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -19,7 +19,8 @@ from loguru import logger
 
 from sidecar.errors import DockerError, NotReadyError
 from sidecar.targets.base import EPOCH
-from sidecar.targets.container import TASK_SERVICE, ContainerTarget
+from sidecar.targets.container import ContainerTarget
+from sidecar.targets.marks import TASK_SERVICE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

@@ -12,6 +12,7 @@ from loguru import logger
 from sidecar.errors import DockerError, SidecarError
 from sidecar.targets import secrets
 from sidecar.targets.engine import call, status_of
+from sidecar.targets.marks import LINEAGE_LABEL
 from sidecar.volume import lineages
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class SecretStore:
             listed = call(
                 "list secrets",
                 self._api.secrets,
-                filters={"label": f"{secrets.LINEAGE_LABEL}={name}"},
+                filters={"label": f"{LINEAGE_LABEL}={name}"},
             )
             found += [v for v in map(secrets.version_of, listed) if v and v.lineage == name]
         return found

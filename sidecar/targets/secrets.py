@@ -14,12 +14,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sidecar.targets.marks import LINEAGE_LABEL, PART_LABEL, SERIAL_LABEL
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
 
-LINEAGE_LABEL = "certbot-sidecar.lineage"
-PART_LABEL = "certbot-sidecar.part"
-SERIAL_LABEL = "certbot-sidecar.serial"
 PARTS = ("fullchain", "privkey")
 NAME_MAX = 64  # Swarm's limit for a secret's name: [a-zA-Z0-9-_.], alphanumeric at both ends
 SERIAL_DIGITS = 20  # of the serial in the name (80 bits); the label holds all of it

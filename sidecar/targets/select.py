@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from sidecar.errors import ConfigError
-from sidecar.targets.base import NoTargetError, Target, label_matches
+from sidecar.targets.base import NoTargetError, Target
 from sidecar.targets.container import ContainerTarget
+from sidecar.targets.marks import label_matches
 from sidecar.targets.service import ServiceTarget
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from loguru import logger
 from sidecar.errors import DockerError, NotReadyError, SidecarError
 from sidecar.targets.base import DEFAULT_STOP_TIMEOUT, EPOCH, each
 from sidecar.targets.engine import call, log_done, parse_docker_time, post_json, status_of
+from sidecar.targets.marks import STOPPED_AT
 from sidecar.targets.secret_store import SecretStore, Wanted, point, wanted_anyway
 from sidecar.targets.service import ServiceTarget
 from sidecar.volume.certs import now_utc
@@ -38,9 +39,7 @@ if TYPE_CHECKING:
     from sidecar.shutdown import StopRequest
     from sidecar.targets.engine import Client
 
-STOPPED_AT = "certbot-sidecar.stopped-at"  # service label: when the sidecar scaled it to 0
 NODE_ID = "com.docker.swarm.node.id"  # on a task's container
-SERVICE_ID = "com.docker.swarm.service.id"
 LIVE = frozenset(
     {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
 )

@@ -6,6 +6,8 @@ Against Pebble (PEBBLE_VA_NOSLEEP=1), the same demo-app image, a probe doing a T
 with the app every 20 ms. Scenarios:
   A  plain certbot standalone with `--pre-hook "docker stop APP" --post-hook "docker start APP"`
   B  the sidecar's default mode (`sidecar renew --force`)
+  G  B through `sidecar guard` (the default compose setups) and B on the raw socket, alternating
+     in one stack, and the guard container's memory after them
   C  cooperative mode (no stop: webroot challenge answered by the app, reload by signal)
   D  three certificates due at once, default mode
   E  DNS-01 (`*.NAME` + NAME through bind9, certbot-dns-rfc2136), the app reloading by SIGHUP
@@ -40,12 +42,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 import docker
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 from tests.e2e.dns import start_dns
 from tests.e2e.harness import (
+    GUARD_DIR,
+    GUARDED_HOST,
     ROOT,
     SIDECAR_IMAGE,
     Stack,
@@ -160,7 +167,7 @@ def measure_on(
     ]
 
 
-def sidecar_renew(stack: Stack, **env: str) -> None:
+def sidecar_renew(stack: Stack, **env: Any) -> None:
     code, logs = stack.sidecar_once("renew", "--force", **env)
     if code:
         raise RuntimeError(logs)
@@ -241,6 +248,44 @@ def scenario(client: docker.DockerClient, label: str, runs: int, domains: int = 
             return [measure(stack, names, renew) for _ in range(runs)]
         finally:
             stack.cleanup()
+
+
+@contextlib.contextmanager
+def issued(client: docker.DockerClient) -> Iterator[Stack]:
+    """A stack (Pebble, the app) whose certificate the sidecar has obtained; removed after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(client, Path(tmp))
+        try:
+            stack.start_pebble()
+            stack.start_app()
+            code, logs = stack.sidecar_once("renew")
+            if code:
+                raise RuntimeError(logs)
+            yield stack
+        finally:
+            stack.cleanup()
+
+
+def guard_scenario(client: docker.DockerClient, runs: int) -> tuple[float, float]:
+    """Run and report scenario G: B through the guard and on the raw socket, alternating, in
+    one stack; then the guard container's RSS. The medians (guarded, raw)."""
+    with issued(client) as stack:
+        where = stack.start_guard(stack.sidecar_env())
+        guard = stack.containers[-1]
+        through = {"socket": False, "DOCKER_HOST": GUARDED_HOST}
+        guarded, raw = [], []
+        for _ in range(runs):
+            stack.sidecar_volumes[str(where)] = {"bind": GUARD_DIR, "mode": "rw"}
+            guarded.append(measure(stack, [stack.domain], lambda: sidecar_renew(stack, **through)))
+            del stack.sidecar_volumes[str(where)]
+            raw.append(measure(stack, [stack.domain], lambda: sidecar_renew(stack, guard=False)))
+        time.sleep(2)
+        rss = container_rss_mb(guard)
+    through_guard = report("G", "B through the guard", guarded)
+    on_socket = report("G", "B on the raw socket", raw)
+    print(f"guard container RSS after the runs (tini + the guard): {rss:.1f} MB", flush=True)
+    print(f"guard_outage_ratio={through_guard / on_socket:.3f}" if on_socket else "", flush=True)
+    return through_guard, on_socket
 
 
 def dns_env(name: str, credentials: str, *, reload: bool) -> dict[str, str]:
@@ -415,20 +460,11 @@ def engines(client: docker.DockerClient, runs: int) -> tuple[list[float], list[f
 
 def crowded_scenario(client: docker.DockerClient, runs: int, others: int = 500) -> None:
     """Run and report scenario N: a cycle's time with `others` idle containers vs none."""
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(client, Path(tmp))
-        try:
-            stack.start_pebble()
-            stack.start_app()
-            code, logs = stack.sidecar_once("renew")
-            if code:
-                raise RuntimeError(logs)
-            alone = [cycle_seconds(stack) for _ in range(runs)]
-            for i in range(others):
-                stack.create(f"cbs-idle-{stack.uid}-{i}")
-            crowded = [cycle_seconds(stack) for _ in range(runs)]
-        finally:
-            stack.cleanup()
+    with issued(client) as stack:
+        alone = [cycle_seconds(stack) for _ in range(runs)]
+        for i in range(others):
+            stack.create(f"cbs-idle-{stack.uid}-{i}")
+        crowded = [cycle_seconds(stack) for _ in range(runs)]
     print(
         f"N cycle with nothing due, s: no other container {stats(alone)}, {others} other "
         f"containers {stats(crowded)} (ratio of medians "
@@ -494,7 +530,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--only", nargs="+", choices=[*sorted(WHAT), "H", "P", "N"], help="just these scenarios"
+        "--only",
+        nargs="+",
+        choices=[*sorted(WHAT), "G", "H", "P", "N"],
+        help="just these scenarios",
     )
     args = parser.parse_args()
     client = docker.from_env(timeout=300)
@@ -510,10 +549,13 @@ def main() -> int:
                 crowded_scenario(client, args.runs)
             elif label == "H":
                 idle_scenario(client, args.runs)
+            elif label == "G":
+                guard_scenario(client, args.runs)
             else:
                 outage_scenario(client, label, args.runs)
         return 0
     a, b = (outage_scenario(client, label, args.runs) for label in "AB")
+    guard_scenario(client, args.runs)
     for label in ("C", "D", "E", "E'"):
         outage_scenario(client, label, args.runs)
     idle_scenario(client, args.runs)

@@ -37,7 +37,9 @@ def client() -> Iterator[docker.DockerClient]:
 def stack(client: docker.DockerClient, tmp_path: Path) -> Iterator[Stack]:
     world = Stack(client, tmp_path)
     yield world
+    refused = world.refusals()
     world.cleanup()
+    assert not refused, refused  # through a guard, every call the sidecar made was allowed
 
 
 @pytest.fixture
@@ -58,7 +60,9 @@ def swarm(client: docker.DockerClient) -> Iterator[Swarm]:
 def swarm_stack(client: docker.DockerClient, swarm: Swarm, tmp_path: Path) -> Iterator[SwarmStack]:
     world = SwarmStack(client, tmp_path, swarm=swarm)
     yield world
+    refused = world.refusals()
     world.cleanup()
+    assert not refused, refused  # through a guard, every call the sidecar made was allowed
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,9 @@ E2E_LABEL = "certbot-sidecar.e2e"
 SESSION_LABEL = "certbot-sidecar.e2e-session"
 SESSION = uuid.uuid4().hex[:12]  # this test process: its cleanup removes only its own
 SOCKET = "/var/run/docker.sock"
+GUARD_DIR = "/run/guard"  # where `sidecar guard` serves its socket (its and the sidecar's)
+GUARDED_HOST = f"unix://{GUARD_DIR}/docker.sock"
+TARGET_VARIABLES = ("APP_CONTAINERS", "APP_SERVICES", "APP_LABEL")
 
 
 def base_image() -> str:
@@ -134,6 +137,11 @@ class Stack:
     # True: Pebble may reuse valid authorizations (as its PEBBLE_AUTHZREUSE says); else they are
     # deactivated before each sidecar run, so each order has a challenge (see authz.py)
     keep_authorizations: bool = False
+    # True: every sidecar given the socket reaches it through `sidecar guard` (started with the
+    # sidecar's targets); E2E_GUARD=1 makes that the default of a whole run
+    guarded: bool = field(default_factory=lambda: os.environ.get("E2E_GUARD") == "1")
+    guards: list[Container] = field(default_factory=list)
+    refusing: bool = False  # True: the test makes its guard refuse calls (else none may be)
 
     @property
     def domain(self) -> str:
@@ -270,15 +278,54 @@ class Stack:
         if not self.keep_authorizations:
             forget_authorizations(self.le_dir, self.acme_url, self.ca_dir / "ca.pem")
 
+    def start_guard(self, env: dict[str, str]) -> Path:
+        """`sidecar guard` (the sidecar's image) with the targets of the sidecar environment
+        `env`, the engine's socket, and a directory of this world for its socket; that
+        directory (mount it at GUARD_DIR and set DOCKER_HOST=GUARDED_HOST)."""
+        where = self.tmp / f"guard-{len(self.containers)}"
+        where.mkdir(parents=True)
+        guard = self._run(
+            SIDECAR_IMAGE,
+            f"guard-{len(self.containers)}",
+            command=["guard"],
+            environment={k: v for k, v in env.items() if k in TARGET_VARIABLES},
+            network_mode="none",
+            volumes={SOCKET: {"bind": SOCKET, "mode": "rw"}, str(where): {"bind": GUARD_DIR}},
+        )
+        self.guards.append(guard)
+        wait_for("the guard's socket", (where / "docker.sock").is_socket, timeout=30)
+        return where
+
+    def refusals(self) -> list[str]:
+        """Every call the guards of this world refused (their log lines)."""
+        lines = (g.logs().decode(errors="replace").splitlines() for g in self.guards)
+        if self.refusing:
+            return []
+        return [line for logged in lines for line in logged if ": refused " in line]
+
+    def engine_access(
+        self, socket: bool, guard: bool | None, env: dict[str, str]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """The mounts and environment that give a sidecar the engine: its socket, or the
+        socket of a guard started for it (`guard`, by default `guarded`); none without `socket`."""
+        if not socket:
+            return {}, {}
+        if guard if guard is not None else self.guarded:
+            where = self.start_guard(self.sidecar_env(**env))
+            return {str(where): {"bind": GUARD_DIR, "mode": "rw"}}, {"DOCKER_HOST": GUARDED_HOST}
+        return {SOCKET: {"bind": SOCKET, "mode": "rw"}}, {}
+
     def sidecar(
         self,
         *command: str,
         socket: bool = True,
+        guard: bool | None = None,
         volume_mode: str = "rw",
         labels: dict[str, str] | None = None,
         **env: str,
     ) -> Container:
-        """Start the sidecar image (host network, the volume, the Docker socket)."""
+        """Start the sidecar image (host network, the volume, the Docker socket, or with `guard`
+        the socket of a guard in front of it)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
         self.forget_authorizations()
         volumes = {
@@ -286,8 +333,9 @@ class Stack:
             str(self.ca_dir): {"bind": "/pebble-ca", "mode": "ro"},
             **self.sidecar_volumes,
         }
-        if socket:
-            volumes[SOCKET] = {"bind": SOCKET, "mode": "rw"}
+        mounts, access = self.engine_access(socket, guard, env)
+        volumes.update(mounts)
+        env = {**access, **env}
         return self._run(
             SIDECAR_IMAGE,
             f"sidecar-{len(self.containers)}",

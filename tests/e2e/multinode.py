@@ -385,6 +385,7 @@ class MultiNodeStack(SwarmStack):
 
     bed: Bed | None = None
     via: Node | None = None
+    guarded: bool = False  # the harness's guard is a container of the host's engine, not a node's
     addresses: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -35,7 +35,6 @@ from tests.e2e.harness import (
     SESSION,
     SESSION_LABEL,
     SIDECAR_IMAGE,
-    SOCKET,
     TAG,
     Stack,
 )
@@ -282,11 +281,13 @@ class SwarmStack(Stack):
         *command: str,
         restart: str = "any",
         socket: bool = True,
+        guard: bool | None = None,
         node: str = "node.role == manager",
         **env: str,
     ) -> str:
         """The sidecar as a one-replica service on a manager (`node`: its placement constraint):
-        host network, volume, socket (without it: DOCKER_HOST, e.g. a socket proxy)."""
+        host network, volume, socket (without it: DOCKER_HOST, e.g. a socket proxy; with
+        `guard`, by default `guarded`, a guard's socket, the guard a container on this node)."""
         self.le_dir.mkdir(parents=True, exist_ok=True)
         self.forget_authorizations()
         mounts = [
@@ -297,8 +298,9 @@ class SwarmStack(Stack):
                 for source, m in self.sidecar_volumes.items()
             ),
         ]
-        if socket:
-            mounts.append(types.Mount(SOCKET, SOCKET, type="bind"))
+        access, extra = self.engine_access(socket, guard, env)
+        mounts += [types.Mount(m["bind"], source, type="bind") for source, m in access.items()]
+        env = {**extra, **env}
         container = types.ContainerSpec(
             image=self.image_id(SIDECAR_IMAGE),
             args=list(command) or None,  # args = CMD; `command` would replace the entrypoint
@@ -316,10 +318,15 @@ class SwarmStack(Stack):
         return self._service(f"sidecar-{len(self.services)}", template)
 
     def sidecar_service_once(
-        self, *command: str, timeout: float = 300, socket: bool = True, **env: str
+        self,
+        *command: str,
+        timeout: float = 300,
+        socket: bool = True,
+        guard: bool | None = None,
+        **env: str,
     ) -> tuple[int, str]:
         """Run one sidecar command as a swarm task (restart: none); its exit code and logs."""
-        sid = self.sidecar_service(*command, restart="none", socket=socket, **env)
+        sid = self.sidecar_service(*command, restart="none", socket=socket, guard=guard, **env)
         return self.outcome(sid, timeout)
 
     def outcome(self, service: str, timeout: float = 300) -> tuple[int, str]:

@@ -26,9 +26,9 @@ def demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def sidecar_logs(env: dict[str, str]) -> str:
+def sidecar_logs(env: dict[str, str], service: str = "sidecar") -> str:
     done = subprocess.run(
-        ["docker", "compose", "logs", "--no-color", "sidecar"],
+        ["docker", "compose", "logs", "--no-color", service],
         cwd=ROOT,
         env={**env, "COMPOSE_PROFILES": "dns"},
         capture_output=True,
@@ -42,7 +42,8 @@ def sidecar_logs(env: dict[str, str]) -> str:
 @pytest.mark.parametrize("mode", ["default", "cooperative", "dns"])
 def test_demo_up_serves_a_certificate_from_the_local_ca_and_renews_it(mode):
     """`config/demo up` ends with the app serving Pebble's certificate; `renew` gets a new one.
-    With DEMO_CHALLENGE=dns: bind9 beside Pebble, a wildcard certificate, the app never stopped."""
+    With DEMO_CHALLENGE=dns: bind9 beside Pebble, a wildcard certificate, the app never stopped.
+    The sidecar works through the guard, which refuses none of its calls."""
     ports = free_ports(6)
     env = {
         **os.environ,
@@ -73,6 +74,9 @@ def test_demo_up_serves_a_certificate_from_the_local_ca_and_renews_it(mode):
         assert renewed.returncode == 0, renewed.stdout + renewed.stderr
         served = renewed.stdout.strip().splitlines()[-1].split()[0]
         assert served != first
+        guard = sidecar_logs(env, "guard")
+        assert "certbot-sidecar guard: serving /run/guard/docker.sock" in guard, guard
+        assert "refused" not in guard, guard
         if mode != "default":
             assert "stopping" not in renewed.stdout + renewed.stderr
         if mode == "dns":

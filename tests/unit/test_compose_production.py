@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from sidecar import loader
+from sidecar.guard import config as guard_config
 from sidecar.volume.ca import LETSENCRYPT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def project() -> dict[str, Any]:
 
 def test_it_is_the_app_and_the_sidecar_with_lets_encrypt(project):
     """No Pebble, no test CA bundle: a copy of it gets trusted certificates."""
-    assert set(project["services"]) == {"app", "certbot"}
+    assert set(project["services"]) == {"app", "certbot", "guard"}
     env = project["services"]["certbot"]["environment"]
     assert env["ACME_SERVER"] == "letsencrypt"
     assert "ACME_CA_BUNDLE" not in env
@@ -57,13 +58,15 @@ def test_the_sidecar_targets_the_app_by_its_label(project):
 
 
 def test_the_volume_and_the_engine_are_where_the_sidecar_needs_them(project):
-    """The whole volume (writable) for the sidecar, read-only for the app; the Docker socket;
-    the host network (port 80 for the challenge)."""
+    """The whole volume (writable) for the sidecar, read-only for the app; the guard's socket
+    (not the engine's); the host network (port 80 for the challenge)."""
     app, sidecar = project["services"]["app"], project["services"]["certbot"]
     mounts = {v["target"]: v for v in sidecar["volumes"]}
     assert mounts["/etc/letsencrypt"]["source"] == "letsencrypt"
     assert not mounts["/etc/letsencrypt"].get("read_only")
-    assert mounts["/var/run/docker.sock"]["type"] == "bind"
+    assert mounts["/run/guard"]["source"] == "guard"
+    assert "/var/run/docker.sock" not in mounts
+    assert sidecar["environment"]["DOCKER_HOST"] == "unix:///run/guard/docker.sock"
     assert sidecar["network_mode"] == "host"
     (volume,) = app["volumes"]
     assert (volume["source"], volume["target"], volume["read_only"]) == (
@@ -87,3 +90,18 @@ def test_the_readme_shows_this_file():
     block = section[section.index("```yaml\n") + len("```yaml\n") :]
     shown = yaml.safe_load(block[: block.index("\n```\n")])
     assert shown == {k: v for k, v in yaml.safe_load(COMPOSE.read_text()).items() if k != "name"}
+
+
+def test_only_the_guard_holds_the_engines_socket_and_guards_the_sidecars_targets(project):
+    """The guard mounts the socket, serves it on the shared volume, has no network, and selects
+    the same targets as the sidecar (its settings valid as they stand)."""
+    guard, sidecar = project["services"]["guard"], project["services"]["certbot"]
+    mounts = {v["target"]: v for v in guard["volumes"]}
+    assert mounts["/var/run/docker.sock"]["type"] == "bind"
+    assert mounts["/run/guard"]["source"] == "guard"
+    assert guard["network_mode"] == "none"
+    assert guard["command"] == ["guard"]
+    assert guard["image"] == sidecar["image"]
+    spec = guard_config.read(guard["environment"])
+    assert spec.listen == Path("/run/guard/docker.sock")
+    assert spec.targets.label == sidecar["environment"]["APP_LABEL"]

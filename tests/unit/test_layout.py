@@ -11,6 +11,7 @@ LAYERS = (
     {"errors", "logs", "shutdown", "appkit", "__init__"},
     {"volume"},
     {"targets"},
+    {"guard"},  # `sidecar guard`: the Docker socket's guard, on the targets' rules
     {"certbot"},
     {"cycle"},
     {"report"},

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from sidecar.errors import ConfigError, DockerError
-from sidecar.targets.base import NoTargetError, each, label_matches
-from sidecar.targets.container import TASK_ID, TASK_SERVICE
+from sidecar.targets.base import NoTargetError, each
+from sidecar.targets.marks import TASK_ID, TASK_SERVICE, label_matches
 from sidecar.targets.select import select_targets
 from tests.unit.helpers import container, logged, service
 

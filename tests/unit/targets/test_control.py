@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sidecar.targets.container import TASK_ID, TASK_SERVICE, ContainerTarget
+from sidecar.targets.container import ContainerTarget
 from sidecar.targets.control import Targets
+from sidecar.targets.marks import TASK_ID, TASK_SERVICE
 from sidecar.targets.service import ServiceTarget
 
 if TYPE_CHECKING:
     from sidecar.targets.base import Target
-from sidecar.targets.swarm import SERVICE_ID
+from sidecar.targets.marks import SERVICE_ID
 from tests.unit.helpers import container, service
 
 WEB = container("web", labels={"app": "shop"})

@@ -12,11 +12,11 @@ from loguru import logger
 
 from sidecar.errors import NotReadyError
 from sidecar.targets.base import EPOCH
+from sidecar.targets.marks import SERIAL_LABEL, STOPPED_AT
 from sidecar.targets.secret_store import secret_store
-from sidecar.targets.secrets import SERIAL_LABEL, Files
+from sidecar.targets.secrets import Files
 from sidecar.targets.service import ServiceTarget
 from sidecar.targets.swarm import (
-    STOPPED_AT,
     fingerprint,
     is_live,
     runs,

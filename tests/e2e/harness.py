@@ -138,8 +138,9 @@ class Stack:
     # deactivated before each sidecar run, so each order has a challenge (see authz.py)
     keep_authorizations: bool = False
     # True: every sidecar given the socket reaches it through `sidecar guard` (started with the
-    # sidecar's targets); E2E_GUARD=1 makes that the default of a whole run
-    guarded: bool = field(default_factory=lambda: os.environ.get("E2E_GUARD") == "1")
+    # sidecar's targets), as the shipped compose files run it; E2E_GUARD=0 runs the whole suite
+    # on the raw socket instead
+    guarded: bool = field(default_factory=lambda: os.environ.get("E2E_GUARD", "1") != "0")
     guards: list[Container] = field(default_factory=list)
     refusing: bool = False  # True: the test makes its guard refuse calls (else none may be)
 

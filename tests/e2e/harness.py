@@ -142,6 +142,10 @@ class Stack:
     # on the raw socket instead
     guarded: bool = field(default_factory=lambda: os.environ.get("E2E_GUARD", "1") != "0")
     guards: list[Container] = field(default_factory=list)
+    # one guard per set of targets, reused by the sidecars of this world while it runs
+    guard_dirs: dict[tuple[tuple[str, str], ...], tuple[Container, Path]] = field(
+        default_factory=dict
+    )
     refusing: bool = False  # True: the test makes its guard refuse calls (else none may be)
 
     @property
@@ -282,19 +286,28 @@ class Stack:
     def start_guard(self, env: dict[str, str]) -> Path:
         """`sidecar guard` (the sidecar's image) with the targets of the sidecar environment
         `env`, the engine's socket, and a directory of this world for its socket; that
-        directory (mount it at GUARD_DIR and set DOCKER_HOST=GUARDED_HOST)."""
+        directory (mount it at GUARD_DIR and set DOCKER_HOST=GUARDED_HOST). A running guard of
+        this world for the same targets is reused."""
+        targets = {k: v for k, v in env.items() if k in TARGET_VARIABLES}
+        key = tuple(sorted(targets.items()))
+        if key in self.guard_dirs:
+            running, where = self.guard_dirs[key]
+            running.reload()
+            if running.status == "running" and (where / "docker.sock").is_socket():
+                return where
         where = self.tmp / f"guard-{len(self.containers)}"
         where.mkdir(parents=True)
         guard = self._run(
             SIDECAR_IMAGE,
             f"guard-{len(self.containers)}",
             command=["guard"],
-            environment={k: v for k, v in env.items() if k in TARGET_VARIABLES},
+            environment=targets,
             network_mode="none",
             volumes={SOCKET: {"bind": SOCKET, "mode": "rw"}, str(where): {"bind": GUARD_DIR}},
         )
         self.guards.append(guard)
         wait_for("the guard's socket", (where / "docker.sock").is_socket, timeout=30)
+        self.guard_dirs[key] = (guard, where)
         return where
 
     def refusals(self) -> list[str]:

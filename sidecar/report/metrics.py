@@ -59,15 +59,13 @@ def _issued(certs: Mapping[str, CertInfo | None], state: Journal, now: datetime)
 
 
 def _replacement(state: Journal, now: datetime) -> Metric:
-    requested = GaugeMetricFamily(
-        PREFIX + "replacement_requested",
+    return _flags(
+        "replacement_requested",
         "1 while the CA asks for the lineage's certificate to be replaced now (its ARI renewal "
         "window is over: a revocation, an incident) and it is not replaced yet.",
-        labels=["lineage"],
+        "lineage",
+        ((name, ari.ended(now)) for name, ari in state.ari.items()),
     )
-    for name, ari in sorted(state.ari.items()):
-        requested.add_metric([name], 1.0 if ari.ended(now) else 0.0)
-    return requested
 
 
 def _certificates(certs: Mapping[str, CertInfo | None], state: Journal) -> list[Metric]:
@@ -134,25 +132,29 @@ def _cycles(state: Journal) -> list[Metric]:
 
 
 def _served(state: Journal) -> Metric:
-    match = GaugeMetricFamily(
-        PREFIX + "served_certificate_match",
+    return _flags(
+        "served_certificate_match",
         "1 when the app serves the lineage's current certificate on every VERIFY endpoint.",
-        labels=["certificate"],
+        "certificate",
+        ((name, served.match) for name, served in state.served.items()),
     )
-    for name, served in sorted(state.served.items()):
-        match.add_metric([name], 1.0 if served.match else 0.0)
-    return match
 
 
 def _preflight(state: Journal) -> Metric:
-    passed = GaugeMetricFamily(
-        PREFIX + "preflight",
+    return _flags(
+        "preflight",
         "1 when the lineage's last pre-flight passed (its names resolve, CAA allows the CA).",
-        labels=["lineage"],
+        "lineage",
+        ((name, checked.ok) for name, checked in state.preflight.items()),
     )
-    for name, checked in sorted(state.preflight.items()):
-        passed.add_metric([name], 1.0 if checked.ok else 0.0)
-    return passed
+
+
+def _flags(name: str, documentation: str, label: str, values: Iterable[tuple[str, bool]]) -> Metric:
+    """A gauge of 1 or 0 per lineage (sorted by name)."""
+    gauge = GaugeMetricFamily(PREFIX + name, documentation, labels=[label])
+    for lineage, flag in sorted(values):
+        gauge.add_metric([lineage], 1.0 if flag else 0.0)
+    return gauge
 
 
 @dataclass(frozen=True, slots=True)
